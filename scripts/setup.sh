@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what pmemfs needs to build, test and benchmark, from Debian 12's archive only.
+set -euo pipefail
+PKGS=(build-essential cmake ninja-build pkg-config git
+      libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+      libxxhash-dev libpmem2-dev libfuse3-dev fuse3 libndctl-dev libdaxctl-dev
+      clang libclang-rt-14-dev)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
