@@ -1,0 +1,88 @@
+// btree — a B+tree of 4 KiB nodes on media, u64 keys, values up to kMaxValueBytes.
+//
+// Used for directories (key = hash48 << 16 | collision index, value = entry) and for
+// extent maps that outgrow the inode (key = file block, value = extent). Nodes carry a
+// NodeHeader (format.h): magic, checksum, volume UUID, own block, owner inode, tree kind,
+// level. Leaves are slotted: a sorted array of 2-byte slots after the header, entries
+// (key, length, value) in a heap growing down from the node's end, so an insert changes a
+// few cache lines rather than half a node (the journal logs dirty lines only).
+//
+// Every node read is verified (checksum, magic, self block, owner, kind, level, count,
+// slot bounds, key order within the node) before use; a bad node gives EUCLEAN naming the
+// tree's owner, the node's block and byte offset and what was wrong. Mutations go through
+// the Transaction; the caller stores the (possibly new) root back into its inode.
+//
+// Thread safety: none of its own; callers hold the volume's metadata lock.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "format/format.h"
+#include "journal/journal.h"
+#include "pmemfs/status.h"
+
+namespace pmemfs::btree {
+
+inline constexpr std::uint32_t kMaxValueBytes = 280;
+inline constexpr std::uint32_t kMaxDepth = 8;
+
+// Where a tree lives. depth 0 = empty tree (root_block 0).
+struct TreeRef {
+  std::uint64_t root_block = 0;
+  std::uint32_t depth = 0;
+  std::uint32_t kind = 0;       // format::kTree*
+  std::uint64_t owner_ino = 0;
+};
+
+// Where nodes come from and go back to (the block allocator, in the volume).
+class NodeSource {
+ public:
+  virtual ~NodeSource() = default;
+  virtual Result<std::uint64_t> alloc_node(journal::Transaction& tx) = 0;
+  virtual Status free_node(journal::Transaction& tx, std::uint64_t block) = 0;
+};
+
+struct Context {
+  const std::uint8_t* uuid = nullptr;  // 16 bytes, the volume's
+  std::uint64_t seed = 0;              // format::volume_seed(uuid)
+};
+
+// Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,
+// or ENOENT.
+Result<std::uint32_t> lookup(journal::MetaReader& r, const Context& c, const TreeRef& t,
+                             std::uint64_t key, std::span<std::byte> out);
+
+// Visits entries with key >= from_key in key order until `visit` returns false.
+using Visitor = std::function<bool(std::uint64_t key, std::span<const std::byte> value)>;
+Status scan(journal::MetaReader& r, const Context& c, const TreeRef& t, std::uint64_t from_key,
+            const Visitor& visit);
+
+// The entry with the greatest key <= `key`: its key, and its value copied into `out`;
+// ENOENT if none.
+struct Found {
+  std::uint64_t key = 0;
+  std::uint32_t length = 0;
+};
+Result<Found> find_le(journal::MetaReader& r, const Context& c, const TreeRef& t,
+                      std::uint64_t key, std::span<std::byte> out);
+
+// EEXIST if the key exists. May allocate nodes (ENOSPC leaves the tree unchanged in tx).
+Status insert(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
+              std::uint64_t key, std::span<const std::byte> value);
+// Replaces the value of an existing key (ENOENT otherwise); the length may change.
+Status update(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
+              std::uint64_t key, std::span<const std::byte> value);
+// ENOENT if absent. Frees nodes that become empty; shrinks the root.
+Status erase(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
+             std::uint64_t key);
+// Frees every node; t becomes empty.
+Status destroy(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes);
+
+// fsck: walks the whole tree verifying every node and the key order across nodes, calling
+// `node` for each node block (to cross-check allocation) and `visit` for each entry.
+Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
+              const std::function<void(std::uint64_t block)>& node, const Visitor& visit);
+
+}  // namespace pmemfs::btree
