@@ -1,0 +1,60 @@
+// pmemfs/fsck.h — check (and optionally repair) a volume.
+//
+// check_volume() reads every structure of a volume (both superblock copies, the journal
+// header and checkpoints, group descriptors against bitmaps, every allocated inode, every
+// directory and extent tree) and cross-checks them: every block is owned exactly once and
+// the bitmaps say so, free counts match, link counts match the directory entries, every
+// directory is reachable from the root and its ".." is right, no entry points at a free
+// inode. Read-only by default: nothing is written unless options.repair.
+//
+// A volume whose journal needs replay is replayed first only when repairing; a read-only
+// check reports "journal needs recovery" and checks the state as recovery would leave it
+// is NOT attempted (the check is of the media as it is).
+//
+// Exit codes for the CLI follow fsck(8): 0 clean, 1 errors corrected, 4 errors left
+// uncorrected, 8 operational error.
+//
+// Memory: proportional to the volume's size (one bit per block and per inode), as e2fsck.
+// Thread safety: run on a volume no other process has open.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pmemfs/device.h"
+#include "pmemfs/status.h"
+
+namespace pmemfs {
+
+struct FsckOptions {
+  bool repair = false;  // fix what can be fixed safely (bitmaps, counts, link counts, orphans)
+  DeviceOptions device;
+  // Called now and then with (work done, total work) for a progress display; may be empty.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+struct FsckProblem {
+  std::string structure;  // "superblock copy 1", "inode 42", "block group 7", …
+  std::uint64_t offset = 0;  // byte offset on the device of what is wrong
+  std::string message;
+  bool repaired = false;
+};
+
+struct FsckReport {
+  std::vector<FsckProblem> problems;
+  std::uint64_t inodes_checked = 0;
+  std::uint64_t directories_checked = 0;
+  std::uint64_t blocks_in_use = 0;
+  std::uint64_t tree_nodes_checked = 0;
+  bool journal_replayed = false;
+  // fsck(8) exit code: 0 clean, 1 corrected, 4 uncorrected, 8 operational error.
+  int exit_code = 0;
+};
+
+// Errors (operational, exit code 8): those of probe_device(); EUCLEAN only when not even a
+// superblock can be found is NOT an error but a problem in the report (exit code 4).
+Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options);
+
+}  // namespace pmemfs

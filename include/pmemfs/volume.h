@@ -1,0 +1,193 @@
+// pmemfs/volume.h — a pmemfs volume: format, open, and the namespace of files in it.
+//
+// A Volume is one open instance of a volume on a backing (see device.h). Every metadata
+// operation (create, mkdir, unlink, rename, link, symlink, truncate, fallocate, chmod,
+// chown, utimens) is atomic and durable when it returns: after a crash at any instant it
+// either happened completely or not at all (PRODUCT.md clause 1). Data written with
+// write/pwrite is durable when the call returns; aligned 8-byte units are never torn
+// (clause 2). fsync/fdatasync are therefore cheap: the guarantees already hold.
+//
+// Paths are absolute within the volume ("/a/b"), '/'-separated; "" and "/" name the root.
+// Names are 1..255 bytes, any byte but '/' and NUL; "." and ".." are resolved, not stored.
+// Symlinks are followed up to kMaxSymlinkDepth (40) times (ELOOP beyond).
+//
+// Ownership: Volume::format/open return a std::unique_ptr<Volume>; destroying it closes the
+// volume. A File (file.h) keeps its Volume's internals alive but must not outlive the
+// Volume object itself.
+//
+// Thread safety: a Volume may be used by many threads at once. Metadata operations are
+// serialized by the journal; data copies (read/write) run in parallel and hold no
+// volume-wide lock.
+//
+// Errors: every call returns a Status/Result whose errno is one of those named at the
+// call; an operation that fails changes nothing. A damaged volume gives EUCLEAN with a
+// message naming the structure and its byte offset. After a failed persist or failed
+// verification the instance is poisoned: later changes fail with EIO (reads still work).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pmemfs/device.h"
+#include "pmemfs/status.h"
+
+namespace pmemfs {
+
+class File;
+namespace fs {
+struct VolumeCore;
+}
+
+inline constexpr std::uint32_t kMaxNameBytes = 255;
+inline constexpr std::uint32_t kMaxPathBytes = 4095;
+inline constexpr std::uint32_t kMaxSymlinkDepth = 40;
+inline constexpr std::uint32_t kMaxLinks = 65000;
+inline constexpr std::uint32_t kMaxLabelBytes = 63;
+
+// utimens: leave this time alone / set it to now.
+inline constexpr std::int64_t kTimeOmit = -1;
+inline constexpr std::int64_t kTimeNow = -2;
+
+// rename flags (values as Linux's renameat2).
+inline constexpr unsigned kRenameNoReplace = 1;
+inline constexpr unsigned kRenameExchange = 2;
+
+// fallocate modes (values as Linux's).
+inline constexpr int kFallocKeepSize = 0x01;
+inline constexpr int kFallocPunchHole = 0x02;
+inline constexpr int kFallocZeroRange = 0x10;
+
+struct FormatOptions {
+  // For an ordinary file: create it (or grow it) to this size; 0 = use the existing size.
+  // Must be 0 for device-dax.
+  std::uint64_t size_bytes = 0;
+  // Bytes of volume per inode (0 = 16 KiB, as ext4).
+  std::uint64_t bytes_per_inode = 0;
+  std::string label;
+  // Overwrite a backing that holds a pmemfs volume or a known file system signature.
+  bool force = false;
+  DeviceOptions device;
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  DeviceOptions device;
+};
+
+struct Stat {
+  std::uint64_t ino = 0;
+  std::uint32_t generation = 0;
+  std::uint32_t mode = 0;  // S_IFMT type | permission bits
+  std::uint32_t nlink = 0;
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint32_t flags = 0;  // kStatSealed, …
+  std::uint64_t size_bytes = 0;
+  std::uint64_t blocks_512 = 0;  // allocated space in 512-byte units, as st_blocks
+  std::uint32_t block_bytes = 4096;
+  std::int64_t atime_ns = 0;
+  std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
+  std::int64_t btime_ns = 0;
+};
+inline constexpr std::uint32_t kStatSealed = 1;
+
+struct StatFs {
+  std::uint32_t block_bytes = 4096;
+  std::uint64_t total_blocks = 0;  // data area
+  std::uint64_t free_blocks = 0;
+  std::uint64_t total_inodes = 0;
+  std::uint64_t free_inodes = 0;
+  std::uint32_t max_name_bytes = kMaxNameBytes;
+};
+
+struct DirEntry {
+  std::string name;
+  std::uint64_t ino = 0;
+  std::uint8_t type = 0;      // DT_REG, DT_DIR, DT_LNK, …
+  std::uint64_t next_cookie;  // pass to readdir() to continue after this entry
+};
+
+struct VolumeInfo {
+  DeviceInfo device;
+  std::string uuid;  // canonical text form
+  std::string label;
+  std::uint64_t total_blocks = 0;
+  std::uint64_t data_block = 0;
+  std::uint64_t journal_blocks = 0;
+  std::uint64_t inode_count = 0;
+  std::uint64_t transactions_replayed = 0;  // by recovery at this open
+  bool read_only = false;
+};
+
+class Volume {
+ public:
+  // Formats `path` as a new volume and opens it.
+  // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
+  // known file system signature and !force (message names what was found); EINVAL (size:
+  // too small, above 64 TiB, or size given for a device); ENOSPC; EIO.
+  static Result<std::unique_ptr<Volume>> format(const std::string& path,
+                                                const FormatOptions& options);
+  // Opens an existing volume, replaying its journal (recovery).
+  // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
+  // message names the structure and offset); EROFS (recovery needed on a read-only open);
+  // ENOTSUP (unknown incompatible feature); EIO.
+  static Result<std::unique_ptr<Volume>> open(const std::string& path,
+                                              const OpenOptions& options = {});
+
+  ~Volume();
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+
+  // open(2) flags: O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND,
+  // O_DIRECTORY, O_NOFOLLOW. Errors: ENOENT, EEXIST, ENOTDIR, EISDIR, ENAMETOOLONG, ELOOP,
+  // EINVAL, ENOSPC, EROFS, EUCLEAN, EIO.
+  Result<File> open_file(std::string_view path, int flags, std::uint32_t mode = 0644);
+
+  // EEXIST, ENOENT (parent), ENOTDIR, ENAMETOOLONG, ENOSPC, EMLINK, EROFS.
+  Status mkdir(std::string_view path, std::uint32_t mode = 0755);
+  // ENOENT, ENOTDIR, ENOTEMPTY, EBUSY (root), EINVAL (".").
+  Status rmdir(std::string_view path);
+  // ENOENT, EISDIR, ETXTBSY-free: unlinking a sealed file is allowed.
+  Status unlink(std::string_view path);
+  // flags: 0, kRenameNoReplace or kRenameExchange. Atomic. ENOENT, EEXIST (noreplace),
+  // ENOTDIR, EISDIR, ENOTEMPTY, EINVAL (into own subtree), EBUSY (root).
+  Status rename(std::string_view from, std::string_view to, unsigned flags = 0);
+  // EEXIST, ENOENT, EPERM (directories), EMLINK.
+  Status link(std::string_view existing, std::string_view new_path);
+  // ENAMETOOLONG when the target exceeds kMaxPathBytes.
+  Status symlink(std::string_view target, std::string_view link_path);
+  Result<std::string> readlink(std::string_view path);
+
+  Result<Stat> stat(std::string_view path);   // follows a final symlink
+  Result<Stat> lstat(std::string_view path);  // does not
+  Status chmod(std::string_view path, std::uint32_t mode);
+  // uid/gid of UINT32_MAX leave that one unchanged.
+  Status chown(std::string_view path, std::uint32_t uid, std::uint32_t gid);
+  // ns since the epoch, or kTimeOmit / kTimeNow.
+  Status utimens(std::string_view path, std::int64_t atime_ns, std::int64_t mtime_ns);
+  // EISDIR, EFBIG (above the maximum file size), ENOSPC, ETXTBSY (sealed).
+  Status truncate(std::string_view path, std::uint64_t size_bytes);
+
+  // Entries after `cookie` (0 = from the start; "." and ".." come first), at most
+  // max_entries. Cookies stay valid while the directory changes: an entry present for the
+  // whole walk is returned exactly once; one added or removed meanwhile may or may not be.
+  Result<std::vector<DirEntry>> readdir(std::string_view path, std::uint64_t cookie = 0,
+                                        std::size_t max_entries = 1024);
+
+  Result<StatFs> statfs();
+  VolumeInfo info() const;
+
+  // Everything below the public API (tests, fsck, the crash simulator).
+  fs::VolumeCore& core() { return *core_; }
+
+ private:
+  explicit Volume(std::shared_ptr<fs::VolumeCore> core);
+  std::shared_ptr<fs::VolumeCore> core_;
+};
+
+}  // namespace pmemfs

@@ -1,0 +1,85 @@
+#include "fs/core.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+
+namespace pmemfs::fs {
+
+std::int64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+bool is_dir(const format::Inode& ino) { return S_ISDIR(ino.mode); }
+bool is_reg(const format::Inode& ino) { return S_ISREG(ino.mode); }
+bool is_lnk(const format::Inode& ino) { return S_ISLNK(ino.mode); }
+
+std::uint8_t dirent_type(std::uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return DT_REG;
+    case S_IFDIR: return DT_DIR;
+    case S_IFLNK: return DT_LNK;
+    case S_IFCHR: return DT_CHR;
+    case S_IFBLK: return DT_BLK;
+    case S_IFIFO: return DT_FIFO;
+    case S_IFSOCK: return DT_SOCK;
+    default: return DT_UNKNOWN;
+  }
+}
+
+MetaTx::MetaTx(VolumeCore& core) : lock_(core.meta_lock), tx_(*core.journal) {}
+
+Status MetaTx::commit() { return tx_.commit(); }
+
+Result<std::uint64_t> AllocNodeSource::alloc_node(journal::Transaction& tx) {
+  auto run = core_.balloc->allocate(tx, 1, goal_, alloc::kAllocMetadata);
+  if (!run.is_ok()) return run.status();
+  ++delta_;
+  goal_ = run->start + 1;
+  return run->start;
+}
+
+Status AllocNodeSource::free_node(journal::Transaction& tx, std::uint64_t block) {
+  PMEMFS_TRY(core_.balloc->free(tx, block, 1));
+  --delta_;
+  return Status::ok();
+}
+
+Status VolumeCore::check_writable() const {
+  if (read_only) return Status::error(EROFS, "volume is open read-only");
+  if (journal->poisoned()) return Status::error(EIO, "volume instance is poisoned by an earlier failure; reopen it");
+  return Status::ok();
+}
+
+void VolumeCore::note_open(std::uint64_t ino) {
+  std::lock_guard<std::mutex> g(open_lock);
+  ++open_count[ino];
+}
+
+bool VolumeCore::is_open(std::uint64_t ino) {
+  std::lock_guard<std::mutex> g(open_lock);
+  auto it = open_count.find(ino);
+  return it != open_count.end() && it->second > 0;
+}
+
+void VolumeCore::note_close(std::uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> g(open_lock);
+    auto it = open_count.find(ino);
+    if (it == open_count.end()) return;
+    if (--it->second > 0) return;
+    open_count.erase(it);
+  }
+  // Last handle: an unlinked inode is freed now.
+  if (read_only) return;
+  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  MetaTx mtx(*this);
+  auto inode = load_inode(mtx.tx(), ino);
+  if (!inode.is_ok() || inode->nlink != 0) return;
+  if (!free_inode(mtx.tx(), *inode).is_ok()) return;
+  (void)mtx.commit();  // a failure poisons the journal; fsck finds the orphan
+}
+
+}  // namespace pmemfs::fs

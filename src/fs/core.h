@@ -1,0 +1,181 @@
+// fs/core.h — the shared internals of an open volume (below the public API).
+//
+// VolumeCore owns the device mapping, the superblock, the journal, the allocators and the
+// locks. Rooms of the fs layer:
+//   inode.cc      load/verify/store inodes
+//   dir.cc        directory entries in a B+tree keyed by name hash
+//   namespace.cc  path resolution and the Volume's namespace operations
+//   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
+//   file.cc       File: read/write/truncate/fallocate/seek
+//   volume.cc     format (mkfs), open (recovery), statfs, info
+//
+// Locking, in this order (never the reverse):
+//   1. inode locks (InodeLocks, sharded; two at once in ino order),
+//   2. meta_lock: shared to read metadata from media, exclusive around a transaction
+//      (build + commit), so readers never see a half-applied commit;
+//   3. the journal's own lock (inside journal::Transaction).
+// Data copies hold at most an inode lock (shared for reads and in-place writes).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "alloc/alloc.h"
+#include "btree/btree.h"
+#include "device/device.h"
+#include "format/format.h"
+#include "journal/journal.h"
+#include "pmemfs/status.h"
+#include "pmemfs/volume.h"
+
+namespace pmemfs::fs {
+
+// Sharded reader-writer locks by inode number; memory fixed, whatever the volume size.
+class InodeLocks {
+ public:
+  static constexpr std::size_t kShards = 1024;
+  std::shared_mutex& of(std::uint64_t ino) { return shards_[ino % kShards]; }
+
+ private:
+  std::array<std::shared_mutex, kShards> shards_;
+};
+
+// Current time in ns since the epoch (CLOCK_REALTIME).
+std::int64_t now_ns();
+
+// Mode helpers.
+bool is_dir(const format::Inode& ino);
+bool is_reg(const format::Inode& ino);
+bool is_lnk(const format::Inode& ino);
+std::uint8_t dirent_type(std::uint32_t mode);  // DT_*
+
+// A metadata transaction of the volume: the exclusive meta_lock plus a journal
+// transaction. Build it, stage changes through tx, then commit().
+struct VolumeCore;
+class MetaTx {
+ public:
+  explicit MetaTx(VolumeCore& core);
+  journal::Transaction& tx() { return tx_; }
+  [[nodiscard]] Status commit();
+
+ private:
+  std::unique_lock<std::shared_mutex> lock_;
+  journal::Transaction tx_;
+};
+
+// The B+tree node source backed by the block allocator.
+class AllocNodeSource final : public btree::NodeSource {
+ public:
+  AllocNodeSource(VolumeCore& core, std::uint64_t goal) : core_(core), goal_(goal) {}
+  Result<std::uint64_t> alloc_node(journal::Transaction& tx) override;
+  Status free_node(journal::Transaction& tx, std::uint64_t block) override;
+  std::int64_t blocks_delta() const { return delta_; }  // to keep Inode::blocks exact
+
+ private:
+  VolumeCore& core_;
+  std::uint64_t goal_;
+  std::int64_t delta_ = 0;
+};
+
+struct VolumeCore {
+  std::unique_ptr<device::Device> device;
+  format::Superblock sb{};
+  std::uint64_t seed = 0;  // format::volume_seed(sb.uuid)
+  std::unique_ptr<journal::Journal> journal;
+  std::unique_ptr<alloc::BlockAllocator> balloc;
+  std::unique_ptr<alloc::InodeAllocator> ialloc;
+  btree::Context bctx;
+  bool read_only = false;
+  journal::RecoveryStats recovery;
+
+  std::shared_mutex meta_lock;
+  InodeLocks inode_locks;
+
+  // Open File handles per inode: an unlinked inode is freed at its last close.
+  std::mutex open_lock;
+  std::unordered_map<std::uint64_t, std::uint32_t> open_count;
+
+  std::byte* base() const { return device->base(); }
+  const persist::Persister& persister() const { return device->persister(); }
+  journal::MediaReader media() const { return journal::MediaReader(device->base(), device->size()); }
+
+  // Fails with EROFS on a read-only instance, EIO on a poisoned one.
+  Status check_writable() const;
+
+  // ---- inodes (inode.cc)
+  std::uint64_t inode_offset(std::uint64_t ino) const;
+  // Reads and verifies an allocated inode: EUCLEAN naming ino and offset when its
+  // checksum, magic, number or fields are wrong; ENOENT (stale handle) if the slot is free.
+  Result<format::Inode> load_inode(journal::MetaReader& r, std::uint64_t ino) const;
+  // Checksums and stages the inode.
+  void store_inode(journal::Transaction& tx, format::Inode& inode) const;
+  // Verifies fields of an in-memory inode (also run before every store).
+  Status verify_inode(const format::Inode& inode, std::uint64_t offset) const;
+  // Allocates and initializes an inode (nlink 0; the caller links it).
+  Result<format::Inode> new_inode(journal::Transaction& tx, std::uint32_t mode,
+                                  std::uint32_t uid, std::uint32_t gid,
+                                  std::uint64_t parent_ino);
+  // Frees an inode and everything it owns (data blocks, trees).
+  Status free_inode(journal::Transaction& tx, format::Inode& inode);
+
+  // ---- directories (dir.cc)
+  struct DirLookup {
+    std::uint64_t ino = 0;
+    std::uint8_t type = 0;
+    std::uint64_t key = 0;
+  };
+  // ENOENT when absent.
+  Result<DirLookup> dir_lookup(journal::MetaReader& r, const format::Inode& dir,
+                               std::string_view name) const;
+  // Adds an entry (EEXIST if present); updates dir's tree root, entry count, size, times.
+  Status dir_insert(journal::Transaction& tx, format::Inode& dir, std::string_view name,
+                    std::uint64_t ino, std::uint8_t type);
+  // Removes an entry (ENOENT if absent).
+  Status dir_remove(journal::Transaction& tx, format::Inode& dir, std::string_view name);
+  // Points an existing entry at another inode (rename over an existing name).
+  Status dir_replace(journal::Transaction& tx, format::Inode& dir, std::string_view name,
+                     std::uint64_t ino, std::uint8_t type);
+  Result<std::vector<DirEntry>> dir_list(journal::MetaReader& r, const format::Inode& dir,
+                                         std::uint64_t cookie, std::size_t max) const;
+
+  // ---- file block maps (filemap.cc)
+  // A mapped piece of a file: `count` blocks from file block `logical`; physical 0 = hole.
+  struct Mapping {
+    std::uint64_t logical = 0;
+    std::uint64_t physical = 0;
+    std::uint64_t count = 0;
+    bool unwritten = false;
+  };
+  // The mapping covering file block `logical` (a hole up to the next extent if unmapped).
+  Result<Mapping> map_lookup(journal::MetaReader& r, const format::Inode& inode,
+                             std::uint64_t logical) const;
+  // Allocates blocks for every hole in [logical, logical+count), zeroing them unless
+  // `unwritten`; updates inode.blocks and the map.
+  Status map_allocate(journal::Transaction& tx, format::Inode& inode, std::uint64_t logical,
+                      std::uint64_t count, bool unwritten);
+  // Frees every block in [logical, logical+count) (punch / truncate).
+  Status map_punch(journal::Transaction& tx, format::Inode& inode, std::uint64_t logical,
+                   std::uint64_t count);
+  // Visits every extent (fsck, extents listing).
+  Status map_walk(journal::MetaReader& r, const format::Inode& inode,
+                  const std::function<bool(const format::Extent&)>& visit) const;
+
+  // Sets the size of a regular file, freeing or zeroing as needed (truncate).
+  Status set_size(journal::Transaction& tx, format::Inode& inode, std::uint64_t size);
+
+  // ---- open-file table
+  void note_open(std::uint64_t ino);
+  // Returns true when this was the last handle of an inode with nlink 0 (then freed).
+  void note_close(std::uint64_t ino);
+  bool is_open(std::uint64_t ino);
+};
+
+}  // namespace pmemfs::fs

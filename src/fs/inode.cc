@@ -1,0 +1,129 @@
+// Inodes: fixed 256-byte records in the inode table, each checksummed with a seed that
+// mixes the volume seed and the inode number (format.h).
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "format/checksum.h"
+#include "fs/core.h"
+
+namespace pmemfs::fs {
+
+namespace {
+
+std::uint32_t inode_checksum(const format::Inode& inode, std::uint64_t seed) {
+  format::Inode copy = inode;
+  copy.checksum = 0;
+  return static_cast<std::uint32_t>(
+      format::checksum64(&copy, sizeof copy, seed ^ (inode.ino << 8) ^ format::kTagInode));
+}
+
+bool valid_type(std::uint32_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK: case S_IFIFO:
+    case S_IFSOCK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr std::uint32_t kKnownInodeFlags =
+    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData;
+
+}  // namespace
+
+std::uint64_t VolumeCore::inode_offset(std::uint64_t ino) const {
+  return sb.itable_block * format::kBlockBytes + ino * format::kInodeBytes;
+}
+
+Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset) const {
+  auto bad = [&](std::string_view what) {
+    return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: {}", inode.ino, offset, what));
+  };
+  if (inode.magic != format::kInodeMagic) return bad("bad magic");
+  if (inode.checksum != inode_checksum(inode, seed)) return bad("checksum mismatch");
+  if (!valid_type(inode.mode)) return bad(fmt::format("invalid file type in mode {:o}", inode.mode));
+  if ((inode.flags & ~kKnownInodeFlags) != 0) return bad(fmt::format("unknown flags {:#x}", inode.flags));
+  if (inode.size_bytes > format::kMaxFileBytes) return bad("size beyond the maximum file size");
+  if (inode.extent_count > format::kInlineExtents) return bad("too many inline extents");
+  if (inode.tree_depth > btree::kMaxDepth) return bad("tree deeper than the limit");
+  if ((inode.tree_root == 0) != (inode.tree_depth == 0)) return bad("tree root and depth disagree");
+  if (inode.tree_root != 0 &&
+      (inode.tree_root < sb.data_block || inode.tree_root >= sb.total_blocks))
+    return bad(fmt::format("tree root block {} outside the data area", inode.tree_root));
+  if (inode.blocks > sb.total_blocks) return bad("more blocks than the volume has");
+  if (inode.nlink > format::kMaxLinks) return bad("link count beyond the limit");
+  if (S_ISLNK(inode.mode) && (inode.flags & format::kInodeInlineData) != 0 &&
+      inode.size_bytes > format::kInlineBytes)
+    return bad("inline symlink longer than the inline area");
+  if (S_ISDIR(inode.mode) && inode.parent_ino >= sb.inode_count) return bad("parent out of range");
+  if (inode.reserved[0] != 0 || inode.reserved[1] != 0) return bad("reserved bytes not zero");
+  return Status::ok();
+}
+
+Result<format::Inode> VolumeCore::load_inode(journal::MetaReader& r, std::uint64_t ino) const {
+  if (ino == 0 || ino >= sb.inode_count)
+    return Status::error(kErrCorrupt, fmt::format("inode number {} out of range (volume has {})", ino, sb.inode_count));
+  std::uint64_t off = inode_offset(ino);
+  format::Inode inode;
+  std::memcpy(&inode, r.read(off, sizeof inode), sizeof inode);
+  if (inode.magic == 0)
+    return Status::error(ENOENT, fmt::format("inode {} is not in use (stale handle)", ino));
+  if (inode.ino != ino)
+    return Status::error(kErrCorrupt, fmt::format("inode at offset {}: holds number {}, expected {}", off, inode.ino, ino));
+  PMEMFS_TRY(verify_inode(inode, off));
+  return inode;
+}
+
+void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) const {
+  inode.magic = format::kInodeMagic;
+  inode.checksum = inode_checksum(inode, seed);
+  std::uint64_t off = inode_offset(inode.ino);
+  Status s = verify_inode(inode, off);
+  if (!s.is_ok()) {
+    // Writing an inode that fails verification is a bug in pmemfs, not bad media.
+    std::fprintf(stderr, "pmemfs: refusing to write an invalid inode: %s\n", s.to_string().c_str());
+    std::abort();
+  }
+  std::memcpy(tx.write(off, sizeof inode), &inode, sizeof inode);
+}
+
+Result<format::Inode> VolumeCore::new_inode(journal::Transaction& tx, std::uint32_t mode,
+                                            std::uint32_t uid, std::uint32_t gid,
+                                            std::uint64_t parent_ino) {
+  PMEMFS_ASSIGN_OR_RETURN(std::uint64_t ino, ialloc->allocate(tx, parent_ino));
+  // A free slot keeps the generation of its last user; the next one gets one more, so
+  // (ino, generation) never repeats (NFS file handles).
+  const auto& old = tx.get<format::Inode>(inode_offset(ino));
+  format::Inode inode{};
+  inode.ino = ino;
+  inode.generation = (old.ino == ino ? old.generation : 0) + 1;
+  inode.mode = mode;
+  inode.uid = uid;
+  inode.gid = gid;
+  inode.parent_ino = parent_ino;
+  std::int64_t t = now_ns();
+  inode.atime_ns = inode.mtime_ns = inode.ctime_ns = inode.btime_ns = t;
+  return inode;
+}
+
+Status VolumeCore::free_inode(journal::Transaction& tx, format::Inode& inode) {
+  if (S_ISDIR(inode.mode)) {
+    btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeDirectory, inode.ino};
+    AllocNodeSource nodes(*this, 0);
+    PMEMFS_TRY(btree::destroy(tx, bctx, t, nodes));
+  } else if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData))) {
+    PMEMFS_TRY(map_punch(tx, inode, 0, (format::kMaxFileBytes >> format::kBlockShift) + 1));
+  }
+  PMEMFS_TRY(ialloc->free(tx, inode.ino));
+  // The slot keeps only its number and generation (free: magic 0).
+  format::Inode freed{};
+  freed.ino = inode.ino;
+  freed.generation = inode.generation;
+  std::memcpy(tx.write(inode_offset(inode.ino), sizeof freed), &freed, sizeof freed);
+  return Status::ok();
+}
+
+}  // namespace pmemfs::fs

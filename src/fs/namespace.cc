@@ -1,0 +1,438 @@
+// The namespace operations of Volume: path resolution, create, mkdir, unlink, rmdir,
+// rename, link, symlink, readlink, stat, chmod, chown, utimens, truncate, readdir.
+//
+// Every mutation resolves its paths and makes its change inside one MetaTx, so the
+// resolution and the change see the same state, and the change is one journal
+// transaction: atomic and durable at commit (docs/design.md argues each case).
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "fs/core.h"
+#include "fs/namespace.h"
+#include "pmemfs/file.h"
+
+namespace pmemfs::fs {
+
+namespace {
+
+Status check_name(std::string_view name) {
+  if (name.size() > format::kMaxNameBytes)
+    return Status::error(ENAMETOOLONG, fmt::format("name of {} bytes exceeds {} bytes", name.size(), format::kMaxNameBytes));
+  if (name.find('\0') != std::string_view::npos) return Status::error(EINVAL, "name contains a NUL byte");
+  return Status::ok();
+}
+
+// Splits "a/b/c" into components, skipping empty ones.
+std::vector<std::string_view> split(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    std::size_t j = i;
+    while (j < path.size() && path[j] != '/') ++j;
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+Result<std::string> read_symlink_impl(VolumeCore& core, journal::MetaReader& r, const format::Inode& inode) {
+  if (inode.flags & format::kInodeInlineData)
+    return std::string(inode.u.inline_data, inode.size_bytes);
+  std::string out(inode.size_bytes, '\0');
+  std::uint64_t done = 0;
+  while (done < inode.size_bytes) {
+    PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(r, inode, done >> format::kBlockShift));
+    std::uint64_t n = std::min<std::uint64_t>(inode.size_bytes - done, format::kBlockBytes - (done % format::kBlockBytes));
+    if (m.physical == 0 || m.unwritten) {
+      std::memset(out.data() + done, 0, n);
+    } else {
+      std::uint64_t off = (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes + done % format::kBlockBytes;
+      std::memcpy(out.data() + done, core.base() + off, n);
+    }
+    done += n;
+  }
+  return out;
+}
+
+}  // namespace
+
+Resolver::Resolver(VolumeCore& core, journal::MetaReader& r) : core_(core), r_(r) {}
+
+Result<format::Inode> Resolver::walk(std::uint64_t start_ino, std::string_view path, bool follow_last) {
+  if (path.size() > kMaxPathBytes)
+    return Status::error(ENAMETOOLONG, fmt::format("path of {} bytes exceeds {} bytes", path.size(), kMaxPathBytes));
+  std::uint64_t cur_ino = (!path.empty() && path[0] == '/') ? format::kRootIno : start_ino;
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode cur, core_.load_inode(r_, cur_ino));
+  auto parts = split(path);
+  bool trailing_slash = !path.empty() && path.back() == '/';
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    std::string_view name = parts[i];
+    if (!S_ISDIR(cur.mode)) return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(path)));
+    PMEMFS_TRY(check_name(name));
+    if (name == ".") continue;
+    std::uint64_t next_ino;
+    if (name == "..") {
+      next_ino = cur.parent_ino;
+    } else {
+      auto found = core_.dir_lookup(r_, cur, name);
+      if (!found.is_ok()) {
+        if (found.errnum() == ENOENT)
+          return Status::error(ENOENT, fmt::format("{}: no such file or directory", std::string(path)));
+        return found.status();
+      }
+      next_ino = found->ino;
+    }
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode next, core_.load_inode(r_, next_ino));
+    bool last = i + 1 == parts.size();
+    if (S_ISLNK(next.mode) && (!last || follow_last || trailing_slash)) {
+      if (++symlinks_ > format::kMaxSymlinkDepth)
+        return Status::error(ELOOP, fmt::format("{}: too many levels of symbolic links", std::string(path)));
+      PMEMFS_ASSIGN_OR_RETURN(std::string target, read_symlink_impl(core_, r_, next));
+      PMEMFS_ASSIGN_OR_RETURN(next, walk(cur.ino, target, true));
+    }
+    cur = next;
+  }
+  if (trailing_slash && !S_ISDIR(cur.mode))
+    return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(path)));
+  return cur;
+}
+
+Result<Resolver::Parent> Resolver::parent(std::string_view path) {
+  if (path.size() > kMaxPathBytes)
+    return Status::error(ENAMETOOLONG, fmt::format("path of {} bytes exceeds {} bytes", path.size(), kMaxPathBytes));
+  auto parts = split(path);
+  if (parts.empty()) return Status::error(EBUSY, "the root directory has no parent entry");
+  std::string_view last = parts.back();
+  PMEMFS_TRY(check_name(last));
+  std::size_t cut = path.rfind(last);
+  std::string_view dir_path = path.substr(0, cut);
+  if (dir_path.empty()) dir_path = "/";
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, walk(format::kRootIno, dir_path, true));
+  if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(dir_path)));
+  Parent p{dir, std::string(last), false, {}};
+  if (is_dot_name(last)) return p;
+  auto found = core_.dir_lookup(r_, dir, last);
+  if (found.is_ok()) {
+    PMEMFS_ASSIGN_OR_RETURN(p.target, core_.load_inode(r_, found->ino));
+    p.exists = true;
+  } else if (found.errnum() != ENOENT) {
+    return found.status();
+  }
+  return p;
+}
+
+Result<std::string> read_symlink_target(VolumeCore& core, journal::MetaReader& r, const format::Inode& inode) {
+  return read_symlink_impl(core, r, inode);
+}
+
+Stat to_stat(const format::Inode& i) {
+  Stat s;
+  s.ino = i.ino;
+  s.generation = i.generation;
+  s.mode = i.mode;
+  s.nlink = i.nlink;
+  s.uid = i.uid;
+  s.gid = i.gid;
+  s.flags = (i.flags & format::kInodeSealed) ? kStatSealed : 0;
+  s.size_bytes = i.size_bytes;
+  s.blocks_512 = i.blocks * (format::kBlockBytes / 512);
+  s.block_bytes = format::kBlockBytes;
+  s.atime_ns = i.atime_ns;
+  s.mtime_ns = i.mtime_ns;
+  s.ctime_ns = i.ctime_ns;
+  s.btime_ns = i.btime_ns;
+  return s;
+}
+
+// Drops one link of `inode` (already removed from its directory): frees it when no link
+// and no open handle is left, else stores it.
+Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode) {
+  if (S_ISDIR(inode.mode)) inode.nlink = 0;
+  else --inode.nlink;
+  inode.ctime_ns = now_ns();
+  if (inode.nlink == 0 && !core.is_open(inode.ino)) return core.free_inode(tx, inode);
+  core.store_inode(tx, inode);
+  return Status::ok();
+}
+
+// Makes a new inode of `mode` under parent as `name` (the parent is stored by the caller).
+Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
+                                std::string_view name, std::uint32_t mode) {
+  if (S_ISDIR(mode) && parent.nlink >= format::kMaxLinks)
+    return Status::error(EMLINK, fmt::format("directory inode {} has {} links", parent.ino, parent.nlink));
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.new_inode(tx, mode, parent.uid, parent.gid, parent.ino));
+  inode.uid = 0;
+  inode.gid = 0;
+  inode.nlink = S_ISDIR(mode) ? 2 : 1;
+  if (S_ISDIR(mode)) {
+    inode.size_bytes = 64;
+    ++parent.nlink;
+  }
+  PMEMFS_TRY(core.dir_insert(tx, parent, name, inode.ino, dirent_type(mode)));
+  return inode;
+}
+
+}  // namespace pmemfs::fs
+
+namespace pmemfs {
+
+using fs::MetaTx;
+using fs::Resolver;
+
+namespace {
+
+Status refuse_dot(std::string_view name, int err, std::string_view op) {
+  if (name == "." || name == "..")
+    return Status::error(err, fmt::format("{}: '{}' cannot be the last component", op, name));
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t mode) {
+  auto& core = *core_;
+  int acc = flags & O_ACCMODE;
+  if (acc == O_ACCMODE) return Status::error(EINVAL, "open: invalid access mode");
+  bool want_write = acc != O_RDONLY || (flags & O_TRUNC);
+  if (want_write || (flags & O_CREAT)) {
+    if (core.read_only && (want_write || (flags & O_CREAT)))
+      return Status::error(EROFS, "open: volume is read-only");
+  }
+  std::uint64_t ino = 0;
+  if (flags & O_CREAT) {
+    MetaTx mtx(core);
+    PMEMFS_TRY(core.check_writable());
+    Resolver res(core, mtx.tx());
+    PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+    if (fs::is_dot_name(p.name)) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
+    if (p.exists) {
+      if (flags & O_EXCL) return Status::error(EEXIST, fmt::format("{}: already exists", std::string(path)));
+      format::Inode target = p.target;
+      if (S_ISLNK(target.mode)) {
+        if (flags & O_NOFOLLOW) return Status::error(ELOOP, fmt::format("{}: is a symbolic link (O_NOFOLLOW)", std::string(path)));
+        PMEMFS_ASSIGN_OR_RETURN(target, res.walk(format::kRootIno, path, true));
+      }
+      if (S_ISDIR(target.mode)) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
+      ino = target.ino;
+    } else {
+      if (flags & O_DIRECTORY) return Status::error(EINVAL, "open: O_CREAT with O_DIRECTORY");
+      PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFREG | (mode & 07777)));
+      core.store_inode(mtx.tx(), inode);
+      core.store_inode(mtx.tx(), p.dir);
+      PMEMFS_TRY(mtx.commit());
+      core.note_open(inode.ino);
+      return File(core_, inode.ino, flags);
+    }
+  } else {
+    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    auto r = core.media();
+    Resolver res(core, r);
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode target, res.walk(format::kRootIno, path, !(flags & O_NOFOLLOW)));
+    if (S_ISLNK(target.mode)) return Status::error(ELOOP, fmt::format("{}: is a symbolic link (O_NOFOLLOW)", std::string(path)));
+    if ((flags & O_DIRECTORY) && !S_ISDIR(target.mode)) return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(path)));
+    if (S_ISDIR(target.mode) && want_write) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
+    ino = target.ino;
+    core.note_open(ino);
+    if (!(flags & O_TRUNC)) return File(core_, ino, flags);
+  }
+  if (flags & O_CREAT) core.note_open(ino);
+  File file(core_, ino, flags);
+  if (flags & O_TRUNC) PMEMFS_TRY(file.truncate(0));
+  return file;
+}
+
+Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
+  auto& core = *core_;
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+  if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("mkdir {}: already exists", std::string(path)));
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFDIR | (mode & 07777)));
+  core.store_inode(mtx.tx(), inode);
+  core.store_inode(mtx.tx(), p.dir);
+  return mtx.commit();
+}
+
+Status Volume::rmdir(std::string_view path) {
+  auto& core = *core_;
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+  if (p.name == ".") return Status::error(EINVAL, fmt::format("rmdir {}: '.' cannot be removed", std::string(path)));
+  if (p.name == "..") return Status::error(ENOTEMPTY, fmt::format("rmdir {}: '..' is not empty", std::string(path)));
+  if (!p.exists) return Status::error(ENOENT, fmt::format("rmdir {}: no such directory", std::string(path)));
+  if (!S_ISDIR(p.target.mode)) return Status::error(ENOTDIR, fmt::format("rmdir {}: not a directory", std::string(path)));
+  if (p.target.ino == format::kRootIno) return Status::error(EBUSY, "rmdir: the root directory");
+  if (p.target.entry_count != 0) return Status::error(ENOTEMPTY, fmt::format("rmdir {}: directory not empty", std::string(path)));
+  PMEMFS_TRY(core.dir_remove(mtx.tx(), p.dir, p.name));
+  --p.dir.nlink;
+  core.store_inode(mtx.tx(), p.dir);
+  PMEMFS_TRY(fs::drop_link(core, mtx.tx(), p.target));
+  return mtx.commit();
+}
+
+Status Volume::unlink(std::string_view path) {
+  auto& core = *core_;
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+  PMEMFS_TRY(refuse_dot(p.name, EISDIR, "unlink"));
+  if (!p.exists) return Status::error(ENOENT, fmt::format("unlink {}: no such file", std::string(path)));
+  if (S_ISDIR(p.target.mode)) return Status::error(EISDIR, fmt::format("unlink {}: is a directory", std::string(path)));
+  PMEMFS_TRY(core.dir_remove(mtx.tx(), p.dir, p.name));
+  core.store_inode(mtx.tx(), p.dir);
+  PMEMFS_TRY(fs::drop_link(core, mtx.tx(), p.target));
+  return mtx.commit();
+}
+
+Status Volume::link(std::string_view existing, std::string_view new_path) {
+  auto& core = *core_;
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode target, res.walk(format::kRootIno, existing, false));
+  if (S_ISDIR(target.mode)) return Status::error(EPERM, fmt::format("link {}: hard links to directories are not allowed", std::string(existing)));
+  if (target.nlink >= format::kMaxLinks) return Status::error(EMLINK, fmt::format("link {}: {} links already", std::string(existing), target.nlink));
+  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(new_path));
+  if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("link {}: already exists", std::string(new_path)));
+  PMEMFS_TRY(core.dir_insert(mtx.tx(), p.dir, p.name, target.ino, fs::dirent_type(target.mode)));
+  if (p.dir.ino == target.ino) return Status::error(EPERM, "link: cannot link a directory into itself");
+  ++target.nlink;
+  target.ctime_ns = fs::now_ns();
+  core.store_inode(mtx.tx(), target);
+  core.store_inode(mtx.tx(), p.dir);
+  return mtx.commit();
+}
+
+Status Volume::symlink(std::string_view target, std::string_view link_path) {
+  auto& core = *core_;
+  if (target.empty()) return Status::error(ENOENT, "symlink: empty target");
+  if (target.size() > format::kMaxSymlinkBytes)
+    return Status::error(ENAMETOOLONG, fmt::format("symlink: target of {} bytes exceeds {}", target.size(), format::kMaxSymlinkBytes));
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(link_path));
+  if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("symlink {}: already exists", std::string(link_path)));
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777));
+  inode.size_bytes = target.size();
+  if (target.size() <= format::kInlineBytes) {
+    inode.flags |= format::kInodeInlineData;
+    std::memcpy(inode.u.inline_data, target.data(), target.size());
+  } else {
+    std::uint64_t nblocks = (target.size() + format::kBlockBytes - 1) / format::kBlockBytes;
+    PMEMFS_TRY(core.map_allocate(mtx.tx(), inode, 0, nblocks, false));
+    std::uint64_t done = 0;
+    while (done < target.size()) {
+      PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(mtx.tx(), inode, done >> format::kBlockShift));
+      std::uint64_t n = std::min<std::uint64_t>(target.size() - done, m.count * format::kBlockBytes);
+      std::byte* dst = core.base() + (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes;
+      if (int err = core.persister().memcpy_nodrain(dst, target.data() + done, n); err != 0) {
+        core.journal->poison("symlink data persist failed");
+        return Status::error(EIO, "symlink: persist of the target failed");
+      }
+      done += n;
+    }
+    core.persister().drain();
+  }
+  core.store_inode(mtx.tx(), inode);
+  core.store_inode(mtx.tx(), p.dir);
+  return mtx.commit();
+}
+
+Result<std::string> Volume::readlink(std::string_view path) {
+  auto& core = *core_;
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  Resolver res(core, r);
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
+  if (!S_ISLNK(inode.mode)) return Status::error(EINVAL, fmt::format("readlink {}: not a symbolic link", std::string(path)));
+  return fs::read_symlink_target(core, r, inode);
+}
+
+Result<Stat> Volume::stat(std::string_view path) {
+  auto& core = *core_;
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  Resolver res(core, r);
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
+  return fs::to_stat(inode);
+}
+
+Result<Stat> Volume::lstat(std::string_view path) {
+  auto& core = *core_;
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  Resolver res(core, r);
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
+  return fs::to_stat(inode);
+}
+
+namespace {
+
+// Applies `change` to the inode at `path` (following symlinks) in one transaction.
+template <typename Fn>
+Status change_inode(fs::VolumeCore& core, std::string_view path, Fn change) {
+  MetaTx mtx(core);
+  PMEMFS_TRY(core.check_writable());
+  Resolver res(core, mtx.tx());
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
+  PMEMFS_TRY(change(inode));
+  core.store_inode(mtx.tx(), inode);
+  return mtx.commit();
+}
+
+}  // namespace
+
+Status Volume::chmod(std::string_view path, std::uint32_t mode) {
+  return change_inode(*core_, path, [&](format::Inode& i) {
+    i.mode = (i.mode & S_IFMT) | (mode & 07777);
+    i.ctime_ns = fs::now_ns();
+    return Status::ok();
+  });
+}
+
+Status Volume::chown(std::string_view path, std::uint32_t uid, std::uint32_t gid) {
+  return change_inode(*core_, path, [&](format::Inode& i) {
+    if (uid != UINT32_MAX) i.uid = uid;
+    if (gid != UINT32_MAX) i.gid = gid;
+    i.ctime_ns = fs::now_ns();
+    return Status::ok();
+  });
+}
+
+Status Volume::utimens(std::string_view path, std::int64_t atime_ns, std::int64_t mtime_ns) {
+  return change_inode(*core_, path, [&](format::Inode& i) {
+    std::int64_t t = fs::now_ns();
+    if (atime_ns != kTimeOmit) i.atime_ns = atime_ns == kTimeNow ? t : atime_ns;
+    if (mtime_ns != kTimeOmit) i.mtime_ns = mtime_ns == kTimeNow ? t : mtime_ns;
+    i.ctime_ns = t;
+    return Status::ok();
+  });
+}
+
+Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
+  auto file = open_file(path, O_WRONLY);
+  if (!file.is_ok()) return file.status();
+  return file->truncate(size_bytes);
+}
+
+Result<std::vector<DirEntry>> Volume::readdir(std::string_view path, std::uint64_t cookie, std::size_t max_entries) {
+  auto& core = *core_;
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  Resolver res(core, r);
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, res.walk(format::kRootIno, path, true));
+  if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, fmt::format("readdir {}: not a directory", std::string(path)));
+  return core.dir_list(r, dir, cookie, max_entries);
+}
+
+}  // namespace pmemfs

@@ -1,0 +1,44 @@
+// Path resolution and helpers shared by the namespace operations (internal).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "fs/core.h"
+
+namespace pmemfs::fs {
+
+inline bool is_dot_name(std::string_view n) { return n == "." || n == ".."; }
+
+// Resolves paths against one consistent view of metadata (a transaction or the media
+// under the shared meta lock). Counts symlinks followed across the whole resolution.
+class Resolver {
+ public:
+  Resolver(VolumeCore& core, journal::MetaReader& r);
+
+  // The inode `path` names, starting at start_ino for relative paths; follows a final
+  // symlink when follow_last. ENOENT, ENOTDIR, ENAMETOOLONG, ELOOP, EUCLEAN.
+  Result<format::Inode> walk(std::uint64_t start_ino, std::string_view path, bool follow_last);
+
+  struct Parent {
+    format::Inode dir;       // the directory that holds (or would hold) the last name
+    std::string name;        // the last component ("." and ".." possible)
+    bool exists = false;     // whether dir has an entry `name`
+    format::Inode target{};  // that entry's inode (not followed) when exists
+  };
+  // The parent directory of `path` and its last component. EBUSY for the root itself.
+  Result<Parent> parent(std::string_view path);
+
+ private:
+  VolumeCore& core_;
+  journal::MetaReader& r_;
+  std::uint32_t symlinks_ = 0;
+};
+
+Stat to_stat(const format::Inode& inode);
+Result<std::string> read_symlink_target(VolumeCore& core, journal::MetaReader& r, const format::Inode& inode);
+Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode);
+Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
+                                std::string_view name, std::uint32_t mode);
+
+}  // namespace pmemfs::fs

@@ -1,0 +1,162 @@
+// Volume: format (mkfs), open (recovery), statfs, info.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "format/checksum.h"
+#include "fs/core.h"
+#include "fs/namespace.h"
+#include "fs/superblock.h"
+#include "pmemfs/file.h"
+
+namespace pmemfs {
+
+using fs::VolumeCore;
+
+namespace {
+
+Status fill_random(void* buf, std::size_t len) {
+  auto* p = static_cast<std::uint8_t*>(buf);
+  while (len > 0) {
+    ssize_t n = getrandom(p, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::error(EIO, fmt::format("getrandom: {}", std::strerror(errno)));
+    }
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return Status::ok();
+}
+
+// Builds the core over an opened device and superblock: journal (recovery), allocators.
+Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev,
+                                             const format::Superblock& sb, bool read_only) {
+  auto core = std::make_shared<VolumeCore>();
+  core->device = std::move(dev);
+  core->sb = sb;
+  core->seed = format::volume_seed(core->sb.uuid);
+  core->read_only = read_only;
+  core->bctx = btree::Context{core->sb.uuid, core->seed};
+  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
+  core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
+  core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
+  // The root must be readable for the volume to be usable at all.
+  auto r = core->media();
+  auto root = core->load_inode(r, format::kRootIno);
+  if (!root.is_ok()) return root.status().with_context("root directory");
+  if (!S_ISDIR(root->mode)) return Status::error(kErrCorrupt, "root inode is not a directory");
+  return core;
+}
+
+}  // namespace
+
+Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
+Volume::~Volume() = default;
+
+Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {
+  if (options.label.size() > kMaxLabelBytes)
+    return Status::error(EINVAL, fmt::format("label of {} bytes exceeds {} bytes", options.label.size(), kMaxLabelBytes));
+  if (options.size_bytes != 0) {
+    struct stat st{};
+    bool exists = ::stat(path.c_str(), &st) == 0;
+    if (exists && !S_ISREG(st.st_mode))
+      return Status::error(EINVAL, fmt::format("{}: a size can only be given for an ordinary file", path));
+    PMEMFS_TRY(create_backing_file(path, options.size_bytes, /*allow_existing=*/true));
+  }
+  DeviceOptions dopt = options.device;
+  dopt.read_only = false;
+  PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  if (!options.force) {
+    std::string found = fs::detect_signature(dev->base(), dev->size());
+    if (!found.empty())
+      return Status::error(EEXIST, fmt::format("{} holds {}; use --force to overwrite it", path, found));
+  }
+  PMEMFS_ASSIGN_OR_RETURN(format::Superblock sb, alloc::compute_geometry(dev->size(), options.bytes_per_inode));
+  PMEMFS_TRY(fill_random(sb.uuid, sizeof sb.uuid));
+  PMEMFS_TRY(fill_random(sb.hash_seed, sizeof sb.hash_seed));
+  sb.created_ns = fs::now_ns();
+  std::memcpy(sb.label, options.label.data(), options.label.size());
+  sb.root_ino = format::kRootIno;
+
+  const auto& p = dev->persister();
+  // Invalidate any old superblock first, so a crash during mkfs leaves no volume that
+  // looks valid but is half-built; the new superblocks are written last.
+  if (p.memset_persist(dev->base(), 0, 2 * format::kBlockBytes) != 0)
+    return Status::error(EIO, fmt::format("{}: clearing the superblocks failed", path));
+  std::uint64_t itable_bytes = sb.inode_count * format::kInodeBytes;
+  if (p.memset_persist(dev->base() + sb.itable_block * format::kBlockBytes, 0, itable_bytes) != 0)
+    return Status::error(EIO, fmt::format("{}: zeroing the inode table failed", path));
+  PMEMFS_TRY(journal::Journal::format(*dev, sb.journal_block, sb.journal_blocks, sb.uuid));
+  PMEMFS_TRY(alloc::format_groups(*dev, sb));
+  PMEMFS_TRY(fs::write_superblock(*dev, sb, 0));
+  PMEMFS_TRY(fs::write_superblock(*dev, sb, 1));
+
+  // The root directory, made through the journal like everything else. Until it exists
+  // the volume cannot be opened (assemble() checks the root), so build the core by hand.
+  auto core = std::make_shared<VolumeCore>();
+  core->device = std::move(dev);
+  core->sb = sb;
+  core->seed = format::volume_seed(core->sb.uuid);
+  core->bctx = btree::Context{core->sb.uuid, core->seed};
+  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
+  core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
+  core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
+  {
+    fs::MetaTx mtx(*core);
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode root, core->new_inode(mtx.tx(), S_IFDIR | 0755, 0, 0, format::kRootIno));
+    if (root.ino != format::kRootIno)
+      return Status::error(EIO, fmt::format("mkfs: root got inode {}, expected {}", root.ino, format::kRootIno));
+    root.uid = getuid();
+    root.gid = getgid();
+    root.nlink = 2;
+    root.size_bytes = 64;
+    core->store_inode(mtx.tx(), root);
+    PMEMFS_TRY(mtx.commit());
+  }
+  return std::unique_ptr<Volume>(new Volume(std::move(core)));
+}
+
+Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const OpenOptions& options) {
+  DeviceOptions dopt = options.device;
+  dopt.read_only = options.read_only;
+  PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
+  bool read_only = options.read_only || choice.force_read_only;
+  PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
+  return std::unique_ptr<Volume>(new Volume(std::move(core)));
+}
+
+Result<StatFs> Volume::statfs() {
+  auto& core = *core_;
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  const auto& st = r.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
+  StatFs s;
+  s.total_blocks = core.sb.total_blocks - core.sb.data_block;
+  s.free_blocks = st.free_blocks;
+  s.total_inodes = core.sb.inode_count - format::kRootIno;
+  s.free_inodes = st.free_inodes;
+  return s;
+}
+
+VolumeInfo Volume::info() const {
+  const auto& core = *core_;
+  VolumeInfo v;
+  v.device = core.device->info();
+  v.uuid = fs::uuid_to_string(core.sb.uuid);
+  v.label = std::string(core.sb.label, strnlen(core.sb.label, sizeof core.sb.label));
+  v.total_blocks = core.sb.total_blocks;
+  v.data_block = core.sb.data_block;
+  v.journal_blocks = core.sb.journal_blocks;
+  v.inode_count = core.sb.inode_count;
+  v.transactions_replayed = core.recovery.transactions_replayed;
+  v.read_only = core.read_only;
+  return v;
+}
+
+}  // namespace pmemfs
