@@ -146,7 +146,11 @@ struct VolumeCore {
   Result<std::vector<DirEntry>> dir_list(journal::MetaReader& r, const format::Inode& dir,
                                          std::uint64_t cookie, std::size_t max) const;
 
-  // ---- file block maps (filemap.cc)
+  // ---- file block maps (filemap.cc; the editing interface is fs/filemap.h)
+  // Limits: a file has at most kMaxExtentsPerFile extents (EFBIG beyond); one extent
+  // covers at most kMaxExtentBlocks blocks.
+  static constexpr std::uint64_t kMaxExtentsPerFile = std::uint64_t{1} << 24;
+  static constexpr std::uint64_t kMaxExtentBlocks = std::uint64_t{1} << 30;
   // A mapped piece of a file: `count` blocks from file block `logical`; physical 0 = hole.
   struct Mapping {
     std::uint64_t logical = 0;
@@ -157,19 +161,40 @@ struct VolumeCore {
   // The mapping covering file block `logical` (a hole up to the next extent if unmapped).
   Result<Mapping> map_lookup(journal::MetaReader& r, const format::Inode& inode,
                              std::uint64_t logical) const;
-  // Allocates blocks for every hole in [logical, logical+count), zeroing them unless
-  // `unwritten`; updates inode.blocks and the map.
+  // Makes [logical, logical+count) allocated: holes get new blocks (2 MiB-aligned runs
+  // for large requests and large files, continuing the previous extent otherwise).
+  // unwritten: new extents are unwritten (read as zeros, nothing touched). Otherwise new
+  // blocks are zeroed and drained before this returns, and unwritten extents in the range
+  // are zeroed and turned written too (seal, map: no later store needs a metadata update).
+  // Updates inode.blocks and the map. ETXTBSY on a sealed file; ENOSPC, EFBIG.
   Status map_allocate(journal::Transaction& tx, format::Inode& inode, std::uint64_t logical,
                       std::uint64_t count, bool unwritten);
-  // Frees every block in [logical, logical+count) (punch / truncate).
+  // Frees every block in [logical, logical+count) (punch). ETXTBSY on a sealed file that
+  // still has links (an unlinked sealed inode is freed normally); ENOSPC when splitting
+  // an extent needs a tree node. Unbounded: for a whole huge file use map_trim.
   Status map_punch(journal::Transaction& tx, format::Inode& inode, std::uint64_t logical,
                    std::uint64_t count);
+  // Frees the blocks from file block `from` on, as many as fit in this transaction's
+  // budget (fs/filemap.h); true when none is left. Ignores kInodeSealed (for freeing an
+  // inode; for a truncate see set_size). Loop over transactions until it returns true.
+  Result<bool> map_trim(journal::Transaction& tx, format::Inode& inode, std::uint64_t from);
   // Visits every extent (fsck, extents listing).
   Status map_walk(journal::MetaReader& r, const format::Inode& inode,
                   const std::function<bool(const format::Extent&)>& visit) const;
+  // Checks the block-map fields of a regular file's or symlink's inode without reading
+  // the tree: inline extents sorted, disjoint, in the data area, counts consistent.
+  Status verify_map(const format::Inode& inode, std::uint64_t offset) const;
 
-  // Sets the size of a regular file, freeing or zeroing as needed (truncate).
+  // Sets the size of a regular file (truncate) in one transaction. Shrinking zeroes the
+  // rest of the new last block through the journal and frees blocks past the new end as
+  // far as the transaction budget allows (blocks left past the end are never exposed; see
+  // fs/filemap.h; file_truncate frees the rest in further transactions). Growing zeroes
+  // what it uncovers. Updates mtime/ctime when the size changes.
+  // EFBIG, ETXTBSY (sealed and the size changes), EINVAL (not a regular file).
   Status set_size(journal::Transaction& tx, format::Inode& inode, std::uint64_t size);
+  // The whole truncate of an open or named regular file (file.cc): takes the inode lock,
+  // runs as many transactions as needed. Errors as set_size, plus EISDIR, EROFS, EIO.
+  Status file_truncate(std::uint64_t ino, std::uint64_t size);
 
   // ---- open-file table
   void note_open(std::uint64_t ino);

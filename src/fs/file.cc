@@ -1,0 +1,791 @@
+// fs/file.cc — File: the data path of a volume (read, write, truncate, fallocate, seek).
+//
+// Locks (core.h's order): the inode lock, then meta_lock, then the journal's.
+//   - pread: inode lock shared for the whole call; meta_lock shared only while mappings
+//     are looked up (a batch at a time); the copy holds no volume-wide lock.
+//   - pwrite into written blocks inside the file: inode lock shared, the same lookups,
+//     copy, drain; a transaction only for mtime, at most once per coarse clock tick.
+//   - every other write, truncate, fallocate: inode lock exclusive, so the block map and
+//     size cannot change under a reader or an in-place writer.
+//
+// Why each operation is crash-atomic (clause 1) and durable on return (clause 2):
+//   - Overwrite in place: the bytes are copied with the persister's copies and drained
+//     before returning. Nothing else changes, so there is nothing to be atomic with;
+//     aligned 8-byte units are never torn (persist_copy).
+//   - Small allocating write (<= kLargeWriteBytes): one transaction. New blocks are mapped
+//     written (kCallerFills); the data and the zeros around it in new or unwritten blocks
+//     are copied and drained before the commit, which then maps the blocks, turns
+//     unwritten blocks written and sets the size, all at once. A crash before the commit
+//     leaves the blocks free and the size unchanged; after it, everything.
+//   - Large write: transaction 1 maps the holes as unwritten blocks (size unchanged: a
+//     crash after it leaves only preallocated blocks that read as zeros); the data is
+//     copied with no metadata lock held and drained; transaction 2 turns the blocks
+//     written and sets the size. A crash between leaves the file as before.
+//   - Growth (write past the end, truncate up, fallocate without KEEP_SIZE) first makes
+//     the uncovered bytes read as zeros (MapEditor::prepare_growth) in the same
+//     transaction that sets the new size.
+//   - truncate, fallocate: one transaction each when their work fits the journal budget;
+//     bigger ones are split into several, each leaving a valid file (see file_truncate and
+//     fallocate below for what a crash between them can leave).
+// Writes hit by ENOSPC (or another error after some bytes) return the bytes written
+// before the failing block range (a short write, as POSIX); nothing is written past it
+// and the size covers only what was written. With nothing written they return the error.
+#include "pmemfs/file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "fs/core.h"
+#include "fs/filemap.h"
+#include "fs/namespace.h"
+
+namespace pmemfs {
+
+using fs::BlockRange;
+using fs::MapEditor;
+using fs::MapView;
+using fs::MetaTx;
+using fs::NewBlocks;
+using fs::VolumeCore;
+using format::Inode;
+using format::kBlockBytes;
+
+namespace {
+
+// Writes up to this size copy their data inside the transaction that allocates for them
+// (holding the journal for the copy); larger ones use two transactions around a copy
+// made without metadata locks.
+constexpr std::uint64_t kLargeWriteBytes = 256 * 1024;
+// Mappings looked up per hold of the shared meta_lock.
+constexpr std::size_t kMapBatch = 32;
+
+using Mapping = VolumeCore::Mapping;
+
+std::int64_t coarse_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::uint64_t ceil_blocks(std::uint64_t bytes) {
+  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
+}
+
+bool can_read(int flags) { return (flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_RDWR; }
+bool can_write(int flags) { return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR; }
+
+Status not_open() { return Status::error(EBADF, "file is closed"); }
+
+Status check_file_type(const Inode& inode) {
+  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("inode {} is a directory", inode.ino));
+  if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("inode {} is not a regular file", inode.ino));
+  return Status::ok();
+}
+
+Status sealed_error(const Inode& inode, std::string_view what) {
+  return Status::error(ETXTBSY, fmt::format("inode {} is sealed: {}", inode.ino, what));
+}
+
+// The byte address of file offset `pos` inside mapping m (m must map pos's block).
+std::byte* media_at(VolumeCore& core, const Mapping& m, std::uint64_t pos) {
+  return core.base() + m.physical * kBlockBytes + (pos - m.logical * kBlockBytes);
+}
+
+// Byte offset of the end of mapping m.
+std::uint64_t end_bytes(const Mapping& m) { return (m.logical + m.count) * kBlockBytes; }
+
+// Copies into the volume so that no aligned 8-byte unit lying wholly inside the
+// destination is written in two pieces (clause 2). The persist kernels copy short lengths
+// and unaligned heads with two overlapping moves; when the destination or the length is
+// not a multiple of 8, those moves can each cover part of one aligned unit, and a crash
+// between them would tear it. Splitting off the unaligned head and tail (each shorter
+// than 8 bytes, so holding no whole unit) leaves a body whose every move starts and ends
+// on 8-byte boundaries.
+int persist_copy(const persist::Persister& p, std::byte* dst, const std::byte* src, std::size_t len) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(dst);
+  std::size_t head = (8 - addr % 8) % 8;
+  if (head > len) head = len;
+  const std::size_t tail = (len - head) % 8;
+  const std::size_t body = len - head - tail;
+  int err = 0;
+  if (head != 0) err = p.memcpy_nodrain(dst, src, head);
+  if (err == 0 && body != 0) err = p.memcpy_nodrain(dst + head, src + head, body);
+  if (err == 0 && tail != 0) err = p.memcpy_nodrain(dst + head + body, src + head + body, tail);
+  return err;
+}
+
+Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
+  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  auto r = core.media();
+  return core.load_inode(r, ino);
+}
+
+// The mappings covering [pos, end) from pos on, at most kMapBatch, looked up under one
+// hold of the shared meta_lock (the caller holds the inode lock, so they stay valid).
+Result<std::size_t> gather(VolumeCore& core, const Inode& inode, std::uint64_t pos, std::uint64_t end,
+                           std::array<Mapping, kMapBatch>& out) {
+  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  auto r = core.media();
+  std::size_t n = 0;
+  while (n < kMapBatch && pos < end) {
+    PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(r, inode, pos / kBlockBytes));
+    out[n++] = m;
+    pos = end_bytes(m);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------- read
+
+Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::byte> buf,
+                            std::uint64_t offset) {
+  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+  PMEMFS_TRY(check_file_type(inode));
+  if (offset >= inode.size_bytes || buf.empty()) return std::size_t{0};
+  const std::uint64_t end = offset + std::min<std::uint64_t>(buf.size(), inode.size_bytes - offset);
+  std::array<Mapping, kMapBatch> batch;
+  std::uint64_t pos = offset;
+  while (pos < end) {
+    PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
+      std::byte* out = buf.data() + (pos - offset);
+      if (batch[i].physical == 0 || batch[i].unwritten) {
+        std::memset(out, 0, piece_end - pos);
+      } else {
+        std::memcpy(out, media_at(core, batch[i], pos), piece_end - pos);
+      }
+      pos = piece_end;
+    }
+  }
+  return static_cast<std::size_t>(end - offset);
+}
+
+// ---------------------------------------------------------------------------- write
+
+// Copies data[pos - offset ...] for [pos, end) into the already mapped blocks of the file.
+Status copy_into(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                 std::uint64_t offset, std::uint64_t pos, std::uint64_t end) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+  std::array<Mapping, kMapBatch> batch;
+  while (pos < end) {
+    PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
+    for (std::size_t i = 0; i < n; ++i) {
+      if (batch[i].physical == 0) return Status::error(EIO, fmt::format("inode {}: block {} not mapped for a write", ino, batch[i].logical));
+      const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
+      if (persist_copy(core.persister(), media_at(core, batch[i], pos), data.data() + (pos - offset),
+                       piece_end - pos) != 0)
+        return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+      pos = piece_end;
+    }
+  }
+  return Status::ok();
+}
+
+// Zeroes the parts of the first and last block of [offset, end) that the write does not
+// cover, where those blocks are new (in `fresh`) or unwritten: they become written.
+Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
+                  const std::vector<BlockRange>& fresh, std::uint64_t offset, std::uint64_t end) {
+  auto needs_zeros = [&](std::uint64_t lb, Mapping* m) -> Result<bool> {
+    PMEMFS_ASSIGN_OR_RETURN(*m, core.map_lookup(r, inode, lb));
+    if (m->physical == 0) return Status::error(EIO, fmt::format("inode {}: block {} not mapped for a write", inode.ino, lb));
+    if (m->unwritten) return true;
+    for (const BlockRange& f : fresh) {
+      if (lb >= f.logical && lb < f.logical + f.count) return true;
+    }
+    return false;
+  };
+  Mapping m;
+  if (offset % kBlockBytes != 0) {
+    const std::uint64_t lb = offset / kBlockBytes;
+    PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
+    if (z && core.persister().memset_nodrain(media_at(core, m, lb * kBlockBytes), 0, offset % kBlockBytes) != 0)
+      return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
+  }
+  if (end % kBlockBytes != 0) {
+    const std::uint64_t lb = end / kBlockBytes;
+    PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
+    if (z && core.persister().memset_nodrain(media_at(core, m, end), 0, kBlockBytes - end % kBlockBytes) != 0)
+      return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
+  }
+  return Status::ok();
+}
+
+// A write of a few blocks: allocation, copy and size change in one transaction.
+// Returns the bytes written from `offset` (0 = only preparatory work was committed; call
+// again).
+Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                                std::uint64_t offset) {
+  const std::uint64_t end = offset + data.size();
+  const std::uint64_t first = offset / kBlockBytes;
+  std::uint64_t limit = ceil_blocks(end) - first;
+  for (;;) {
+    MetaTx mtx(core);
+    journal::Transaction& tx = mtx.tx();
+    PMEMFS_TRY(core.check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+    PMEMFS_TRY(check_file_type(inode));
+    const std::uint64_t old_size = inode.size_bytes;
+    const bool sealed = (inode.flags & format::kInodeSealed) != 0;
+    if (sealed && end > old_size) return sealed_error(inode, "cannot write past its end");
+    MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
+    if (end > old_size) {
+      bool complete = true;
+      PMEMFS_TRY(ed.prepare_growth(old_size, offset, end, &complete));
+      if (!complete) {
+        PMEMFS_TRY(ed.finish());
+        core.store_inode(tx, inode);
+        PMEMFS_TRY(mtx.commit());
+        return std::size_t{0};
+      }
+    }
+    std::vector<BlockRange> fresh;
+    std::uint64_t done = first;
+    Status st = ed.allocate(first, limit, NewBlocks::kCallerFills, &done, &fresh);
+    if (!st.is_ok()) {
+      // Retry the prefix that could be mapped in a fresh transaction (this one holds the
+      // failed step's partial edit).
+      if (st.errnum() == ENOSPC && done > first) {
+        limit = done - first;
+        continue;
+      }
+      return st;
+    }
+    if (sealed && !fresh.empty()) return sealed_error(inode, "its block map cannot change");
+    const std::uint64_t bytes_end = std::min(end, done * kBlockBytes);
+    if (bytes_end > offset) {
+      PMEMFS_TRY(zero_edges(core, tx, inode, fresh, offset, bytes_end));
+      // The copy reads the staged map through the transaction.
+      for (std::uint64_t pos = offset; pos < bytes_end;) {
+        PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(tx, inode, pos / kBlockBytes));
+        if (m.physical == 0) return Status::error(EIO, fmt::format("inode {}: block {} not mapped for a write", ino, m.logical));
+        const std::uint64_t piece_end = std::min(bytes_end, end_bytes(m));
+        if (persist_copy(core.persister(), media_at(core, m, pos), data.data() + (pos - offset), piece_end - pos) != 0)
+          return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+        pos = piece_end;
+      }
+      // Data and zeros durable before the commit that makes them part of the file.
+      core.persister().drain();
+      std::uint64_t converted = first;
+      PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
+      if (converted < done) {
+        // Out of budget while turning unwritten blocks written: publish only that far.
+        done = converted;
+      }
+    }
+    const std::uint64_t written_end = std::min(end, done * kBlockBytes);
+    if (written_end > old_size) inode.size_bytes = written_end;
+    if (written_end > offset) inode.mtime_ns = inode.ctime_ns = fs::now_ns();
+    PMEMFS_TRY(ed.finish());
+    core.store_inode(tx, inode);
+    PMEMFS_TRY(mtx.commit());
+    return static_cast<std::size_t>(written_end > offset ? written_end - offset : 0);
+  }
+}
+
+// A large write: map the holes unwritten (tx 1), copy with no metadata lock, then turn
+// the blocks written and set the size (tx 2).
+Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                                std::uint64_t offset) {
+  const std::uint64_t end = offset + data.size();
+  const std::uint64_t first = offset / kBlockBytes;
+  std::uint64_t limit = ceil_blocks(end) - first;
+  std::uint64_t done = first;
+  for (;;) {
+    MetaTx mtx(core);
+    journal::Transaction& tx = mtx.tx();
+    PMEMFS_TRY(core.check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+    PMEMFS_TRY(check_file_type(inode));
+    const bool sealed = (inode.flags & format::kInodeSealed) != 0;
+    if (sealed && end > inode.size_bytes) return sealed_error(inode, "cannot write past its end");
+    MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
+    if (end > inode.size_bytes) {
+      bool complete = true;
+      PMEMFS_TRY(ed.prepare_growth(inode.size_bytes, offset, end, &complete));
+      if (!complete) {
+        PMEMFS_TRY(ed.finish());
+        core.store_inode(tx, inode);
+        PMEMFS_TRY(mtx.commit());
+        return std::size_t{0};
+      }
+    }
+    std::vector<BlockRange> fresh;
+    Status st = ed.allocate(first, limit, NewBlocks::kUnwritten, &done, &fresh);
+    if (!st.is_ok()) {
+      if (st.errnum() == ENOSPC && done > first) {
+        limit = done - first;
+        continue;
+      }
+      return st;
+    }
+    if (sealed && !fresh.empty()) return sealed_error(inode, "its block map cannot change");
+    PMEMFS_TRY(ed.finish());
+    core.store_inode(tx, inode);
+    PMEMFS_TRY(mtx.commit());
+    break;
+  }
+  const std::uint64_t bytes_end = std::min(end, done * kBlockBytes);
+  if (bytes_end <= offset) return std::size_t{0};
+
+  // The copy: the inode lock (exclusive, held by the caller) keeps the map still.
+  {
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+    std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+    auto r = core.media();
+    PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
+  }
+  PMEMFS_TRY(copy_into(core, ino, data, offset, offset, bytes_end));
+  core.persister().drain();
+
+  MetaTx mtx(core);
+  journal::Transaction& tx = mtx.tx();
+  PMEMFS_TRY(core.check_writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+  MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
+  std::uint64_t converted = first;
+  PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
+  const std::uint64_t written_end = std::min(bytes_end, converted * kBlockBytes);
+  if (written_end <= offset) return std::size_t{0};
+  if (written_end > inode.size_bytes) inode.size_bytes = written_end;
+  inode.mtime_ns = inode.ctime_ns = fs::now_ns();
+  PMEMFS_TRY(ed.finish());
+  core.store_inode(tx, inode);
+  PMEMFS_TRY(mtx.commit());
+  return static_cast<std::size_t>(written_end - offset);
+}
+
+// Every write that may allocate or change the size; the caller holds the inode lock
+// exclusively. A short count after an error (see the top of this file).
+Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                                 std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::span<const std::byte> rest = data.subspan(done);
+    auto n = rest.size() > kLargeWriteBytes ? write_large(core, ino, rest, offset + done)
+                                            : write_small(core, ino, rest, offset + done);
+    if (!n.is_ok()) {
+      if (done > 0) return done;
+      return n.status();
+    }
+    done += *n;
+  }
+  return done;
+}
+
+// Copies into written blocks inside the file with the inode lock shared; stops at the
+// first block that is a hole or unwritten, or at the end of file. Returns bytes written.
+Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                                       std::uint64_t offset) {
+  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  PMEMFS_TRY(core.check_writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+  PMEMFS_TRY(check_file_type(inode));
+  if (offset >= inode.size_bytes) return std::size_t{0};
+  const std::uint64_t end = offset + std::min<std::uint64_t>(data.size(), inode.size_bytes - offset);
+  std::array<Mapping, kMapBatch> batch;
+  std::uint64_t pos = offset;
+  bool blocked = false;
+  while (pos < end && !blocked) {
+    PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
+    for (std::size_t i = 0; i < n; ++i) {
+      if (batch[i].physical == 0 || batch[i].unwritten) {
+        blocked = true;
+        break;
+      }
+      const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
+      if (persist_copy(core.persister(), media_at(core, batch[i], pos), data.data() + (pos - offset),
+                       piece_end - pos) != 0)
+        return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+      pos = piece_end;
+    }
+  }
+  core.persister().drain();
+  const auto written = static_cast<std::size_t>(pos - offset);
+  // mtime: a transaction only when the coarse clock has moved past the stored time (at
+  // most one per tick, ~4 ms) and only when this call is done (otherwise the allocating
+  // part that follows sets it).
+  if (written == data.size() && written > 0 && coarse_now_ns() > inode.mtime_ns) {
+    MetaTx mtx(core);
+    PMEMFS_ASSIGN_OR_RETURN(Inode fresh, core.load_inode(mtx.tx(), ino));
+    const std::int64_t now = fs::now_ns();
+    if (now > fresh.mtime_ns) {
+      fresh.mtime_ns = fresh.ctime_ns = now;
+      core.store_inode(mtx.tx(), fresh);
+      PMEMFS_TRY(mtx.commit());
+    }
+  }
+  return written;
+}
+
+struct WriteResult {
+  std::size_t bytes = 0;
+  std::uint64_t end_offset = 0;  // offset after the last byte written
+};
+
+Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                             std::uint64_t offset, bool append) {
+  if (!append) {
+    if (offset >= format::kMaxFileBytes)
+      return Status::error(EFBIG, fmt::format("write at offset {}: past the maximum file size", offset));
+    if (data.size() > format::kMaxFileBytes - offset) data = data.first(format::kMaxFileBytes - offset);
+    if (data.empty()) return WriteResult{0, offset};
+    PMEMFS_ASSIGN_OR_RETURN(std::size_t fast, overwrite_in_place(core, ino, data, offset));
+    if (fast == data.size()) return WriteResult{fast, offset + fast};
+    std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+    auto n = write_locked(core, ino, data.subspan(fast), offset + fast);
+    if (!n.is_ok()) {
+      if (fast > 0) return WriteResult{fast, offset + fast};
+      return n.status();
+    }
+    return WriteResult{fast + *n, offset + fast + *n};
+  }
+  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  PMEMFS_TRY(core.check_writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+  PMEMFS_TRY(check_file_type(inode));
+  offset = inode.size_bytes;
+  if (data.empty()) return WriteResult{0, offset};
+  if (offset >= format::kMaxFileBytes)
+    return Status::error(EFBIG, fmt::format("append at offset {}: past the maximum file size", offset));
+  if (data.size() > format::kMaxFileBytes - offset) data = data.first(format::kMaxFileBytes - offset);
+  PMEMFS_ASSIGN_OR_RETURN(std::size_t n, write_locked(core, ino, data, offset));
+  return WriteResult{n, offset + n};
+}
+
+// ---------------------------------------------------------------------------- fallocate
+
+// Frees the ranges in `runs` again (undoing an allocation that failed part way), in as
+// many transactions as needed. Best effort: what stays allocated is unwritten and valid.
+void release_runs(VolumeCore& core, std::uint64_t ino, const std::vector<BlockRange>& runs) {
+  std::size_t i = 0;
+  std::uint64_t from = runs.empty() ? 0 : runs[0].logical;
+  while (i < runs.size()) {
+    MetaTx mtx(core);
+    auto inode = core.load_inode(mtx.tx(), ino);
+    if (!inode.is_ok()) return;
+    MapEditor ed(core, mtx.tx(), *inode, fs::edit_budget_bytes(core));
+    while (i < runs.size() && !ed.over_budget()) {
+      const std::uint64_t end = runs[i].logical + runs[i].count;
+      std::uint64_t done = from;
+      if (!ed.punch(from, end - from, &done).is_ok()) return;
+      if (done < end) {
+        from = done;
+        break;
+      }
+      if (++i < runs.size()) from = runs[i].logical;
+    }
+    if (!ed.finish().is_ok()) return;
+    core.store_inode(mtx.tx(), *inode);
+    if (!mtx.commit().is_ok()) return;
+  }
+}
+
+// The partial first and last blocks of [offset, end), clipped to the file's size: the
+// byte ranges an operation on whole blocks leaves to be zeroed.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> partial_edges(std::uint64_t offset, std::uint64_t end,
+                                                                   std::uint64_t size) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  end = std::min(end, size);
+  if (offset >= end) return out;
+  const std::uint64_t head_block_end = (offset / kBlockBytes + 1) * kBlockBytes;
+  if (offset % kBlockBytes != 0 || end < head_block_end) {
+    out.emplace_back(offset, std::min(end, head_block_end));
+    if (end <= head_block_end) return out;
+  }
+  if (end % kBlockBytes != 0) out.emplace_back(end - end % kBlockBytes, end);
+  return out;
+}
+
+enum class FallocKind { kAllocate, kPunch, kZero };
+
+// One fallocate, with the inode lock held exclusively. Bulk work on whole blocks runs in
+// budget-sized transactions front to back; the last transaction zeroes the partial edge
+// blocks (through the journal) and sets size and times. A crash part way leaves: for
+// allocate, extra unwritten blocks (reading as zeros, size unchanged); for punch and
+// zero, a prefix of the range done — documented as the limit of atomicity for ranges
+// whose metadata exceeds one transaction.
+Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
+                        std::uint64_t offset, std::uint64_t end) {
+  std::uint64_t alloc_lb = offset / kBlockBytes;
+  const std::uint64_t alloc_end = ceil_blocks(end);
+  std::uint64_t full_lb = ceil_blocks(offset);
+  const std::uint64_t full_end = end / kBlockBytes;
+  if (full_lb > full_end) full_lb = full_end;
+  std::vector<BlockRange> allocated;  // by committed transactions of this call
+  auto fail = [&](Status s) {
+    if (!allocated.empty()) release_runs(core, ino, allocated);
+    return s;
+  };
+  for (;;) {
+    MetaTx mtx(core);
+    journal::Transaction& tx = mtx.tx();
+    PMEMFS_TRY(core.check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+    PMEMFS_TRY(check_file_type(inode));
+    if (inode.flags & format::kInodeSealed) return fail(sealed_error(inode, "fallocate changes its block map"));
+    const std::uint64_t old_size = inode.size_bytes;
+    const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
+    MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
+    bool complete = true;
+    if (grow) PMEMFS_TRY(ed.prepare_growth(old_size, end, end, &complete));
+    std::vector<BlockRange> fresh;
+    if (complete && kind != FallocKind::kPunch && alloc_lb < alloc_end) {
+      std::uint64_t done = alloc_lb;
+      Status st = ed.allocate(alloc_lb, alloc_end - alloc_lb, NewBlocks::kUnwritten, &done, &fresh);
+      if (!st.is_ok()) return fail(st);
+      alloc_lb = done;
+      complete = alloc_lb >= alloc_end;
+    }
+    if (complete && full_lb < full_end) {
+      std::uint64_t done = full_lb;
+      if (kind == FallocKind::kPunch) PMEMFS_TRY(ed.punch(full_lb, full_end - full_lb, &done));
+      if (kind == FallocKind::kZero) PMEMFS_TRY(ed.convert(full_lb, full_end - full_lb, true, &done));
+      if (kind != FallocKind::kAllocate) full_lb = done;
+      complete = full_lb >= full_end || kind == FallocKind::kAllocate;
+    }
+    const std::int64_t now = fs::now_ns();
+    if (complete) {
+      if (kind != FallocKind::kAllocate) {
+        for (const auto& [from, to] : partial_edges(offset, end, old_size)) PMEMFS_TRY(ed.zero_logged(from, to - from));
+        inode.mtime_ns = now;
+      }
+      if (grow) {
+        inode.size_bytes = end;
+        inode.mtime_ns = now;
+      }
+    }
+    inode.ctime_ns = now;
+    PMEMFS_TRY(ed.finish());
+    core.store_inode(tx, inode);
+    Status st = mtx.commit();
+    if (!st.is_ok()) return fail(st);
+    allocated.insert(allocated.end(), fresh.begin(), fresh.end());
+    if (complete) return Status::ok();
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- VolumeCore
+
+namespace fs {
+
+Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
+  if (size > format::kMaxFileBytes)
+    return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
+  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  for (;;) {
+    MetaTx mtx(*this);
+    journal::Transaction& tx = mtx.tx();
+    PMEMFS_TRY(check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(tx, ino));
+    PMEMFS_TRY(check_file_type(inode));
+    const std::uint64_t old_size = inode.size_bytes;
+    if (size > old_size && (inode.flags & format::kInodeSealed) == 0) {
+      // Growth in budget-sized steps (normally one): blocks left written past the end by
+      // an interrupted truncate are turned unwritten first.
+      MapEditor ed(*this, tx, inode, edit_budget_bytes(*this));
+      bool complete = true;
+      PMEMFS_TRY(ed.prepare_growth(old_size, size, size, &complete));
+      PMEMFS_TRY(ed.finish());
+      if (complete) {
+        inode.size_bytes = size;
+        inode.mtime_ns = inode.ctime_ns = now_ns();
+      }
+      store_inode(tx, inode);
+      PMEMFS_TRY(mtx.commit());
+      if (complete) return Status::ok();
+      continue;
+    }
+    PMEMFS_TRY(set_size(tx, inode, size));
+    store_inode(tx, inode);
+    PMEMFS_TRY(mtx.commit());
+    if (inode.flags & format::kInodeSealed) return Status::ok();
+    break;
+  }
+  // Shrinking: the size changed atomically above; blocks past the new end that did not
+  // fit that transaction are freed now, a budget at a time (invisible meanwhile).
+  const std::uint64_t from = ceil_blocks(size);
+  for (;;) {
+    {
+      PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*this, ino));
+      std::shared_lock<std::shared_mutex> ml(meta_lock);
+      auto r = media();
+      PMEMFS_ASSIGN_OR_RETURN(auto left, MapView(*this, r, inode).first_overlap(from, kMaxFileBlocks));
+      if (!left) return Status::ok();
+    }
+    MetaTx mtx(*this);
+    PMEMFS_TRY(check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(mtx.tx(), ino));
+    PMEMFS_ASSIGN_OR_RETURN(bool done, map_trim(mtx.tx(), inode, from));
+    store_inode(mtx.tx(), inode);
+    PMEMFS_TRY(mtx.commit());
+    if (done) return Status::ok();
+  }
+}
+
+}  // namespace fs
+
+// ---------------------------------------------------------------------------- File
+
+File::File(std::shared_ptr<fs::VolumeCore> core, std::uint64_t ino, int flags)
+    : core_(std::move(core)), ino_(ino), flags_(flags), position_lock_(std::make_unique<std::mutex>()) {}
+
+File::File(File&& other) noexcept
+    : core_(std::move(other.core_)),
+      ino_(std::exchange(other.ino_, 0)),
+      flags_(std::exchange(other.flags_, 0)),
+      position_(std::exchange(other.position_, 0)),
+      position_lock_(std::move(other.position_lock_)) {
+  other.core_.reset();
+}
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    close();
+    core_ = std::move(other.core_);
+    other.core_.reset();
+    ino_ = std::exchange(other.ino_, 0);
+    flags_ = std::exchange(other.flags_, 0);
+    position_ = std::exchange(other.position_, 0);
+    position_lock_ = std::move(other.position_lock_);
+  }
+  return *this;
+}
+
+File::~File() { close(); }
+
+void File::close() {
+  if (core_ == nullptr) return;
+  std::shared_ptr<fs::VolumeCore> core = std::move(core_);
+  core_.reset();
+  core->note_close(ino_);
+}
+
+Result<std::size_t> File::pread(std::span<std::byte> buf, std::uint64_t offset) {
+  if (core_ == nullptr) return not_open();
+  if (!can_read(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for reading", ino_));
+  return read_at(*core_, ino_, buf, offset);
+}
+
+Result<std::size_t> File::read(std::span<std::byte> buf) {
+  if (core_ == nullptr) return not_open();
+  std::lock_guard<std::mutex> g(*position_lock_);
+  PMEMFS_ASSIGN_OR_RETURN(std::size_t n, pread(buf, position_));
+  position_ += n;
+  return n;
+}
+
+Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t offset) {
+  if (core_ == nullptr) return not_open();
+  if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  // As on Linux, O_APPEND appends even through pwrite.
+  PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, offset, (flags_ & O_APPEND) != 0));
+  return r.bytes;
+}
+
+Result<std::size_t> File::write(std::span<const std::byte> buf) {
+  if (core_ == nullptr) return not_open();
+  if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  std::lock_guard<std::mutex> g(*position_lock_);
+  PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, position_, (flags_ & O_APPEND) != 0));
+  position_ = r.end_offset;
+  return r.bytes;
+}
+
+Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
+  if (core_ == nullptr) return not_open();
+  std::lock_guard<std::mutex> g(*position_lock_);
+  auto set = [&](std::int64_t base, std::int64_t delta) -> Result<std::uint64_t> {
+    std::int64_t pos = 0;
+    if (__builtin_add_overflow(base, delta, &pos)) return Status::error(EOVERFLOW, "seek: position overflows");
+    if (pos < 0) return Status::error(EINVAL, fmt::format("seek: negative position {}", pos));
+    position_ = static_cast<std::uint64_t>(pos);
+    return position_;
+  };
+  switch (whence) {
+    case SEEK_SET: return set(0, offset);
+    case SEEK_CUR: return set(static_cast<std::int64_t>(position_), offset);
+    case SEEK_END:
+    case SEEK_DATA:
+    case SEEK_HOLE: break;
+    default: return Status::error(EINVAL, fmt::format("seek: unknown whence {}", whence));
+  }
+  VolumeCore& core = *core_;
+  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino_));
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino_));
+  const auto size = inode.size_bytes;
+  if (whence == SEEK_END) return set(static_cast<std::int64_t>(size), offset);
+  if (offset < 0 || static_cast<std::uint64_t>(offset) >= size)
+    return Status::error(ENXIO, fmt::format("seek: offset {} is not inside the file (size {})", offset, size));
+  // Walk the mappings from offset: data = written blocks; holes and unwritten blocks
+  // read as zeros and count as holes; the end of file is a hole.
+  std::array<Mapping, kMapBatch> batch;
+  std::uint64_t pos = static_cast<std::uint64_t>(offset);
+  while (pos < size) {
+    PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, size, batch));
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool data = batch[i].physical != 0 && !batch[i].unwritten;
+      if (data == (whence == SEEK_DATA)) {
+        position_ = pos;
+        return position_;
+      }
+      pos = std::min(size, end_bytes(batch[i]));
+    }
+  }
+  if (whence == SEEK_DATA) return Status::error(ENXIO, fmt::format("seek: no data after offset {}", offset));
+  position_ = size;
+  return position_;
+}
+
+Status File::truncate(std::uint64_t size_bytes) {
+  if (core_ == nullptr) return not_open();
+  if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  return core_->file_truncate(ino_, size_bytes);
+}
+
+Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
+  if (core_ == nullptr) return not_open();
+  if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  constexpr int kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
+  if ((mode & ~kKnown) != 0) return Status::error(EOPNOTSUPP, fmt::format("fallocate: unsupported mode {:#x}", mode));
+  const bool punch = (mode & kFallocPunchHole) != 0;
+  const bool zero = (mode & kFallocZeroRange) != 0;
+  const bool keep = (mode & kFallocKeepSize) != 0;
+  if (punch && zero) return Status::error(EOPNOTSUPP, "fallocate: punch hole and zero range together");
+  if (punch && !keep) return Status::error(EOPNOTSUPP, "fallocate: punch hole needs keep size");
+  if (length == 0) return Status::error(EINVAL, "fallocate: zero length");
+  if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
+    return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
+  const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
+  std::unique_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
+}
+
+Result<Stat> File::stat() {
+  if (core_ == nullptr) return not_open();
+  std::shared_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*core_, ino_));
+  return fs::to_stat(inode);
+}
+
+Status File::fsync() {
+  if (core_ == nullptr) return not_open();
+  // Data and metadata are durable when each call returns; only the instance's health is
+  // left to report.
+  if (core_->journal->poisoned()) return Status::error(EIO, "fsync: the volume instance is poisoned by an earlier failure");
+  return Status::ok();
+}
+
+Status File::fdatasync() { return fsync(); }
+
+}  // namespace pmemfs
