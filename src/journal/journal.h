@@ -1,27 +1,57 @@
 // journal — atomic, durable metadata updates by physical redo logging.
 //
 // Every metadata change in pmemfs is made inside a Transaction. A transaction stages
-// writes in DRAM copies of the 4 KiB blocks it touches (reads see the staged bytes), and
-// commit() makes the whole change durable and visible at once:
+// writes in DRAM copies of the 4 KiB blocks it touches (reads see the staged bytes; only
+// the 64-byte lines a transaction touches are copied from the media), and commit() makes
+// the whole change durable and visible at once:
 //
-//   1. the dirty cache lines of every staged block become records (offset, length, bytes);
-//      header + records are checksummed and copied into the ring with non-temporal stores;
-//      one drain (fence 1). A transaction is committed once its checksum is durable.
+//   1. the dirty 64-byte lines of every staged block become records (offset, length,
+//      bytes; one record per run of contiguous dirty lines, runs that continue into the
+//      next block merged); TxHeader + records are checksummed (XXH3-64 seeded with the
+//      volume seed) and copied into the ring at the head with non-temporal stores; one
+//      drain (fence 1). A transaction is committed once fence 1 completes.
 //   2. the records are applied in place; drain (fence 2).
-//   3. the next checkpoint slot records "applied up to this sequence"; drain (fence 3).
+//   3. checkpoint slot[sequence % 2] records "applied up to this sequence, the next
+//      transaction starts at ring offset head"; drain (fence 3).
+//   4. on_commit callbacks run.
+//
+// Ring: the blocks after the journal header. Transactions start 64-byte aligned. The
+// first transaction has sequence 1; each next one sequence + 1. A transaction that does
+// not fit between the head and the ring's end starts at offset 0, and a wrap marker (a
+// TxHeader with kTxFlagWrap, record_count 0, body_bytes 0, valid checksum and the
+// sequence of the transaction it announces) is written at the old head in the same
+// fence-1 group. Recovery that meets a valid wrap marker for the sequence it expects
+// continues at offset 0, expecting the same sequence there. Because a transaction's
+// checkpoint is durable before the next transaction is written, the ring holds at most
+// one transaction that recovery may need, and a transaction never overwrites it.
 //
 // A crash before fence 1 completes leaves a transaction whose checksum fails: recovery
 // stops there and the old state stands. A crash after it replays the transaction from the
-// ring (idempotent: records are absolute bytes), so the new state stands. Recovery replays
-// only what follows the newest valid checkpoint: at most the one transaction that was in
-// flight, so open costs time in proportion to the journal, never to the number of files.
+// ring (idempotent: records are absolute bytes), so the new state stands. A torn
+// checkpoint slot fails its checksum; the other slot is one transaction older, and that
+// transaction is replayed again. Recovery replays only what follows the newest valid
+// checkpoint — at most one transaction — so open costs time in proportion to the
+// journal, never to the number of files.
 //
-// The journal is also where a volume instance is poisoned: a failed persist, a failed
-// verification reported by a caller (poison()), or a commit that finds the ring damaged
-// makes every later commit fail with EIO. A read-only journal fails commits with EROFS.
+// Journal::format leaves both checkpoint slots valid at sequence 0, tail 0, and zeroes
+// the whole ring (so no transaction of an earlier volume can validate).
+//
+// The journal is also where a volume instance is poisoned: a failed persist during a
+// commit, or a failed verification reported by a caller (poison()), makes every later
+// non-empty commit fail with EIO. A read-only journal fails non-empty commits with EROFS.
+//
+// Rules for callers: a block written through the journal is written only through the
+// journal (records carry whole 64-byte lines of the staged copy). Offsets handed to
+// read()/write() come from verified structures: reading outside the volume, a read or
+// write crossing a 4 KiB block, a zero length, a nested Transaction on one thread, or
+// using a Transaction after commit() are programming errors and abort with a message.
+// Writes into the superblocks or the journal itself, or outside the volume, are refused
+// at commit with EINVAL.
 //
 // Thread safety: one transaction at a time per Journal; Transaction's constructor blocks
-// while another is open. A Transaction is used by the thread that created it.
+// while another is open. A Transaction is used by the thread that created it. on_commit
+// callbacks run on that thread with the journal locked: they must not open a Transaction.
+// poison(), poisoned() and last_sequence() may be called from any thread.
 #pragma once
 
 #include <cstddef>
@@ -69,42 +99,52 @@ class MediaReader final : public MetaReader {
 
 struct RecoveryStats {
   std::uint64_t transactions_replayed = 0;
-  std::uint64_t bytes_replayed = 0;
-  std::uint64_t last_sequence = 0;
+  std::uint64_t bytes_replayed = 0;  // record data bytes applied in place
+  std::uint64_t last_sequence = 0;   // newest applied transaction after recovery
 };
 
 // Test-only switches that plant known bugs, to prove the crash checker catches them
 // (issue 4). Never set outside tests.
+// Read at every commit and open; set them before the journal is used.
 struct PlantedBugs {
-  bool skip_apply_drain = false;     // no fence between apply and checkpoint
-  bool checkpoint_before_apply = false;
-  bool skip_recovery_replay = false; // recovery ignores committed transactions
-  bool unchecked_commit = false;     // commit record trusted without its checksum
+  bool skip_apply_drain = false;         // no fence between apply and checkpoint
+  bool checkpoint_before_apply = false;  // checkpoint written (and fenced) before apply
+  bool skip_recovery_replay = false;     // recovery ignores committed transactions
+  bool unchecked_commit = false;         // recovery trusts a transaction without its checksum
+  bool skip_commit_drain = false;        // no fence between the ring write and apply
 };
 
 class Transaction;
 
 class Journal {
  public:
-  // Writes an empty journal (header, both checkpoint slots at sequence 0) into
-  // [first_block, first_block + blocks) of the device, durably.
+  // Writes an empty journal (header, both checkpoint slots valid at sequence 0 and tail
+  // 0, the ring zeroed) into [first_block, first_block + blocks) of the device, durably.
+  // Errors: EINVAL when blocks is outside [2, kMaxJournalBlocks], the region overlaps the
+  // superblocks or does not fit the device; EROFS on a read-only device; EIO when a
+  // persist fails.
   static Status format(const device::Device& device, std::uint64_t first_block,
                        std::uint64_t blocks, const std::uint8_t (&uuid)[16]);
 
   // Verifies the journal header of the volume described by `sb` and replays committed
-  // transactions after the newest checkpoint (unless the device is read-only, in which
-  // case a journal needing replay fails with EROFS... see docs/design.md).
-  // Errors: EUCLEAN naming the structure and offset when the header or a checkpoint is
-  // damaged; EIO when a replay persist fails.
-  static Result<std::unique_ptr<Journal>> open(device::Device& device,
-                                               const format::Superblock& sb,
+  // transactions after the newest checkpoint. Every transaction to replay is verified
+  // before the first byte is written; nothing is written when there is nothing to
+  // replay. `sb` must already be verified; its journal fields are bounds-checked again.
+  // The Journal keeps a reference to `device`, which must outlive it.
+  // Errors: EUCLEAN naming the structure and offset when the superblock's journal
+  // geometry, the header, both checkpoint slots, or a transaction with a valid checksum
+  // is damaged; EROFS when the device is read-only and a committed transaction needs
+  // replay (recovery needs write access: open the volume read-write once); EIO when a
+  // replay persist fails.
+  static Result<std::unique_ptr<Journal>> open(device::Device& device, const format::Superblock& sb,
                                                RecoveryStats* stats = nullptr);
 
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Every later commit fails with EIO and `why` in the message.
+  // Every later non-empty commit fails with EIO and `why` in the message. The first
+  // reason is kept.
   void poison(const std::string& why);
   bool poisoned() const;
   std::uint64_t last_sequence() const;
@@ -138,23 +178,32 @@ class Transaction final : public MetaReader {
     return *reinterpret_cast<T*>(write(offset, sizeof(T)));
   }
 
-  // Runs after a successful commit, in order (e.g. to update in-memory hints).
+  // Runs after a successful commit, in order (e.g. to update in-memory hints), with the
+  // journal locked. Discarded if the transaction is not committed.
   void on_commit(std::function<void()> fn);
 
-  // Makes every staged write durable and applied, atomically. On error nothing changed on
-  // media (or, if the in-place apply failed after the commit point, the volume instance is
-  // poisoned and recovery at the next open completes the transaction).
-  // Errors: EIO (poisoned / persist failed), EROFS, EFBIG (over kMaxTxBytes).
+  // Makes every staged write durable and applied, atomically, and ends the transaction
+  // (the lock is released; the object must not be used again). An empty transaction
+  // changes nothing and succeeds (its callbacks run), even when poisoned or read-only.
+  // On error nothing changed on media, except for EIO from a failed persist: the volume
+  // instance is then poisoned, and whatever reached the media is a committed transaction
+  // (recovery at the next open completes it) or one that recovery ignores.
+  // Errors: EIO (poisoned / persist failed), EROFS, EFBIG (over
+  // min(kMaxTxBytes, ring/4)), EINVAL (a write outside the volume or into the
+  // superblocks or the journal: a caller bug).
   [[nodiscard]] Status commit();
 
-  // Bytes the records of this transaction would occupy so far.
+  // Bytes this transaction would occupy in the ring so far: TxHeader, records, data (0
+  // while empty).
   std::uint64_t staged_bytes() const;
+  // No line written yet.
   bool empty() const;
 
  private:
-  struct Impl;
   Journal& journal_;
-  std::unique_ptr<Impl> impl_;
+  // The journal's reusable staging state (no allocation per transaction); null once the
+  // transaction has ended.
+  Journal::Impl* impl_;
 };
 
 }  // namespace pmemfs::journal

@@ -1,0 +1,896 @@
+// The journal: staging, commit, checkpoint and recovery (journal.h says what and why).
+//
+// Where things live:
+//   Journal::Impl   the journal's geometry, its commit state (head, sequence) and the one
+//                   transaction's staging state, reused by every transaction so that the
+//                   steady state allocates nothing.
+//   commit_locked   the three fences of a commit.
+//   scan / replay   recovery: every transaction after the checkpoint is verified first,
+//                   then applied.
+#include "journal/journal.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <unordered_map>
+
+#include "format/checksum.h"
+
+namespace pmemfs::journal {
+namespace {
+
+using format::JournalCheckpoint;
+using format::JournalHeader;
+using format::kBlockBytes;
+using format::TxHeader;
+using format::TxRecord;
+
+constexpr std::uint64_t kLineBytes = 64;
+constexpr std::uint64_t kLinesPerBlock = kBlockBytes / kLineBytes;
+static_assert(kLinesPerBlock == 64, "one 64-bit dirty mask per block");
+constexpr std::uint64_t kTxAlignBytes = 64;
+constexpr std::uint64_t kTxHeaderBytes = sizeof(TxHeader);
+constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
+// The superblocks (blocks 0 and 1) are never written through the journal.
+constexpr std::uint64_t kSuperblocksEndBytes = 2 * std::uint64_t{kBlockBytes};
+
+// Staged blocks are found by a linear scan up to this many; beyond, through a hash map.
+constexpr std::size_t kLinearLookupMax = 16;
+// Staging buffers kept for the next transaction; a larger transaction's extras are freed.
+constexpr std::size_t kRetainedStagingBlocks = 64;
+// The record buffer is shrunk back to this after a larger transaction.
+constexpr std::size_t kRetainedRecordBytes = 256 * 1024;
+
+constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+constexpr std::uint64_t pad8(std::uint64_t v) { return align_up(v, 8); }
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "pmemfs journal: programming error: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+// Mask of the 64-byte lines of a block that [in_block, in_block + len) touches; len >= 1.
+std::uint64_t line_mask(std::uint64_t in_block, std::uint64_t len) {
+  const std::uint64_t first = in_block / kLineBytes;
+  const std::uint64_t last = (in_block + len - 1) / kLineBytes;
+  const std::uint64_t count = last - first + 1;
+  const std::uint64_t ones = count == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << count) - 1;
+  return ones << first;
+}
+
+// A 64-byte aligned byte array that keeps its storage between uses.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  ~AlignedBuffer() { release(); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+
+  std::byte* data() { return data_; }
+  std::size_t capacity() const { return capacity_; }
+  void reserve(std::size_t bytes) {
+    if (bytes <= capacity_) return;
+    release();
+    data_ = static_cast<std::byte*>(::operator new (bytes, std::align_val_t{64}));
+    capacity_ = bytes;
+  }
+  void release() {
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+std::byte* new_block_buffer() {
+  return static_cast<std::byte*>(::operator new (kBlockBytes, std::align_val_t{64}));
+}
+void delete_block_buffer(std::byte* p) { ::operator delete (p, std::align_val_t{64}); }
+
+std::uint64_t checkpoint_checksum(const JournalCheckpoint& c, std::uint64_t seed) {
+  return format::checksum64(&c, 2 * sizeof(std::uint64_t), seed);
+}
+
+std::uint64_t header_checksum(JournalHeader h) {
+  h.checksum = 0;
+  return format::checksum64(&h, 64, 0);
+}
+
+bool all_zero(const void* p, std::size_t len) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (std::size_t i = 0; i < len; ++i) {
+    if (b[i] != 0) return false;
+  }
+  return true;
+}
+
+Status corrupt(std::string message) { return Status::error(kErrCorrupt, std::move(message)); }
+
+std::string errno_text(int err) {
+  return fmt::format("{} ({})", errno_name(err), std::strerror(err));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- state
+
+struct StagedBlock {
+  std::uint64_t block;   // volume block index
+  std::uint64_t dirty;   // lines written by this transaction
+  std::uint64_t loaded;  // lines copied from the media into `data`
+  std::byte* data;       // 4 KiB staging copy
+};
+
+// A transaction found in the ring by recovery, already verified.
+struct FoundTx {
+  std::uint64_t ring_offset;
+  std::uint64_t body_bytes;
+  std::uint64_t data_bytes;  // sum of the records' lengths
+  std::uint32_t record_count;
+};
+
+struct Journal::Impl {
+  // Geometry (immutable after open).
+  persist::Persister persister;
+  std::byte* base = nullptr;
+  std::uint64_t volume_bytes = 0;
+  std::uint64_t journal_offset = 0;  // the header block
+  std::uint64_t journal_end = 0;     // past the ring
+  std::byte* ring = nullptr;
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t max_tx_bytes = 0;
+  std::uint8_t uuid[16] = {};
+  std::uint64_t seed = 0;
+  bool read_only = false;
+
+  // The journal lock: held from a Transaction's construction to its end.
+  std::mutex mutex;
+  std::atomic<std::thread::id> owner{};
+
+  // Guarded by `mutex`.
+  std::uint64_t head = 0;      // ring offset where the next transaction goes
+  std::uint64_t sequence = 0;  // last committed and checkpointed transaction
+
+  // The open transaction's staging state; guarded by `mutex`.
+  std::vector<StagedBlock> staged;
+  std::unordered_map<std::uint64_t, std::uint32_t> index;  // used beyond kLinearLookupMax
+  std::size_t last_hit = 0;
+  std::vector<std::byte*> free_buffers;
+  std::vector<std::uint32_t> order;  // staged sorted by block, at commit
+  AlignedBuffer records;
+  std::byte* scratch = nullptr;  // target of refused writes
+  std::vector<std::function<void()>> callbacks;
+  Status refused;  // first write refused by this transaction
+
+  std::atomic<std::uint64_t> last_sequence{0};
+  std::atomic<bool> poisoned{false};
+  std::mutex poison_mutex;
+  std::string poison_why;  // guarded by poison_mutex
+
+  ~Impl() {
+    for (StagedBlock& b : staged) delete_block_buffer(b.data);
+    for (std::byte* p : free_buffers) delete_block_buffer(p);
+    if (scratch != nullptr) delete_block_buffer(scratch);
+  }
+
+  void set_poison(const std::string& why) {
+    std::lock_guard<std::mutex> lock(poison_mutex);
+    if (!poisoned.load(std::memory_order_relaxed)) poison_why = why;
+    poisoned.store(true, std::memory_order_release);
+  }
+
+  // ---- staging
+  StagedBlock* find(std::uint64_t block);
+  StagedBlock& stage(std::uint64_t block);
+  void load_lines(StagedBlock& b, std::uint64_t mask);
+  void end_transaction();
+  bool in_volume(std::uint64_t offset, std::uint64_t len) const {
+    return offset <= volume_bytes && len <= volume_bytes - offset;
+  }
+  // Whether [offset, offset + len) (inside the volume, len >= 1) touches a region the
+  // journal never writes: the superblocks and the journal itself.
+  bool forbidden(std::uint64_t offset, std::uint64_t len) const {
+    return offset < kSuperblocksEndBytes || (offset < journal_end && offset + len > journal_offset);
+  }
+
+  // ---- commit
+  std::uint64_t plan(std::uint32_t* record_count);
+  void build(std::uint64_t total, std::uint64_t sequence_no);
+  Status commit_locked();
+  Status fail_persist(const char* step, int err);
+  int write_checkpoint(std::uint64_t sequence_no, std::uint64_t tail);
+  int apply_records(const std::byte* body, std::uint32_t record_count);
+
+  // ---- recovery
+  Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest) const;
+  Status recover(const JournalCheckpoint& checkpoint, RecoveryStats* stats);
+  JournalHeader* header() const { return reinterpret_cast<JournalHeader*>(base + journal_offset); }
+  Status probe(std::uint64_t ring_offset, std::uint64_t expect_sequence, bool* found, bool* wrap,
+               FoundTx* tx) const;
+  Status scan(std::uint64_t tail, std::uint64_t first_sequence, std::vector<FoundTx>* found,
+              std::uint64_t* end_tail) const;
+  std::string where(std::uint64_t ring_offset) const {
+    return fmt::format("journal transaction at ring offset {} (volume offset {})", ring_offset,
+                       journal_offset + kBlockBytes + ring_offset);
+  }
+};
+
+// ---------------------------------------------------------------------------- readers
+
+const std::byte* MediaReader::read(std::uint64_t offset, std::uint32_t len) {
+  if (len == 0 || offset > size_ || len > size_ - offset ||
+      offset % kBlockBytes + len > kBlockBytes) {
+    die(
+        fmt::format("MediaReader::read({}, {}): zero length, outside the volume ({} bytes) or "
+                    "crossing a 4 KiB block; callers must verify offsets read from media",
+                    offset, len, size_));
+  }
+  return base_ + offset;
+}
+
+// ---------------------------------------------------------------------------- journal
+
+PlantedBugs& Journal::planted_bugs() {
+  static PlantedBugs bugs;
+  return bugs;
+}
+
+Journal::~Journal() = default;
+
+void Journal::poison(const std::string& why) { impl_->set_poison(why); }
+bool Journal::poisoned() const { return impl_->poisoned.load(std::memory_order_acquire); }
+std::uint64_t Journal::last_sequence() const {
+  return impl_->last_sequence.load(std::memory_order_acquire);
+}
+
+Status Journal::format(const device::Device& device, std::uint64_t first_block,
+                       std::uint64_t blocks, const std::uint8_t (&uuid)[16]) {
+  if (device.read_only()) {
+    return Status::error(EROFS, "journal format: the device is read-only");
+  }
+  const std::uint64_t device_blocks = device.size() / kBlockBytes;
+  if (blocks < 2 || blocks > format::kMaxJournalBlocks || first_block < 2 ||
+      first_block > device_blocks || blocks > device_blocks - first_block) {
+    return Status::error(
+        EINVAL, fmt::format("journal format: blocks [{}, +{}) must hold 2 to {} "
+                            "blocks after the superblocks, inside the device "
+                            "({} blocks)",
+                            first_block, blocks, format::kMaxJournalBlocks, device_blocks));
+  }
+  const std::uint64_t seed = format::volume_seed(uuid);
+  JournalHeader h{};
+  h.magic = format::kJournalMagic;
+  std::memcpy(h.uuid, uuid, sizeof(h.uuid));
+  h.self_block = first_block;
+  h.ring_bytes = (blocks - 1) * kBlockBytes;
+  for (JournalCheckpoint& slot : h.slot) {
+    slot.sequence = 0;
+    slot.tail_bytes = 0;
+    slot.checksum = checkpoint_checksum(slot, seed);
+  }
+  h.checksum = header_checksum(h);
+
+  // The header block is the header and zeros; the ring is zeros.
+  std::byte* dst = device.base() + first_block * kBlockBytes;
+  AlignedBuffer block;
+  block.reserve(kBlockBytes);
+  std::memset(block.data(), 0, kBlockBytes);
+  std::memcpy(block.data(), &h, sizeof(h));
+  const persist::Persister& p = device.persister();
+  int err = p.memcpy_nodrain(dst, block.data(), kBlockBytes);
+  if (err == 0) err = p.memset_nodrain(dst + kBlockBytes, 0, h.ring_bytes);
+  p.drain();
+  if (err != 0) {
+    return Status::error(EIO, fmt::format("journal format at offset {}: persist failed: {}",
+                                          first_block * kBlockBytes, errno_text(err)));
+  }
+  return Status::ok();
+}
+
+namespace {
+
+// The superblock is verified by its owner; its journal geometry is checked again here
+// because every offset the journal uses is derived from it.
+Status check_geometry(const device::Device& device, const format::Superblock& sb) {
+  const std::uint64_t device_blocks = device.size() / kBlockBytes;
+  if (sb.total_blocks > device_blocks) {
+    return corrupt(fmt::format("superblock: total_blocks {} exceeds the device ({} blocks)",
+                               sb.total_blocks, device_blocks));
+  }
+  if (sb.journal_blocks < 2 || sb.journal_blocks > format::kMaxJournalBlocks ||
+      sb.journal_block < 2 || sb.journal_block > sb.total_blocks ||
+      sb.journal_blocks > sb.total_blocks - sb.journal_block) {
+    return corrupt(fmt::format(
+        "superblock: journal blocks [{}, +{}) outside the volume ({} "
+        "blocks) or of a size outside [2, {}]",
+        sb.journal_block, sb.journal_blocks, sb.total_blocks, format::kMaxJournalBlocks));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const format::Superblock& sb,
+                                               RecoveryStats* stats) {
+  PMEMFS_TRY(check_geometry(device, sb));
+  std::unique_ptr<Journal> journal(new Journal());
+  journal->impl_ = std::make_unique<Impl>();
+  Impl& j = *journal->impl_;
+  j.persister = device.persister();
+  j.base = device.base();
+  j.volume_bytes = sb.total_blocks * kBlockBytes;
+  j.journal_offset = sb.journal_block * kBlockBytes;
+  j.journal_end = (sb.journal_block + sb.journal_blocks) * kBlockBytes;
+  j.ring = j.base + j.journal_offset + kBlockBytes;
+  j.ring_bytes = (sb.journal_blocks - 1) * kBlockBytes;
+  j.max_tx_bytes = std::min<std::uint64_t>(kMaxTxBytes, j.ring_bytes / 4);
+  std::memcpy(j.uuid, sb.uuid, sizeof(j.uuid));
+  j.seed = format::volume_seed(sb.uuid);
+  j.read_only = device.read_only();
+  j.scratch = new_block_buffer();
+
+  JournalCheckpoint checkpoint;
+  PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint));
+  RecoveryStats local;
+  PMEMFS_TRY(j.recover(checkpoint, &local));
+  if (stats != nullptr) *stats = local;
+  return journal;
+}
+
+// Verifies the header and picks the newest valid checkpoint. A slot whose checksum fails
+// was torn (or never written): the other is used. A slot whose checksum holds but whose
+// contents are impossible was damaged after it was written: that is corruption.
+Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoint* newest) const {
+  JournalHeader h;
+  std::memcpy(&h, header(), sizeof(h));
+  const std::string hdr = fmt::format("journal header at offset {}", journal_offset);
+  if (h.magic != format::kJournalMagic) {
+    return corrupt(fmt::format("{}: bad magic {:#018x}", hdr, h.magic));
+  }
+  if (h.checksum != header_checksum(h)) return corrupt(hdr + ": bad checksum");
+  if (std::memcmp(h.uuid, uuid, sizeof(h.uuid)) != 0) {
+    return corrupt(hdr + ": UUID differs from the superblock's (a journal of another volume)");
+  }
+  if (h.self_block != journal_block) {
+    return corrupt(fmt::format("{}: self_block {} is not the superblock's journal block {}", hdr,
+                               h.self_block, journal_block));
+  }
+  if (h.ring_bytes != ring_bytes) {
+    return corrupt(
+        fmt::format("{}: ring_bytes {} does not match the superblock's journal "
+                    "({} bytes of ring)",
+                    hdr, h.ring_bytes, ring_bytes));
+  }
+  if (!all_zero(h.reserved0, sizeof(h.reserved0))) {
+    return corrupt(hdr + ": reserved bytes not zero");
+  }
+  int best = -1;
+  for (int i = 0; i < 2; ++i) {
+    const JournalCheckpoint& c = h.slot[i];
+    if (c.checksum != checkpoint_checksum(c, seed)) continue;
+    if (c.tail_bytes >= ring_bytes || c.tail_bytes % kTxAlignBytes != 0 ||
+        !all_zero(c.reserved, sizeof(c.reserved))) {
+      return corrupt(fmt::format(
+          "journal checkpoint slot {} at offset {}: tail {} not a "
+          "64-byte aligned offset in the ring ({} bytes) or reserved "
+          "bytes not zero",
+          i, journal_offset + offsetof(JournalHeader, slot) + 64 * i, c.tail_bytes, ring_bytes));
+    }
+    if (best < 0 || c.sequence > h.slot[best].sequence) best = i;
+  }
+  if (best < 0) return corrupt(hdr + ": both checkpoint slots are damaged");
+  *newest = h.slot[best];
+  return Status::ok();
+}
+
+// Replays what follows the checkpoint. Every transaction is verified before the first
+// byte is written, and nothing is written when there is nothing to replay (so a clean
+// journal opens on a read-only device).
+Status Journal::Impl::recover(const JournalCheckpoint& checkpoint, RecoveryStats* stats) {
+  std::vector<FoundTx> found;
+  std::uint64_t end_tail = checkpoint.tail_bytes;
+  if (!Journal::planted_bugs().skip_recovery_replay) {
+    PMEMFS_TRY(scan(checkpoint.tail_bytes, checkpoint.sequence + 1, &found, &end_tail));
+  }
+  const std::uint64_t last = checkpoint.sequence + found.size();
+  if (!found.empty()) {
+    if (read_only) {
+      return Status::error(EROFS,
+                           fmt::format("{}: transaction {} is committed but not applied; "
+                                       "recovery needs write access (open the volume "
+                                       "read-write once)",
+                                       where(found.front().ring_offset), checkpoint.sequence + 1));
+    }
+    for (const FoundTx& tx : found) {
+      const std::byte* body = ring + tx.ring_offset + kTxHeaderBytes;
+      const int err = apply_records(body, tx.record_count);
+      if (err != 0) {
+        return Status::error(EIO, fmt::format("{}: replay persist failed: {}",
+                                              where(tx.ring_offset), errno_text(err)));
+      }
+      ++stats->transactions_replayed;
+      stats->bytes_replayed += tx.data_bytes;
+    }
+    persister.drain();
+    const int err = write_checkpoint(last, end_tail);
+    if (err != 0) {
+      return Status::error(EIO, fmt::format("journal header at offset {}: checkpoint persist "
+                                            "failed: {}",
+                                            journal_offset, errno_text(err)));
+    }
+  }
+  head = end_tail;
+  sequence = last;
+  last_sequence.store(last, std::memory_order_release);
+  stats->last_sequence = last;
+  return Status::ok();
+}
+
+// Examines the ring at `ring_offset` (64-byte aligned, inside the ring) for a transaction
+// or wrap marker with sequence `expect_sequence`. *found is false at the end of the log:
+// a header whose magic, UUID, sequence, lengths or checksum do not match (a transaction
+// never committed, or an older one). A transaction with a valid checksum whose contents
+// break the format's rules is corruption: EUCLEAN naming the ring offset.
+Status Journal::Impl::probe(std::uint64_t ring_offset, std::uint64_t expect_sequence, bool* found,
+                            bool* wrap, FoundTx* tx) const {
+  *found = false;
+  *wrap = false;
+  TxHeader h;
+  std::memcpy(&h, ring + ring_offset, sizeof(h));
+  const std::uint64_t room = ring_bytes - ring_offset - kTxHeaderBytes;
+  if (h.magic != format::kTxMagic || h.sequence != expect_sequence ||
+      std::memcmp(h.uuid, uuid, sizeof(uuid)) != 0 || h.body_bytes > room ||
+      h.body_bytes > kMaxTxBytes - kTxHeaderBytes) {
+    return Status::ok();
+  }
+  const std::byte* body = ring + ring_offset + kTxHeaderBytes;
+  if (!Journal::planted_bugs().unchecked_commit) {
+    TxHeader zeroed = h;
+    zeroed.checksum = 0;
+    format::Checksummer sum(seed);
+    sum.update(&zeroed, sizeof(zeroed));
+    sum.update(body, h.body_bytes);
+    if (sum.digest() != h.checksum) return Status::ok();
+  }
+
+  // From here on the transaction was written by a pmemfs writer: any inconsistency is
+  // damage, not the end of the log.
+  if (h.reserved0 != 0 || h.reserved1 != 0)
+    return corrupt(where(ring_offset) + ": reserved bytes not zero");
+  if (h.flags == format::kTxFlagWrap) {
+    if (h.record_count != 0 || h.body_bytes != 0 || ring_offset == 0) {
+      return corrupt(fmt::format("{}: wrap marker with {} records and {} body bytes",
+                                 where(ring_offset), h.record_count, h.body_bytes));
+    }
+    *found = true;
+    *wrap = true;
+    return Status::ok();
+  }
+  if (h.flags != 0) {
+    return corrupt(fmt::format("{}: unknown flags {:#x}", where(ring_offset), h.flags));
+  }
+  if (h.record_count == 0 || h.record_count > h.body_bytes / kTxRecordBytes) {
+    return corrupt(fmt::format("{}: record_count {} does not fit {} body bytes", where(ring_offset),
+                               h.record_count, h.body_bytes));
+  }
+  std::uint64_t cursor = 0;
+  std::uint64_t data_bytes = 0;
+  for (std::uint32_t i = 0; i < h.record_count; ++i) {
+    TxRecord r;
+    if (h.body_bytes - cursor < kTxRecordBytes) {
+      return corrupt(fmt::format("{}: record {} of {} starts past the body ({} bytes)",
+                                 where(ring_offset), i, h.record_count, h.body_bytes));
+    }
+    std::memcpy(&r, body + cursor, sizeof(r));
+    const std::string rec = fmt::format("{}: record {} (offset {}, {} bytes)", where(ring_offset),
+                                        i, r.offset, r.length);
+    if (r.reserved != 0) return corrupt(rec + ": reserved bytes not zero");
+    if (r.length == 0) return corrupt(rec + ": empty");
+    if (pad8(r.length) > h.body_bytes - cursor - kTxRecordBytes) {
+      return corrupt(rec + ": data runs past the transaction's body");
+    }
+    if (!in_volume(r.offset, r.length)) return corrupt(rec + ": outside the volume");
+    if (forbidden(r.offset, r.length)) {
+      return corrupt(rec + ": targets the superblocks or the journal");
+    }
+    cursor += kTxRecordBytes + pad8(r.length);
+    data_bytes += r.length;
+  }
+  if (cursor != h.body_bytes) {
+    return corrupt(fmt::format("{}: records cover {} of {} body bytes", where(ring_offset), cursor,
+                               h.body_bytes));
+  }
+  *found = true;
+  tx->ring_offset = ring_offset;
+  tx->body_bytes = h.body_bytes;
+  tx->data_bytes = data_bytes;
+  tx->record_count = h.record_count;
+  return Status::ok();
+}
+
+// Follows the log from the checkpoint: transactions first_sequence, first_sequence + 1, …
+// until the end of the log. *end_tail is where the next transaction goes.
+Status Journal::Impl::scan(std::uint64_t tail, std::uint64_t first_sequence,
+                           std::vector<FoundTx>* found, std::uint64_t* end_tail) const {
+  std::uint64_t pos = tail;
+  std::uint64_t expect = first_sequence;
+  *end_tail = tail;
+  // Every step consumes at least 64 bytes of ring or is a wrap to 0 (never twice in a
+  // row), so this bounds the walk even over a ring of forged transactions.
+  const std::uint64_t max_steps = 2 * (ring_bytes / kTxAlignBytes) + 2;
+  for (std::uint64_t step = 0; step < max_steps; ++step) {
+    bool ok = false;
+    bool wrap = false;
+    FoundTx tx{};
+    PMEMFS_TRY(probe(pos, expect, &ok, &wrap, &tx));
+    if (!ok) return Status::ok();
+    if (wrap) {
+      pos = 0;
+      continue;
+    }
+    found->push_back(tx);
+    pos = align_up(pos + kTxHeaderBytes + tx.body_bytes, kTxAlignBytes);
+    if (pos == ring_bytes) pos = 0;
+    *end_tail = pos;
+    ++expect;
+  }
+  return corrupt(fmt::format("{}: the log does not end", where(tail)));
+}
+
+int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_count) {
+  int first_err = 0;
+  std::uint64_t cursor = 0;
+  for (std::uint32_t i = 0; i < record_count; ++i) {
+    TxRecord r;
+    std::memcpy(&r, body + cursor, sizeof(r));
+    const int err =
+        persister.memcpy_nodrain(base + r.offset, body + cursor + kTxRecordBytes, r.length);
+    if (err != 0 && first_err == 0) first_err = err;
+    cursor += kTxRecordBytes + pad8(r.length);
+  }
+  return first_err;
+}
+
+int Journal::Impl::write_checkpoint(std::uint64_t sequence_no, std::uint64_t tail) {
+  JournalCheckpoint c{};
+  c.sequence = sequence_no;
+  c.tail_bytes = tail;
+  c.checksum = checkpoint_checksum(c, seed);
+  return persister.memcpy_persist(&header()->slot[sequence_no % 2], &c, sizeof(c));
+}
+
+// ---------------------------------------------------------------------------- staging
+
+StagedBlock* Journal::Impl::find(std::uint64_t block) {
+  if (last_hit < staged.size() && staged[last_hit].block == block) return &staged[last_hit];
+  if (staged.size() <= kLinearLookupMax) {
+    for (std::size_t i = 0; i < staged.size(); ++i) {
+      if (staged[i].block == block) {
+        last_hit = i;
+        return &staged[i];
+      }
+    }
+    return nullptr;
+  }
+  auto it = index.find(block);
+  if (it == index.end()) return nullptr;
+  last_hit = it->second;
+  return &staged[it->second];
+}
+
+StagedBlock& Journal::Impl::stage(std::uint64_t block) {
+  std::byte* data;
+  if (free_buffers.empty()) {
+    data = new_block_buffer();
+  } else {
+    data = free_buffers.back();
+    free_buffers.pop_back();
+  }
+  staged.push_back(StagedBlock{block, 0, 0, data});
+  const auto i = static_cast<std::uint32_t>(staged.size() - 1);
+  if (staged.size() == kLinearLookupMax + 1) {
+    for (std::uint32_t k = 0; k < staged.size(); ++k) index.emplace(staged[k].block, k);
+  } else if (staged.size() > kLinearLookupMax + 1) {
+    index.emplace(block, i);
+  }
+  last_hit = i;
+  return staged.back();
+}
+
+void Journal::Impl::load_lines(StagedBlock& b, std::uint64_t mask) {
+  std::uint64_t need = mask & ~b.loaded;
+  const std::byte* src = base + b.block * kBlockBytes;
+  while (need != 0) {
+    const int first = std::countr_zero(need);
+    const int count = std::countr_one(need >> first);
+    const std::uint64_t from = static_cast<std::uint64_t>(first) * kLineBytes;
+    std::memcpy(b.data + from, src + from, static_cast<std::uint64_t>(count) * kLineBytes);
+    need &= count == 64 ? 0 : ~(((std::uint64_t{1} << count) - 1) << first);
+  }
+  b.loaded |= mask;
+}
+
+void Journal::Impl::end_transaction() {
+  for (StagedBlock& b : staged) {
+    if (free_buffers.size() < kRetainedStagingBlocks) {
+      free_buffers.push_back(b.data);
+    } else {
+      delete_block_buffer(b.data);
+    }
+  }
+  staged.clear();
+  index.clear();
+  last_hit = 0;
+  callbacks.clear();
+  refused = Status::ok();
+  if (records.capacity() > kRetainedRecordBytes) records.release();
+  owner.store(std::thread::id(), std::memory_order_relaxed);
+  mutex.unlock();
+}
+
+// ---------------------------------------------------------------------------- commit
+
+// Sorts the staged blocks and returns the ring bytes of the transaction (header, records,
+// data); *record_count is the number of records.
+std::uint64_t Journal::Impl::plan(std::uint32_t* record_count) {
+  order.clear();
+  for (std::uint32_t i = 0; i < staged.size(); ++i) {
+    if (staged[i].dirty != 0) order.push_back(i);
+  }
+  std::sort(order.begin(), order.end(),
+            [this](std::uint32_t a, std::uint32_t b) { return staged[a].block < staged[b].block; });
+  std::uint64_t records_n = 0;
+  std::uint64_t data = 0;
+  std::uint64_t prev_end = ~std::uint64_t{0};  // volume offset where the last record ends
+  for (std::uint32_t i : order) {
+    std::uint64_t mask = staged[i].dirty;
+    while (mask != 0) {
+      const int first = std::countr_zero(mask);
+      const int count = std::countr_one(mask >> first);
+      const std::uint64_t start =
+          staged[i].block * kBlockBytes + static_cast<std::uint64_t>(first) * kLineBytes;
+      if (start != prev_end) ++records_n;
+      data += static_cast<std::uint64_t>(count) * kLineBytes;
+      prev_end = start + static_cast<std::uint64_t>(count) * kLineBytes;
+      mask &= count == 64 ? 0 : ~(((std::uint64_t{1} << count) - 1) << first);
+    }
+  }
+  *record_count = static_cast<std::uint32_t>(std::min<std::uint64_t>(records_n, UINT32_MAX));
+  // Records hold whole lines, so data needs no padding to 8.
+  return kTxHeaderBytes + records_n * kTxRecordBytes + data;
+}
+
+// Writes the transaction (header with its checksum, records, data) into `records`.
+void Journal::Impl::build(std::uint64_t total, std::uint64_t sequence_no) {
+  std::byte* out = records.data();
+  std::uint64_t cursor = kTxHeaderBytes;
+  std::uint64_t prev_end = ~std::uint64_t{0};
+  std::uint64_t prev_record = 0;  // buffer offset of the last record
+  std::uint32_t count_records = 0;
+  for (std::uint32_t i : order) {
+    const StagedBlock& b = staged[i];
+    std::uint64_t mask = b.dirty;
+    while (mask != 0) {
+      const int first = std::countr_zero(mask);
+      const int count = std::countr_one(mask >> first);
+      const std::uint64_t in_block = static_cast<std::uint64_t>(first) * kLineBytes;
+      const std::uint64_t len = static_cast<std::uint64_t>(count) * kLineBytes;
+      const std::uint64_t start = b.block * kBlockBytes + in_block;
+      if (start == prev_end) {
+        // The run continues the previous record (into this block): lengthen that record.
+        TxRecord r;
+        std::memcpy(&r, out + prev_record, sizeof(r));
+        r.length += static_cast<std::uint32_t>(len);
+        std::memcpy(out + prev_record, &r, sizeof(r));
+      } else {
+        TxRecord r{};
+        r.offset = start;
+        r.length = static_cast<std::uint32_t>(len);
+        prev_record = cursor;
+        std::memcpy(out + cursor, &r, sizeof(r));
+        cursor += kTxRecordBytes;
+        ++count_records;
+      }
+      std::memcpy(out + cursor, b.data + in_block, len);
+      cursor += len;
+      prev_end = start + len;
+      mask &= count == 64 ? 0 : ~(((std::uint64_t{1} << count) - 1) << first);
+    }
+  }
+  if (cursor != total) die(fmt::format("transaction built {} bytes, planned {}", cursor, total));
+  TxHeader h{};
+  h.magic = format::kTxMagic;
+  h.sequence = sequence_no;
+  h.body_bytes = total - kTxHeaderBytes;
+  h.record_count = count_records;
+  std::memcpy(h.uuid, uuid, sizeof(h.uuid));
+  std::memcpy(out, &h, sizeof(h));
+  h.checksum = format::checksum64(out, total, seed);
+  std::memcpy(out, &h, sizeof(h));
+}
+
+Status Journal::Impl::fail_persist(const char* step, int err) {
+  const std::string why = fmt::format("journal at offset {}: persist failed while {}: {}",
+                                      journal_offset, step, errno_text(err));
+  set_poison(why);
+  return Status::error(EIO, why);
+}
+
+Status Journal::Impl::commit_locked() {
+  if (!refused.is_ok()) return refused;
+  const bool empty =
+      std::none_of(staged.begin(), staged.end(), [](const StagedBlock& b) { return b.dirty != 0; });
+  if (!empty) {
+    if (poisoned.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(poison_mutex);
+      return Status::error(EIO, "journal is poisoned: " + poison_why);
+    }
+    if (read_only) return Status::error(EROFS, "journal: the volume is read-only");
+    std::uint32_t record_count = 0;
+    const std::uint64_t total = plan(&record_count);
+    if (total > max_tx_bytes) {
+      return Status::error(EFBIG, fmt::format("transaction of {} bytes ({} records) exceeds the "
+                                              "journal's limit of {} bytes (a quarter of the "
+                                              "ring, at most {})",
+                                              total, record_count, max_tx_bytes, kMaxTxBytes));
+    }
+    records.reserve(static_cast<std::size_t>(align_up(total, kTxAlignBytes)));
+    const std::uint64_t seq = sequence + 1;
+    build(total, seq);
+
+    const PlantedBugs& bugs = Journal::planted_bugs();
+    // Fence 1: the transaction (after a wrap marker when it does not fit before the end).
+    std::uint64_t at = head;
+    if (total > ring_bytes - head) {
+      TxHeader marker{};
+      marker.magic = format::kTxMagic;
+      marker.flags = format::kTxFlagWrap;
+      marker.sequence = seq;
+      std::memcpy(marker.uuid, uuid, sizeof(marker.uuid));
+      marker.checksum = format::checksum64(&marker, sizeof(marker), seed);
+      const int err = persister.memcpy_nodrain(ring + head, &marker, sizeof(marker));
+      if (err != 0) return fail_persist("writing a wrap marker", err);
+      at = 0;
+    }
+    int err = persister.memcpy_nodrain(ring + at, records.data(), total);
+    if (err != 0) return fail_persist("writing a transaction to the ring", err);
+    if (!bugs.skip_commit_drain) persister.drain();
+
+    // Committed: from here on, recovery completes the transaction whatever happens.
+    std::uint64_t next_head = align_up(at + total, kTxAlignBytes);
+    if (next_head == ring_bytes) next_head = 0;
+    sequence = seq;
+    head = next_head;
+    last_sequence.store(seq, std::memory_order_release);
+
+    if (bugs.checkpoint_before_apply) {
+      err = write_checkpoint(seq, next_head);
+      if (err != 0) return fail_persist("writing a checkpoint", err);
+    }
+    // Fence 2: the records in place.
+    err = apply_records(records.data() + kTxHeaderBytes, record_count);
+    if (err != 0) return fail_persist("applying a committed transaction", err);
+    if (!bugs.skip_apply_drain) persister.drain();
+    // Fence 3: the checkpoint, after which the ring space may be reused.
+    if (!bugs.checkpoint_before_apply) {
+      err = write_checkpoint(seq, next_head);
+      if (err != 0) return fail_persist("writing a checkpoint", err);
+    }
+  }
+  for (std::function<void()>& fn : callbacks) fn();
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------- transaction
+
+Transaction::Transaction(Journal& journal) : journal_(journal), impl_(journal.impl_.get()) {
+  if (impl_->owner.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    die("a Transaction was opened while this thread holds another on the same journal");
+  }
+  impl_->mutex.lock();
+  impl_->owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+}
+
+Transaction::~Transaction() {
+  if (impl_ != nullptr) impl_->end_transaction();
+}
+
+namespace {
+[[noreturn]] void die_ended(const char* what) {
+  die(fmt::format("Transaction::{} after the transaction ended (commit() ends it)", what));
+}
+}  // namespace
+
+const std::byte* Transaction::read(std::uint64_t offset, std::uint32_t len) {
+  if (impl_ == nullptr) die_ended("read");
+  Journal::Impl& j = *impl_;
+  const std::uint64_t in_block = offset % kBlockBytes;
+  if (len == 0 || !j.in_volume(offset, len) || in_block + len > kBlockBytes) {
+    die(
+        fmt::format("Transaction::read({}, {}): zero length, outside the volume ({} bytes) or "
+                    "crossing a 4 KiB block; callers must verify offsets read from media",
+                    offset, len, j.volume_bytes));
+  }
+  StagedBlock* b = j.find(offset / kBlockBytes);
+  if (b == nullptr) return j.base + offset;
+  j.load_lines(*b, line_mask(in_block, len));
+  return b->data + in_block;
+}
+
+std::byte* Transaction::write(std::uint64_t offset, std::uint32_t len) {
+  if (impl_ == nullptr) die_ended("write");
+  Journal::Impl& j = *impl_;
+  const std::uint64_t in_block = offset % kBlockBytes;
+  if (len == 0 || in_block + len > kBlockBytes) {
+    die(fmt::format("Transaction::write({}, {}): zero length or crossing a 4 KiB block", offset,
+                    len));
+  }
+  if (!j.in_volume(offset, len) || j.forbidden(offset, len)) {
+    if (j.refused.is_ok()) {
+      j.refused = Status::error(
+          EINVAL, fmt::format("transaction write at offset {} ({} bytes) is outside the volume "
+                              "({} bytes) or inside the superblocks or the journal [{}, {})",
+                              offset, len, j.volume_bytes, j.journal_offset, j.journal_end));
+    }
+    return j.scratch + in_block;
+  }
+  const std::uint64_t block = offset / kBlockBytes;
+  StagedBlock* b = j.find(block);
+  if (b == nullptr) {
+    // A transaction larger than the ring limit can hold is refused before it grows
+    // without bound: every staged block costs at least one line of data.
+    if ((j.staged.size() + 1) * kLineBytes > j.max_tx_bytes) {
+      if (j.refused.is_ok()) {
+        j.refused = Status::error(EFBIG, fmt::format("transaction stages more than {} blocks; "
+                                                     "the journal's limit is {} bytes",
+                                                     j.staged.size(), j.max_tx_bytes));
+      }
+      return j.scratch + in_block;
+    }
+    b = &j.stage(block);
+  }
+  const std::uint64_t mask = line_mask(in_block, len);
+  j.load_lines(*b, mask);
+  b->dirty |= mask;
+  return b->data + in_block;
+}
+
+void Transaction::on_commit(std::function<void()> fn) {
+  if (impl_ == nullptr) die_ended("on_commit");
+  impl_->callbacks.push_back(std::move(fn));
+}
+
+Status Transaction::commit() {
+  if (impl_ == nullptr) die_ended("commit");
+  Status st = impl_->commit_locked();
+  impl_->end_transaction();
+  impl_ = nullptr;
+  return st;
+}
+
+std::uint64_t Transaction::staged_bytes() const {
+  if (impl_ == nullptr) die_ended("staged_bytes");
+  std::uint32_t record_count = 0;
+  const std::uint64_t total = impl_->plan(&record_count);
+  return record_count == 0 ? 0 : total;
+}
+
+bool Transaction::empty() const {
+  if (impl_ == nullptr) die_ended("empty");
+  return std::none_of(impl_->staged.begin(), impl_->staged.end(),
+                      [](const StagedBlock& b) { return b.dirty != 0; });
+}
+
+}  // namespace pmemfs::journal
