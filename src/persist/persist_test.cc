@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -502,11 +503,12 @@ void fill_pattern(char* p, std::size_t n, unsigned seed) {
 constexpr std::size_t kMaxLength = 4160;  // 65 lines: every head/body/tail combination
 constexpr std::size_t kGuardBytes = 128;  // checked on both sides of every destination
 
+// n <= kGuardBytes. memcmp rather than a loop: this runs millions of times, and the
+// sanitizer build checks every byte a loop reads.
 bool all_bytes_are(const char* p, std::size_t n, char byte) {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (p[i] != byte) return false;
-  }
-  return true;
+  char want[kGuardBytes];
+  std::memset(want, byte, n);
+  return std::memcmp(p, want, n) == 0;
 }
 
 // Destination and source arenas for lengths up to kMaxLength at any alignment, the
@@ -544,6 +546,16 @@ struct CopyConfig {
   CopyVariant copy;
   std::size_t threshold;  // 0: every copy non-temporal; kNoThreshold: never
 };
+
+// Without this, gtest prints the struct's raw bytes (padding included) in test listings.
+void PrintTo(const CopyConfig& c, std::ostream* os) {
+  *os << to_string(c.copy) << ", threshold ";
+  if (c.threshold == kNoThreshold) {
+    *os << "none";
+  } else {
+    *os << c.threshold;
+  }
+}
 
 std::string config_name(const ::testing::TestParamInfo<CopyConfig>& param_info) {
   const CopyConfig& c = param_info.param;
@@ -637,9 +649,10 @@ TEST_P(PersistCopy, MemmoveOverlappingBothDirections) {
   const Persister p = persister();
   constexpr std::size_t kSize = 48 * 1024;
   Buffer buf(kSize);
-  std::vector<char> want(kSize);
-  fill_pattern(buf.data, kSize, 3);
-  std::memcpy(want.data(), buf.data, kSize);
+  std::vector<char> pristine(kSize);
+  fill_pattern(pristine.data(), kSize, 3);
+  std::memcpy(buf.data, pristine.data(), kSize);
+  std::vector<char> want = pristine;
   std::vector<std::size_t> shifts;
   for (std::size_t s = 1; s <= 65; ++s) shifts.push_back(s);
   for (std::size_t s : {127, 128, 129, 256, 1000, 4095, 4096, 4097, 6000, 8192 + 13}) {
@@ -666,8 +679,8 @@ TEST_P(PersistCopy, MemmoveOverlappingBothDirections) {
               << "shift " << shift << " len " << len << " align " << align
               << (forward ? " forward" : " backward");
           // Restore the window for the next case.
-          fill_pattern(buf.data + w0, w1 - w0, 3);
-          std::memcpy(want.data() + w0, buf.data + w0, w1 - w0);
+          std::memcpy(buf.data + w0, pristine.data() + w0, w1 - w0);
+          std::memcpy(want.data() + w0, pristine.data() + w0, w1 - w0);
         }
       }
     }
@@ -731,12 +744,13 @@ TEST(PersistCopyFlushes, EadrPersisterCopiesToo) {
 }
 
 // Large copies: the unrolled blocks many times over, with odd sizes and offsets.
-class PersistLarge : public ::testing::TestWithParam<CopyVariant> {
+class PersistLarge : public ::testing::TestWithParam<CopyConfig> {
  protected:
-  void SetUp() override { SKIP_UNLESS_SUPPORTED(GetParam()); }
+  void SetUp() override { SKIP_UNLESS_SUPPORTED(GetParam().copy); }
   Persister persister() const {
     CpuSelection s = process_selection();
-    s.copy = GetParam();
+    s.copy = GetParam().copy;
+    s.movnt_threshold_bytes = GetParam().threshold;
     return cpu_persister(s);
   }
 };
@@ -771,14 +785,13 @@ TEST_P(PersistLarge, CopiesFillsAndMovesOf1MiBAnd64MiBPlusOdd) {
   }
 }
 
-std::string variant_name(const ::testing::TestParamInfo<CopyVariant>& param_info) {
-  return to_string(param_info.param);
-}
-
-INSTANTIATE_TEST_SUITE_P(Kernels, PersistLarge,
-                         ::testing::Values(CopyVariant::kAvx512, CopyVariant::kAvx2,
-                                           CopyVariant::kSse2, CopyVariant::kPlain),
-                         variant_name);
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, PersistLarge,
+    ::testing::Values(CopyConfig{CopyVariant::kAvx512, kDefaultMovntThresholdBytes},
+                      CopyConfig{CopyVariant::kAvx2, kDefaultMovntThresholdBytes},
+                      CopyConfig{CopyVariant::kSse2, kDefaultMovntThresholdBytes},
+                      CopyConfig{CopyVariant::kPlain, kDefaultMovntThresholdBytes}),
+    config_name);
 
 // --- the msync backing ------------------------------------------------------------------
 
