@@ -14,6 +14,13 @@
 //    thread is durable (sfence).
 //  - persist = flush + drain. *_nodrain copies flush but do not drain.
 //  - Copies are byte-exact at every size and alignment; ranges may be empty.
+//  - Copies below the non-temporal threshold use ordinary stores and flush every line
+//    they touch; at and above it, non-temporal stores for whole lines (drained by the
+//    next fence) and ordinary stores plus a flush for a partial first or last line (a
+//    last partial line of exactly 4, 8, 16 or 32 bytes is one non-temporal store).
+//  - With clflush (ordered with stores) the flushes need no fence among themselves, but
+//    drain() still issues sfence: copies use non-temporal stores, which only a fence
+//    drains. persist() always ends with sfence, so it also drains earlier *_nodrain copies.
 //
 // Failures: CPU flushes cannot fail. msync can (EIO, ENOMEM): functions that may touch an
 // msync backing return 0 or an errno value, and callers must check (a failed persist
@@ -86,7 +93,9 @@ class Persister {
     ops_->drain(ctx_);
     return err;
   }
-  // Overlapping ranges allowed.
+  // Overlapping ranges allowed. Disjoint ranges are one memcpy_nodrain; ranges that
+  // overlap by a distance of 4 KiB or more are split into disjoint memcpy_nodrain calls;
+  // closer ones are std::memmove followed by flush(dst, len). Then drain.
   [[nodiscard]] int memmove_persist(void* dst, const void* src, std::size_t len) const;
   [[nodiscard]] int memset_persist(void* dst, int byte, std::size_t len) const {
     int err = ops_->memset_nodrain(ctx_, dst, byte, len);
@@ -120,6 +129,8 @@ CpuFeatures detect_cpu_features();
 // … what the environment forbids (PMEMFS_NO_CLWB, PMEMFS_NO_CLFLUSHOPT, PMEMFS_NO_AVX512F,
 // PMEMFS_NO_AVX2, PMEMFS_NO_SSE2 (→ plain stores), PMEMFS_NO_MOVNT (→ plain stores),
 // PMEMFS_MOVNT_THRESHOLD=<bytes>) …
+// A PMEMFS_NO_* flag is on when set to anything but "" or "0". The threshold is a plain
+// decimal byte count; any other value (sign, suffix, overflow) leaves the default.
 struct EnvOverrides {
   bool no_clwb = false;
   bool no_clflushopt = false;
@@ -139,15 +150,18 @@ struct CpuSelection {
 };
 CpuSelection select(const CpuFeatures& cpu, const EnvOverrides& env);
 
-// The selection of this process: detect_cpu_features() + read_env_overrides(), once.
+// The selection of this process: detect_cpu_features() + read_env_overrides(), once, on
+// first use; later changes to the environment have no effect.
 const CpuSelection& process_selection();
 
 // Persisters for the backings (PRODUCT.md table):
 // - CPU flushes + sfence, for device-dax, MAP_SYNC files and emulated pmem;
 Persister cpu_persister();
-// - the same for an explicit selection (tests, benchmarks);
+// - the same for an explicit selection (tests, benchmarks); its copy variant must be one
+//   this CPU supports;
 Persister cpu_persister(const CpuSelection& selection);
-// - eADR platforms: no flushes, sfence orders non-temporal stores;
+// - eADR platforms: no flushes, sfence orders non-temporal stores; copies keep the process
+//   selection's variant and threshold;
 Persister eadr_persister();
 // - ordinary files: msync(MS_SYNC) of every page touched, drain does nothing.
 Persister msync_persister();
