@@ -22,10 +22,14 @@ struct InfoArgs {
 
 const char* describe_kind(BackingKind kind) {
   switch (kind) {
-    case BackingKind::kDeviceDax: return "device-dax (whole device mapped; real persistent memory)";
-    case BackingKind::kFsDax: return "fs-dax file (mapped MAP_SHARED_VALIDATE|MAP_SYNC; real persistent memory)";
-    case BackingKind::kFile: return "ordinary file (mapped MAP_SHARED; made durable with msync)";
-    case BackingKind::kEmulatedPmem: return "emulated pmem (ordinary file treated as pmem by request)";
+    case BackingKind::kDeviceDax:
+      return "device-dax (whole device mapped; real persistent memory)";
+    case BackingKind::kFsDax:
+      return "fs-dax file (mapped MAP_SHARED_VALIDATE|MAP_SYNC; real persistent memory)";
+    case BackingKind::kFile:
+      return "ordinary file (mapped MAP_SHARED; made durable with msync)";
+    case BackingKind::kEmulatedPmem:
+      return "emulated pmem (ordinary file treated as pmem by request)";
   }
   return "unknown";
 }
@@ -70,8 +74,9 @@ void print_human(const DeviceInfo& info) {
   line("backing:", describe_kind(info.kind));
   if (!info.fs_type.empty()) line("file system:", info.fs_type);
   line("size:", fmt::format("{} ({} bytes)", human_bytes(info.size_bytes), info.size_bytes));
-  line("alignment:", fmt::format("{} (mapped at a {}-aligned address)", human_bytes(info.alignment_bytes),
-                                 human_bytes(info.map_alignment_bytes)));
+  line("alignment:",
+       fmt::format("{} (mapped at a {}-aligned address)", human_bytes(info.alignment_bytes),
+                   human_bytes(info.map_alignment_bytes)));
   line("persist:", fmt::format("{}, {}", info.persist_primitive, to_string(info.granularity)));
   line("copies:", info.copy_variant);
   line("real DAX:", yes_no(info.real_dax));
@@ -93,7 +98,8 @@ int run_info(const InfoArgs& args) {
   if (args.json) {
     std::printf("%s\n", to_json(*info).dump(2).c_str());
     // A JSON reader may not show the field; say it where a person will see it too.
-    for (const std::string& w : warnings_of(*info)) std::fprintf(stderr, "pmemfs info: WARNING: %s\n", w.c_str());
+    for (const std::string& w : warnings_of(*info))
+      std::fprintf(stderr, "pmemfs info: WARNING: %s\n", w.c_str());
   } else {
     print_human(*info);
   }
@@ -103,8 +109,8 @@ int run_info(const InfoArgs& args) {
 }  // namespace
 
 void register_info(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "info", "Show what a backing path is and what durable means there");
+  auto* cmd =
+      app.add_subcommand("info", "Show what a backing path is and what durable means there");
   cmd->footer(
       "Backings (the same volume format on each):\n"
       "  device-dax     /dev/daxX.Y; CPU cache flushes + sfence; durable against power loss\n"
@@ -118,9 +124,10 @@ void register_info(CLI::App& app) {
       "Exit codes: 0 ok, 1 the path cannot hold a volume (stderr says why), 2 usage error.\n");
   static InfoArgs args;
   cmd->add_option("PATH", args.path, "device-dax device or volume file")->required();
-  cmd->add_flag("--json", args.json, "print one JSON object (keys: path, backing, size_bytes, "
-                                     "alignment_bytes, persist_primitive, granularity, real_dax, "
-                                     "power_safe, eadr, fs_type, warnings, …)");
+  cmd->add_flag("--json", args.json,
+                "print one JSON object (keys: path, backing, size_bytes, "
+                "alignment_bytes, persist_primitive, granularity, real_dax, "
+                "power_safe, eadr, fs_type, warnings, …)");
   cmd->add_flag("--emulated-pmem", args.emulated_pmem,
                 "treat an ordinary file as pmem (CPU flushes only; not power-safe)");
   cmd->callback([] { set_runner([] { return run_info(args); }); });

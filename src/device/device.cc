@@ -24,19 +24,26 @@ namespace pmemfs {
 
 const char* to_string(BackingKind kind) {
   switch (kind) {
-    case BackingKind::kDeviceDax: return "device-dax";
-    case BackingKind::kFsDax: return "fs-dax";
-    case BackingKind::kFile: return "file";
-    case BackingKind::kEmulatedPmem: return "emulated-pmem";
+    case BackingKind::kDeviceDax:
+      return "device-dax";
+    case BackingKind::kFsDax:
+      return "fs-dax";
+    case BackingKind::kFile:
+      return "file";
+    case BackingKind::kEmulatedPmem:
+      return "emulated-pmem";
   }
   return "unknown";
 }
 
 const char* to_string(PersistGranularity granularity) {
   switch (granularity) {
-    case PersistGranularity::kByte: return "byte";
-    case PersistGranularity::kCacheLine: return "cache line";
-    case PersistGranularity::kPage: return "page";
+    case PersistGranularity::kByte:
+      return "byte";
+    case PersistGranularity::kCacheLine:
+      return "cache line";
+    case PersistGranularity::kPage:
+      return "page";
   }
   return "unknown";
 }
@@ -139,7 +146,8 @@ Result<PathKind> classify(const std::string& path, const struct stat& st) {
     return Status::error(ENODEV, fmt::format("{}: is a socket; {}", path, kUseInstead));
   }
   if (S_ISCHR(st.st_mode)) {
-    std::string dev_dir = sysfs::char_device_dir(sysfs::kSysRoot, major(st.st_rdev), minor(st.st_rdev));
+    std::string dev_dir =
+        sysfs::char_device_dir(sysfs::kSysRoot, major(st.st_rdev), minor(st.st_rdev));
     std::string subsystem = sysfs::subsystem(dev_dir);
     if (subsystem == "dax") return PathKind::kDeviceDax;
     return Status::error(
@@ -166,16 +174,11 @@ struct FileSystem {
 // statfs magic numbers (linux/magic.h) of the file systems a volume file is likely on.
 constexpr FsName kFileSystems[] = {
     {EXT4_SUPER_MAGIC, "ext4", false},  // ext2/ext3/ext4 share it
-    {XFS_SUPER_MAGIC, "xfs", false},
-    {BTRFS_SUPER_MAGIC, "btrfs", false},
-    {F2FS_SUPER_MAGIC, "f2fs", false},
-    {0x2fc12fc1, "zfs", false},
-    {NFS_SUPER_MAGIC, "nfs", false},
-    {0xFF534D42, "cifs", false},
-    {0x65735546, "fuse", false},
-    {OVERLAYFS_SUPER_MAGIC, "overlayfs", false},
-    {TMPFS_MAGIC, "tmpfs", true},
-    {RAMFS_MAGIC, "ramfs", true},
+    {XFS_SUPER_MAGIC, "xfs", false},      {BTRFS_SUPER_MAGIC, "btrfs", false},
+    {F2FS_SUPER_MAGIC, "f2fs", false},    {0x2fc12fc1, "zfs", false},
+    {NFS_SUPER_MAGIC, "nfs", false},      {0xFF534D42, "cifs", false},
+    {0x65735546, "fuse", false},          {OVERLAYFS_SUPER_MAGIC, "overlayfs", false},
+    {TMPFS_MAGIC, "tmpfs", true},         {RAMFS_MAGIC, "ramfs", true},
     {HUGETLBFS_MAGIC, "hugetlbfs", true},
 };
 
@@ -198,9 +201,12 @@ bool env_emulated_pmem() {
 
 PersistGranularity to_public(persist::Granularity g) {
   switch (g) {
-    case persist::Granularity::kByte: return PersistGranularity::kByte;
-    case persist::Granularity::kCacheLine: return PersistGranularity::kCacheLine;
-    case persist::Granularity::kPage: return PersistGranularity::kPage;
+    case persist::Granularity::kByte:
+      return PersistGranularity::kByte;
+    case persist::Granularity::kCacheLine:
+      return PersistGranularity::kCacheLine;
+    case persist::Granularity::kPage:
+      return PersistGranularity::kPage;
   }
   return PersistGranularity::kPage;
 }
@@ -250,20 +256,23 @@ void* map_aligned(int fd, std::uint64_t size, std::uint64_t align, int prot, int
 
 Status check_size(const std::string& path, std::uint64_t size, std::uint64_t alignment) {
   if (size < kMinDeviceBytes) {
-    return Status::error(EINVAL, fmt::format("{}: too small: {} is below the minimum volume size {}",
-                                             path, sizes(size), sizes(kMinDeviceBytes)));
+    return Status::error(EINVAL,
+                         fmt::format("{}: too small: {} is below the minimum volume size {}", path,
+                                     sizes(size), sizes(kMinDeviceBytes)));
   }
   if (size % alignment != 0) {
-    return Status::error(EINVAL, fmt::format("{}: size {} is not a multiple of the alignment {} "
-                                             "({} bytes too many)",
-                                             path, sizes(size), sizes(alignment), size % alignment));
+    return Status::error(EINVAL,
+                         fmt::format("{}: size {} is not a multiple of the alignment {} "
+                                     "({} bytes too many)",
+                                     path, sizes(size), sizes(alignment), size % alignment));
   }
   return Status::ok();
 }
 
 }  // namespace
 
-Result<std::unique_ptr<Device>> Device::open(const std::string& path, const DeviceOptions& options) {
+Result<std::unique_ptr<Device>> Device::open(const std::string& path,
+                                             const DeviceOptions& options) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return errno_status(errno, path, "cannot stat");
   PMEMFS_ASSIGN_OR_RETURN(PathKind kind, classify(path, st));
@@ -273,12 +282,16 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path, const Devi
   int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   FdGuard fd(::open(path.c_str(), flags));
   if (fd.get() < 0) {
-    return errno_status(errno, path, options.read_only ? "cannot open for reading" : "cannot open for reading and writing");
+    return errno_status(
+        errno, path,
+        options.read_only ? "cannot open for reading" : "cannot open for reading and writing");
   }
   struct stat fst {};
   if (::fstat(fd.get(), &fst) != 0) return errno_status(errno, path, "cannot fstat");
-  if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino || (fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
-    return Status::error(EBUSY, fmt::format("{}: was replaced while being opened; try again", path));
+  if (fst.st_dev != st.st_dev || fst.st_ino != st.st_ino || fst.st_rdev != st.st_rdev ||
+      (fst.st_mode & S_IFMT) != (st.st_mode & S_IFMT)) {
+    return Status::error(EBUSY,
+                         fmt::format("{}: was replaced while being opened; try again", path));
   }
 
   std::unique_ptr<Device> dev(new Device());
@@ -288,14 +301,21 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path, const Devi
   int prot = options.read_only ? PROT_READ : PROT_READ | PROT_WRITE;
 
   if (kind == PathKind::kDeviceDax) {
-    std::string dev_dir = sysfs::char_device_dir(sysfs::kSysRoot, major(st.st_rdev), minor(st.st_rdev));
-    PMEMFS_ASSIGN_OR_RETURN(info.size_bytes, sysfs::dax_size(dev_dir));
-    PMEMFS_ASSIGN_OR_RETURN(info.alignment_bytes, sysfs::dax_alignment(dev_dir));
+    std::string dev_dir =
+        sysfs::char_device_dir(sysfs::kSysRoot, major(st.st_rdev), minor(st.st_rdev));
+    auto size = sysfs::dax_size(dev_dir);
+    if (!size.is_ok()) return size.status().with_context(path + ": device-dax size");
+    auto alignment = sysfs::dax_alignment(dev_dir);
+    if (!alignment.is_ok()) return alignment.status().with_context(path + ": device-dax alignment");
+    info.size_bytes = *size;
+    info.alignment_bytes = *alignment;
     info.map_alignment_bytes = std::max(info.alignment_bytes, kHugePageBytes);
     PMEMFS_TRY(check_size(path, info.size_bytes, info.alignment_bytes));
     void* p = map_aligned(fd.get(), info.size_bytes, info.map_alignment_bytes, prot, MAP_SHARED);
     if (p == MAP_FAILED) {
-      return errno_status(errno, path, fmt::format("the kernel refused to map {} of device-dax", sizes(info.size_bytes)));
+      return errno_status(
+          errno, path,
+          fmt::format("the kernel refused to map {} of device-dax", sizes(info.size_bytes)));
     }
     dev->base_ = static_cast<std::byte*>(p);
     info.kind = BackingKind::kDeviceDax;
@@ -313,13 +333,15 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path, const Devi
                           MAP_SHARED_VALIDATE | MAP_SYNC);
     if (p != MAP_FAILED) {
       info.kind = BackingKind::kFsDax;
-      std::string dev_dir = sysfs::block_device_dir(sysfs::kSysRoot, major(fst.st_dev), minor(fst.st_dev));
+      std::string dev_dir =
+          sysfs::block_device_dir(sysfs::kSysRoot, major(fst.st_dev), minor(fst.st_dev));
       info.eadr = sysfs::region_is_eadr(dev_dir);
     } else if (errno == EOPNOTSUPP || errno == EINVAL) {
       p = map_aligned(fd.get(), info.size_bytes, info.map_alignment_bytes, prot, MAP_SHARED);
       if (p == MAP_FAILED) {
-        return errno_status(errno, path, fmt::format("the kernel refused to map {} of the file ({})",
-                                                     sizes(info.size_bytes), info.fs_type));
+        return errno_status(errno, path,
+                            fmt::format("the kernel refused to map {} of the file ({})",
+                                        sizes(info.size_bytes), info.fs_type));
       }
       bool emulated = options.emulated_pmem || env_emulated_pmem();
       info.kind = emulated ? BackingKind::kEmulatedPmem : BackingKind::kFile;
@@ -334,8 +356,9 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path, const Devi
       }
       info.power_safe = !emulated && !fsn.volatile_memory;
     } else {
-      return errno_status(errno, path, fmt::format("the kernel refused to map {} of the file ({})",
-                                                   sizes(info.size_bytes), info.fs_type));
+      return errno_status(errno, path,
+                          fmt::format("the kernel refused to map {} of the file ({})",
+                                      sizes(info.size_bytes), info.fs_type));
     }
     dev->base_ = static_cast<std::byte*>(p);
     // Stores into a hole allocate blocks on the fault; on a full file system that fault is
@@ -406,10 +429,10 @@ Result<DeviceInfo> probe_device(const std::string& path, const DeviceOptions& op
 
 Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bool allow_existing) {
   if (size_bytes < kMinDeviceBytes || size_bytes % device::kPageBytes != 0) {
-    return Status::error(EINVAL, fmt::format("{}: a volume file must be at least {} and a multiple of "
-                                             "4 KiB; asked for {}",
-                                             path, device::sizes(kMinDeviceBytes),
-                                             device::sizes(size_bytes)));
+    return Status::error(
+        EINVAL, fmt::format("{}: a volume file must be at least {} and a multiple of "
+                            "4 KiB; asked for {}",
+                            path, device::sizes(kMinDeviceBytes), device::sizes(size_bytes)));
   }
   bool created = true;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -418,7 +441,8 @@ Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bo
     fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   }
   if (fd < 0 && errno == EISDIR) {
-    return Status::error(ENODEV, fmt::format("{}: exists and is a directory, not a volume file", path));
+    return Status::error(ENODEV,
+                         fmt::format("{}: exists and is a directory, not a volume file", path));
   }
   if (fd < 0) return device::errno_status(errno, path, created ? "cannot create" : "cannot open");
   device::FdGuard guard(fd);
@@ -433,14 +457,16 @@ Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bo
   }
   auto existing = static_cast<std::uint64_t>(st.st_size);
   if (!created && existing != size_bytes && (!allow_existing || existing > size_bytes)) {
-    return Status::error(EEXIST, fmt::format("{}: exists with size {}, asked for {}{}", path,
-                                             device::sizes(existing), device::sizes(size_bytes),
-                                             existing > size_bytes ? " (a volume file is never shrunk)" : ""));
+    return Status::error(
+        EEXIST, fmt::format("{}: exists with size {}, asked for {}{}", path,
+                            device::sizes(existing), device::sizes(size_bytes),
+                            existing > size_bytes ? " (a volume file is never shrunk)" : ""));
   }
   // posix_fallocate returns the error number instead of setting errno.
   int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size_bytes));
   if (err != 0) {
-    return fail(device::errno_status(err, path, fmt::format("cannot allocate {}", device::sizes(size_bytes))));
+    return fail(device::errno_status(err, path,
+                                     fmt::format("cannot allocate {}", device::sizes(size_bytes))));
   }
   if (::fsync(fd) != 0) return fail(device::errno_status(errno, path, "fsync"));
   if (created) {

@@ -58,7 +58,8 @@ std::string make_volume_file(const TempDir& dir, const std::string& name, std::u
 int mappings_of(const std::string& path) {
   std::string maps = testutil::read_file("/proc/self/maps");
   int n = 0;
-  for (std::size_t pos = 0; (pos = maps.find(path, pos)) != std::string::npos; pos += path.size()) ++n;
+  for (std::size_t pos = 0; (pos = maps.find(path, pos)) != std::string::npos; pos += path.size())
+    ++n;
   return n;
 }
 
@@ -274,7 +275,8 @@ TEST(device_refuse, BlockDeviceNodeBeforeOpeningIt) {
 }
 
 TEST(device_refuse, RealBlockDevice) {
-  for (const char* candidate : {"/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0", "/dev/zram0"}) {
+  for (const char* candidate :
+       {"/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0", "/dev/zram0"}) {
     struct stat st {};
     if (::stat(candidate, &st) == 0 && S_ISBLK(st.st_mode)) {
       expect_refused(candidate, "is a block device");
@@ -391,7 +393,8 @@ TEST(device_errors, MappingRefusedForWriteSealedMemfd) {
   int mfd = ::memfd_create("pmemfs-sealed", MFD_ALLOW_SEALING | MFD_CLOEXEC);
   ASSERT_GE(mfd, 0) << std::strerror(errno);
   ASSERT_EQ(::ftruncate(mfd, 8 * kMiB), 0);
-  ASSERT_EQ(::fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0) << std::strerror(errno);
+  ASSERT_EQ(::fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW), 0)
+      << std::strerror(errno);
   std::string path = "/proc/self/fd/" + std::to_string(mfd);
   Status s = open_status(path);
   EXPECT_EQ(s.errnum(), EPERM) << s.to_string();
@@ -439,7 +442,8 @@ TEST(device_wrap_memory, DescribesTheCallersMemory) {
   ASSERT_EQ(dev->persister().memcpy_persist(dev->base() + 128, text, sizeof text), 0);
   EXPECT_EQ(std::memcmp(buffer + 128, text, sizeof text), 0);
 
-  auto file_like = Device::wrap_memory(buffer, sizeof buffer, persist::msync_persister(), BackingKind::kFile);
+  auto file_like =
+      Device::wrap_memory(buffer, sizeof buffer, persist::msync_persister(), BackingKind::kFile);
   EXPECT_EQ(file_like->info().kind, BackingKind::kFile);
   EXPECT_EQ(file_like->info().granularity, PersistGranularity::kPage);
 }  // destroying a wrapped Device leaves the memory alone (ASan would see a bad munmap)

@@ -40,10 +40,14 @@ std::optional<std::uint64_t> parse_digits(const std::string& digits, int base) {
   std::uint64_t value = 0;
   for (char c : digits) {
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (base == 16 && c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (base == 16 && c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (base == 16 && c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (base == 16 && c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return std::nullopt;
     auto b = static_cast<std::uint64_t>(base);
     if (value > (UINT64_MAX - static_cast<std::uint64_t>(d)) / b) return std::nullopt;
     value = value * b + static_cast<std::uint64_t>(d);
@@ -87,7 +91,8 @@ std::string block_device_dir(const std::string& root, unsigned major, unsigned m
 
 std::optional<std::uint64_t> parse_number(const std::string& text) {
   std::string t = trim(text);
-  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) return parse_digits(t.substr(2), 16);
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X'))
+    return parse_digits(t.substr(2), 16);
   return parse_digits(t, 10);
 }
 
@@ -101,7 +106,8 @@ std::string subsystem(const std::string& dev_dir) {
 Result<std::uint64_t> dax_size(const std::string& dev_dir) {
   std::string path = dev_dir + "/size";
   auto text = read_attribute(path);
-  if (!text) return Status::error(EIO, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  if (!text)
+    return Status::error(EIO, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   auto value = parse_number(*text);
   if (!value) return Status::error(EIO, fmt::format("{}: malformed size '{}'", path, trim(*text)));
   return *value;
@@ -127,8 +133,8 @@ Result<std::uint64_t> dax_alignment(const std::string& dev_dir) {
     std::string candidate = (dir / "dax_region" / "align").string();
     if (auto text = read_attribute(candidate)) return parse_align(candidate, *text);
   }
-  return Status::error(EIO, fmt::format("{}: no align attribute in it or in any dax_region above it",
-                                        dev_dir));
+  return Status::error(
+      EIO, fmt::format("{}: no align attribute in it or in any dax_region above it", dev_dir));
 }
 
 std::optional<std::string> nd_region(const std::string& dev_dir) {

@@ -18,7 +18,9 @@ using testutil::TempDir;
 
 constexpr std::uint64_t kMiB = 1ull << 20;
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 #define EXPECT_CONTAINS(text, part) \
   EXPECT_TRUE(has((text), (part))) << "expected \"" << (part) << "\" in:\n" << (text)

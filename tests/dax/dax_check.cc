@@ -83,7 +83,8 @@ std::uint8_t pattern_byte(std::uint64_t seed, std::uint64_t offset) {
 }
 
 std::uint8_t expected_byte(std::uint64_t seed, const Range& r, std::uint64_t offset) {
-  return r.how == How::kMemset ? static_cast<std::uint8_t>(0xA5 ^ seed) : pattern_byte(seed, offset);
+  return r.how == How::kMemset ? static_cast<std::uint8_t>(0xA5 ^ seed)
+                               : pattern_byte(seed, offset);
 }
 
 std::unique_ptr<Device> open_device(const std::string& path, const std::string& kind) {
@@ -97,7 +98,8 @@ std::unique_ptr<Device> open_device(const std::string& path, const std::string& 
         fmt::format("got {}", pmemfs::to_string(info.kind)));
   auto base = reinterpret_cast<std::uintptr_t>(dev.value()->base());
   check(base % info.map_alignment_bytes == 0,
-        fmt::format("mapping at 0x{:x} is {}-byte aligned", base, info.map_alignment_bytes), "misaligned");
+        fmt::format("mapping at 0x{:x} is {}-byte aligned", base, info.map_alignment_bytes),
+        "misaligned");
   return std::move(dev).value();
 }
 
@@ -108,8 +110,8 @@ std::string kernel_page_size(const void* addr) {
   bool inside = false;
   for (std::string line; std::getline(smaps, line);) {
     unsigned long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') != std::string::npos &&
-        line.find('-') < line.find(' ')) {
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 &&
+        line.find(':') != std::string::npos && line.find('-') < line.find(' ')) {
       inside = a >= lo && a < hi;
     } else if (inside && line.rfind("KernelPageSize:", 0) == 0) {
       std::string v = line.substr(15);
@@ -127,14 +129,16 @@ int cmd_create(const std::string& path, std::uint64_t bytes) {
 }
 
 int cmd_info(const std::string& path, const std::string& kind, bool emulated) {
-  std::string cmd = fmt::format("./pmemfs info --json {} '{}'", emulated ? "--emulated-pmem" : "", path);
+  std::string cmd =
+      fmt::format("./pmemfs info --json {} '{}'", emulated ? "--emulated-pmem" : "", path);
   FILE* pipe = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
   std::size_t n;
   while (pipe != nullptr && (n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
   int rc = pipe != nullptr ? ::pclose(pipe) : -1;
-  std::string what = fmt::format("pmemfs info --json{} {}", emulated ? " --emulated-pmem" : "", path);
+  std::string what =
+      fmt::format("pmemfs info --json{} {}", emulated ? " --emulated-pmem" : "", path);
   check(rc == 0, what + " exits 0", fmt::format("status {}", rc));
   nlohmann::json j;
   try {
@@ -145,7 +149,8 @@ int cmd_info(const std::string& path, const std::string& kind, bool emulated) {
   }
   std::printf("%s\n", j.dump().c_str());
   bool dax = is_real_dax_kind(kind);
-  check(j.value("backing", "") == kind, fmt::format("{}: backing {}", what, kind), j.value("backing", ""));
+  check(j.value("backing", "") == kind, fmt::format("{}: backing {}", what, kind),
+        j.value("backing", ""));
   check(j.value("real_dax", !dax) == dax, fmt::format("{}: real_dax {}", what, dax), "");
   if (dax) {
     check(j.value("power_safe", false), what + ": power_safe true", "");
@@ -155,7 +160,8 @@ int cmd_info(const std::string& path, const std::string& kind, bool emulated) {
           j.value("granularity", ""));
     check(j["warnings"].empty(), what + ": no warnings", j["warnings"].dump());
   } else {
-    check(j.value("granularity", "") == "page", what + ": granularity page", j.value("granularity", ""));
+    check(j.value("granularity", "") == "page", what + ": granularity page",
+          j.value("granularity", ""));
   }
   return g_failures == 0 ? 0 : 1;
 }
@@ -170,8 +176,12 @@ int cmd_write(const std::string& path, const std::string& kind, std::uint64_t se
     for (std::uint64_t i = 0; i < r.bytes; ++i) src[i] = expected_byte(seed, r, r.offset + i);
     int err = 0;
     switch (r.how) {
-      case How::kMemcpy: err = p.memcpy_persist(base + r.offset, src.data(), r.bytes); break;
-      case How::kMemset: err = p.memset_persist(base + r.offset, src[0], r.bytes); break;
+      case How::kMemcpy:
+        err = p.memcpy_persist(base + r.offset, src.data(), r.bytes);
+        break;
+      case How::kMemset:
+        err = p.memset_persist(base + r.offset, src[0], r.bytes);
+        break;
       case How::kStoresThenPersist:
         for (std::uint64_t i = 0; i < r.bytes; ++i) {
           reinterpret_cast<volatile std::uint8_t*>(base)[r.offset + i] = src[i];
@@ -181,7 +191,9 @@ int cmd_write(const std::string& path, const std::string& kind, std::uint64_t se
     }
     check(err == 0 && std::memcmp(base + r.offset, src.data(), r.bytes) == 0,
           fmt::format("write {} B at {} ({})", r.bytes, r.offset,
-                      r.how == How::kMemcpy ? "memcpy_persist" : r.how == How::kMemset ? "memset_persist" : "stores+persist"),
+                      r.how == How::kMemcpy   ? "memcpy_persist"
+                      : r.how == How::kMemset ? "memset_persist"
+                                              : "stores+persist"),
           fmt::format("err {}", err));
   }
   std::string kps = kernel_page_size(base);
@@ -216,8 +228,10 @@ int cmd_verify(const std::string& path, const std::string& kind, std::uint64_t s
     ssize_t got = fd >= 0 ? ::pread(fd, buf.data(), r.bytes, static_cast<off_t>(r.offset)) : -1;
     if (fd >= 0) ::close(fd);
     bool same = got == static_cast<ssize_t>(r.bytes);
-    for (std::uint64_t i = 0; same && i < r.bytes; ++i) same = buf[i] == expected_byte(seed, r, r.offset + i);
-    check(same, fmt::format("pread of {} B at {} matches", r.bytes, r.offset), fmt::format("pread returned {}", got));
+    for (std::uint64_t i = 0; same && i < r.bytes; ++i)
+      same = buf[i] == expected_byte(seed, r, r.offset + i);
+    check(same, fmt::format("pread of {} B at {} matches", r.bytes, r.offset),
+          fmt::format("pread returned {}", got));
   }
   return g_failures == 0 ? 0 : 1;
 }
@@ -233,11 +247,14 @@ int usage() {
 
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
-  if (a.size() == 3 && a[0] == "create") return cmd_create(a[1], std::strtoull(a[2].c_str(), nullptr, 10));
+  if (a.size() == 3 && a[0] == "create")
+    return cmd_create(a[1], std::strtoull(a[2].c_str(), nullptr, 10));
   if ((a.size() == 3 || a.size() == 4) && a[0] == "info") {
     return cmd_info(a[1], a[2], a.size() == 4 && a[3] == "--emulated-pmem");
   }
-  if (a.size() == 4 && a[0] == "write") return cmd_write(a[1], a[2], std::strtoull(a[3].c_str(), nullptr, 10));
-  if (a.size() == 4 && a[0] == "verify") return cmd_verify(a[1], a[2], std::strtoull(a[3].c_str(), nullptr, 10));
+  if (a.size() == 4 && a[0] == "write")
+    return cmd_write(a[1], a[2], std::strtoull(a[3].c_str(), nullptr, 10));
+  if (a.size() == 4 && a[0] == "verify")
+    return cmd_verify(a[1], a[2], std::strtoull(a[3].c_str(), nullptr, 10));
   return usage();
 }
