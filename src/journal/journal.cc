@@ -20,7 +20,6 @@
 #include <cstring>
 #include <new>
 #include <thread>
-#include <unordered_map>
 
 #include "format/checksum.h"
 
@@ -46,6 +45,8 @@ constexpr std::uint64_t kSuperblocksEndBytes = 2 * std::uint64_t{kBlockBytes};
 constexpr std::size_t kLinearLookupMax = 16;
 // Staging buffers kept for the next transaction; a larger transaction's extras are freed.
 constexpr std::size_t kRetainedStagingBlocks = 64;
+// The lookup table is freed after a transaction that needed more entries than this.
+constexpr std::size_t kRetainedTableEntries = 4096;
 // The record buffer is shrunk back to this after a larger transaction.
 constexpr std::size_t kRetainedRecordBytes = 256 * 1024;
 
@@ -165,7 +166,11 @@ struct Journal::Impl {
 
   // The open transaction's staging state; guarded by `mutex`.
   std::vector<StagedBlock> staged;
-  std::unordered_map<std::uint64_t, std::uint32_t> index;  // used beyond kLinearLookupMax
+  // Beyond kLinearLookupMax staged blocks: an open-addressing table of staged index + 1
+  // (0 = empty). Its first table_mask + 1 entries are in use; 0 = not indexed. The
+  // storage is kept for the next transaction.
+  std::vector<std::uint32_t> table;
+  std::size_t table_mask = 0;
   std::size_t last_hit = 0;
   std::vector<std::byte*> free_buffers;
   std::vector<std::uint32_t> order;  // staged sorted by block, at commit
@@ -194,6 +199,12 @@ struct Journal::Impl {
   // ---- staging
   StagedBlock* find(std::uint64_t block);
   StagedBlock& stage(std::uint64_t block);
+  std::size_t table_used() const { return table_mask == 0 ? 0 : table_mask + 1; }
+  std::size_t table_slot(std::uint64_t block) const {
+    return static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> 32) & table_mask;
+  }
+  void table_insert(std::uint32_t i);
+  void table_rebuild();
   void load_lines(StagedBlock& b, std::uint64_t mask);
   void end_transaction();
   bool in_volume(std::uint64_t offset, std::uint64_t len) const {
@@ -584,10 +595,29 @@ StagedBlock* Journal::Impl::find(std::uint64_t block) {
     }
     return nullptr;
   }
-  auto it = index.find(block);
-  if (it == index.end()) return nullptr;
-  last_hit = it->second;
-  return &staged[it->second];
+  for (std::size_t slot = table_slot(block);; slot = (slot + 1) & table_mask) {
+    const std::uint32_t e = table[slot];
+    if (e == 0) return nullptr;
+    if (staged[e - 1].block == block) {
+      last_hit = e - 1;
+      return &staged[e - 1];
+    }
+  }
+}
+
+void Journal::Impl::table_insert(std::uint32_t i) {
+  std::size_t slot = table_slot(staged[i].block);
+  while (table[slot] != 0) slot = (slot + 1) & table_mask;
+  table[slot] = i + 1;
+}
+
+// Sizes the table to at least four entries per staged block and indexes them all.
+void Journal::Impl::table_rebuild() {
+  std::fill(table.begin(), table.begin() + static_cast<std::ptrdiff_t>(table_used()), 0);
+  const std::size_t entries = std::bit_ceil(4 * staged.size());
+  if (table.size() < entries) table.resize(entries, 0);
+  table_mask = entries - 1;
+  for (std::uint32_t k = 0; k < staged.size(); ++k) table_insert(k);
 }
 
 StagedBlock& Journal::Impl::stage(std::uint64_t block) {
@@ -600,10 +630,12 @@ StagedBlock& Journal::Impl::stage(std::uint64_t block) {
   }
   staged.push_back(StagedBlock{block, 0, 0, data});
   const auto i = static_cast<std::uint32_t>(staged.size() - 1);
-  if (staged.size() == kLinearLookupMax + 1) {
-    for (std::uint32_t k = 0; k < staged.size(); ++k) index.emplace(staged[k].block, k);
-  } else if (staged.size() > kLinearLookupMax + 1) {
-    index.emplace(block, i);
+  if (staged.size() > kLinearLookupMax) {
+    if (2 * staged.size() > table_used()) {
+      table_rebuild();
+    } else {
+      table_insert(i);
+    }
   }
   last_hit = i;
   return staged.back();
@@ -631,7 +663,9 @@ void Journal::Impl::end_transaction() {
     }
   }
   staged.clear();
-  index.clear();
+  std::fill(table.begin(), table.begin() + static_cast<std::ptrdiff_t>(table_used()), 0);
+  table_mask = 0;
+  if (table.size() > kRetainedTableEntries) std::vector<std::uint32_t>().swap(table);
   last_hit = 0;
   callbacks.clear();
   refused = Status::ok();

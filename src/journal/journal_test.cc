@@ -421,16 +421,24 @@ TEST_F(JournalTest, MinimalRecords) {
 }
 
 TEST_F(JournalTest, ManyBlocksUseTheIndexedLookup) {
-  Transaction tx(*journal_);
-  for (std::uint64_t b = 0; b < 100; ++b)
-    tx.put<std::uint64_t>(off(b * 3 % 100, 64 * (b % 64))) = b + 1;
-  for (std::uint64_t b = 0; b < 100; ++b) {
-    EXPECT_EQ(tx.get<std::uint64_t>(off(b * 3 % 100, 64 * (b % 64))), b + 1);
+  // Transactions of 100, 40, 1200 and 20 blocks in turn: the index is built, grown and
+  // reset between transactions (a stale entry would return another transaction's bytes).
+  std::uint64_t round = 0;
+  for (std::uint64_t blocks : {100u, 40u, 1200u, 20u}) {
+    ++round;
+    SCOPED_TRACE("round " + std::to_string(round));
+    Transaction tx(*journal_);
+    auto at = [&](std::uint64_t b) { return off(b * 7 % blocks + round, 64 * ((b + round) % 64)); };
+    for (std::uint64_t b = 0; b < blocks; ++b) {
+      ASSERT_EQ(tx.get<std::uint64_t>(at(b)), img_.u64(at(b))) << "not staged yet: the media";
+      tx.put<std::uint64_t>(at(b)) = round << 32 | b;
+    }
+    for (std::uint64_t b = 0; b < blocks; ++b)
+      ASSERT_EQ(tx.get<std::uint64_t>(at(b)), round << 32 | b);
+    EXPECT_EQ(tx.staged_bytes(), 64u + blocks * (16 + 64));
+    ASSERT_TRUE(tx.commit().is_ok());
+    for (std::uint64_t b = 0; b < blocks; ++b) ASSERT_EQ(img_.u64(at(b)), round << 32 | b);
   }
-  EXPECT_EQ(tx.staged_bytes(), 64u + 100 * (16 + 64));
-  ASSERT_TRUE(tx.commit().is_ok());
-  for (std::uint64_t b = 0; b < 100; ++b)
-    EXPECT_EQ(img_.u64(off(b * 3 % 100, 64 * (b % 64))), b + 1);
 }
 
 // ---------------------------------------------------------------------------- the ring
