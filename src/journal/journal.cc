@@ -4,9 +4,10 @@
 //   Journal::Impl   the journal's geometry, its commit state (head, sequence) and the one
 //                   transaction's staging state, reused by every transaction so that the
 //                   steady state allocates nothing.
-//   commit_locked   the three fences of a commit.
-//   scan / replay   recovery: every transaction after the checkpoint is verified first,
-//                   then applied.
+//   commit_locked   the three fences of a commit (plan and build lay the transaction out).
+//   verify_header   open: the header and the newest valid checkpoint;
+//   recover         then every transaction after it is found and verified (scan, probe)
+//                   before any is applied.
 #include "journal/journal.h"
 
 #include <fmt/format.h>
@@ -41,7 +42,7 @@ constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
 // The superblocks (blocks 0 and 1) are never written through the journal.
 constexpr std::uint64_t kSuperblocksEndBytes = 2 * std::uint64_t{kBlockBytes};
 
-// Staged blocks are found by a linear scan up to this many; beyond, through a hash map.
+// Staged blocks are found by a linear scan up to this many; beyond, through a hash table.
 constexpr std::size_t kLinearLookupMax = 16;
 // Staging buffers kept for the next transaction; a larger transaction's extras are freed.
 constexpr std::size_t kRetainedStagingBlocks = 64;
@@ -478,8 +479,9 @@ Status Journal::Impl::probe(std::uint64_t ring_offset, std::uint64_t expect_sequ
 
   // From here on the transaction was written by a pmemfs writer: any inconsistency is
   // damage, not the end of the log.
-  if (h.reserved0 != 0 || h.reserved1 != 0)
+  if (h.reserved0 != 0 || h.reserved1 != 0) {
     return corrupt(where(ring_offset) + ": reserved bytes not zero");
+  }
   if (h.flags == format::kTxFlagWrap) {
     if (h.record_count != 0 || h.body_bytes != 0 || ring_offset == 0) {
       return corrupt(fmt::format("{}: wrap marker with {} records and {} body bytes",
