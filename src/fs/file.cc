@@ -389,6 +389,10 @@ Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std:
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
+  // A sealed file takes writes inside its size only: one that reaches past the end fails
+  // whole, before any byte is written.
+  if ((inode.flags & format::kInodeSealed) != 0 && data.size() > inode.size_bytes - std::min(offset, inode.size_bytes))
+    return sealed_error(inode, "cannot write past its end");
   if (offset >= inode.size_bytes) return std::size_t{0};
   const std::uint64_t end = offset + std::min<std::uint64_t>(data.size(), inode.size_bytes - offset);
   std::array<Mapping, kMapBatch> batch;
