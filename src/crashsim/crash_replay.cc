@@ -5,7 +5,9 @@
 //       checker and prints the verdict (exit 0 pass, 1 violation, 2 no such point/image);
 //       --spec 'in={0x3000} torn=0x3040/{0,2}' builds a hand-made image instead, --list
 //       lists the images at the point, --dump FILE writes the image, --verbose lists the
-//       lines in flight and dirty.
+//       lines in flight and dirty; --recovery-point fence:2 [--recovery-image 3] crashes
+//       again during the recovery of that image (what a "crash during recovery" violation
+//       prints).
 //   crash_replay --workload journal --sweep [--runs N] [--seconds T] [--seed S]
 //       a sweep from the command line (long runs: --seconds 14400).
 // Every violation a sweep reports prints the first form with its arguments filled in.
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   std::string point_text;
   std::int64_t image = -1;
   std::string spec;
+  std::string recovery_point_text;
+  std::int64_t recovery_image = -1;
   std::string sim_text;
   std::string dump;
   bool list = false;
@@ -41,6 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--point", point_text, "crash point: fence:N, flush:N.M or end:OP");
   app.add_option("--image", image, "image index at the point (default: every image)");
   app.add_option("--spec", spec, "a hand-made image: 'in={0x..} torn=0x../{0,3} evicted={0x..}'");
+  app.add_option("--recovery-point", recovery_point_text,
+                 "crash again during the recovery of --image, at this point of recovery");
+  app.add_option("--recovery-image", recovery_image, "image index at the recovery point");
   app.add_option("--sim", sim_text, "simulator options k=8,s=48,m=64,t=4,e=4,a=16384,f=0");
   app.add_option("--dump", dump, "write the image to this file");
   app.add_flag("--list", list, "list the images at the point without checking them");
@@ -100,6 +107,15 @@ int main(int argc, char** argv) {
   o.point = *point;
   if (image >= 0) o.image = static_cast<std::uint32_t>(image);
   o.spec = spec;
+  if (!recovery_point_text.empty()) {
+    o.recovery_point = PointId::parse(recovery_point_text);
+    if (!o.recovery_point) {
+      std::fprintf(stderr, "--recovery-point '%s': want fence:N, flush:N.M or end:OP\n",
+                   recovery_point_text.c_str());
+      return 2;
+    }
+  }
+  if (recovery_image >= 0) o.recovery_image = static_cast<std::uint32_t>(recovery_image);
   o.dump_path = dump;
   o.list = list;
   o.verbose = verbose;

@@ -23,6 +23,7 @@
 // Thread safety: none; a sweep runs on one thread.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,13 +54,20 @@ struct CrashContext {
   std::uint64_t op = 0;       // the operation running, or just returned, at the crash
   bool op_returned = false;   // true: `op` had returned, all its effects must be durable
   PointId point;
+  // Set when the image comes from a second crash, during the recovery of the crash image
+  // at `point`: the oracle is the same (recovery must not change what is acceptable), but
+  // the image may also hold whatever the checker itself wrote after recovery.
+  std::optional<PointId> recovery_point;
 };
 
 struct Verdict {
   bool ok = true;
   std::string message;  // on failure: what is wrong, naming offsets and expected states
-  static Verdict pass() { return Verdict{}; }
-  static Verdict fail(std::string why) { return Verdict{false, std::move(why)}; }
+  // A hint from the checker: recovery wrote to the image (replayed, rolled back). Such
+  // images are the ones worth crashing again during recovery.
+  bool recovery_wrote = false;
+  static Verdict pass(bool recovery_wrote = false) { return Verdict{true, {}, recovery_wrote}; }
+  static Verdict fail(std::string why) { return Verdict{false, std::move(why), false}; }
 };
 
 // The interface a workload implements to be swept (the journal's in
@@ -86,6 +94,14 @@ class Workload {
   // or exactly the state after it when ctx.op_returned, with everything from earlier
   // operations present.
   virtual Verdict check(std::byte* image, std::uint64_t size_bytes, const CrashContext& ctx) = 0;
+  // Optional: runs only the system's recovery over `target` (a copy of a crash image on a
+  // second simulator) — open and close, nothing else — so that the harness can crash
+  // during recovery too and check those images with check(). Recovery must be
+  // deterministic. The default says "not supported" and turns the feature off.
+  virtual Status recover(const SimTarget& target) {
+    (void)target;
+    return Status::error(ENOTSUP, "this workload has no recover()");
+  }
 };
 
 // How to name a workload in a replay command: registry name and parameters.
@@ -107,6 +123,10 @@ struct SweepOptions {
   std::uint64_t runs = 1;        // seeds to run at least
   double seconds_budget = 0;     // > 0: keep running new seeds until this many seconds
   SimOptions sim;
+  // Crash during recovery: every this many images whose checker reported
+  // `recovery_wrote`, recovery runs again on a second simulator and every crash image of
+  // its fences is checked too (0: never; needs Workload::recover()).
+  std::uint64_t recovery_crash_every = 64;
   bool stop_at_first_violation = false;
   std::size_t max_reported_violations = 8;
   WorkloadSpec replay;           // for replay commands
@@ -121,6 +141,9 @@ struct Violation {
   std::int64_t image = -1;   // index at the point; -1 when not about one image
   std::string image_kind;
   std::string image_desc;
+  // For a crash during the recovery of that image: where, and which image there.
+  std::optional<PointId> recovery_point;
+  std::int64_t recovery_image = -1;
   std::string message;
   std::string replay;        // a shell command that replays exactly this image
 
@@ -132,15 +155,19 @@ struct SweepReport {
   std::uint64_t ops = 0;
   std::uint64_t fences = 0;
   std::uint64_t points = 0;       // crash points with images
-  std::uint64_t images = 0;       // crash images checked
+  std::uint64_t images = 0;       // crash images checked (including recovery crashes)
+  std::uint64_t recovery_runs = 0;    // recoveries re-run on a second simulator
+  std::uint64_t recovery_images = 0;  // crash images taken during those recoveries
   std::uint64_t max_inflight = 0; // most lines in flight at one point
   std::uint64_t violations = 0;   // all found (only the first few are kept below)
   std::vector<Violation> reported;
   double seconds = 0;
+  double cpu_seconds = 0;         // CPU time of the process (user + system) meanwhile
   double check_seconds = 0;       // building images + checkers
   bool copy_on_write = false;
 
   double images_per_second() const { return seconds > 0 ? images / seconds : 0; }
+  double images_per_cpu_second() const { return cpu_seconds > 0 ? images / cpu_seconds : 0; }
   // One line: "3 runs, 120 ops, 360 fences, 24000 crash images in 2.1 s (11400/s), 0 violations".
   std::string summary() const;
 };
@@ -153,6 +180,9 @@ struct ReplayOptions {
   PointId point;
   std::optional<std::uint32_t> image;  // none: every image at the point
   std::string spec;                    // instead of `image`: a spec in describe() form
+  // A crash during the recovery of that (single) image: the point and image there.
+  std::optional<PointId> recovery_point;
+  std::optional<std::uint32_t> recovery_image;
   std::string dump_path;               // write the (last) image checked here
   bool list = false;                   // list the images at the point, check nothing
   bool verbose = false;                // print the in-flight and dirty lines

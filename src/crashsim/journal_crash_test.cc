@@ -33,10 +33,10 @@ struct Config {
 std::vector<Config> default_configs() {
   const bool small = sanitized_build();
   JournalWorkloadParams big;
-  big.txs = small ? 60 : 260;
+  big.txs = small ? 40 : 200;
   JournalWorkloadParams wrap;
   wrap.journal_blocks = 16;
-  wrap.txs = small ? 60 : 200;
+  wrap.txs = small ? 50 : 150;
   return {{"journal_blocks=64", big, 1}, {"journal_blocks=16", wrap, small ? 1u : 2u}};
 }
 
@@ -78,7 +78,7 @@ class PlantedBug : public ::testing::TestWithParam<std::string> {};
 TEST_P(PlantedBug, IsCaught) {
   const std::string& bug = GetParam();
   JournalWorkloadParams params;
-  params.txs = sanitized_build() ? 40 : 120;
+  params.txs = sanitized_build() ? 20 : 60;
   params.bug = bug;
   JournalWorkloadCounters counters;
   SweepOptions o;

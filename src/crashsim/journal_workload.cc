@@ -130,6 +130,7 @@ class JournalWorkload final : public Workload {
       if (stats.transactions_replayed > 0) ++counters_->replays;
     }
     if (!opened.is_ok()) return Verdict::fail("recovery failed: " + opened.status().to_string());
+    const bool recovery_wrote = stats.transactions_replayed > 0;
     std::unique_ptr<journal::Journal> j = std::move(opened).value();
 
     State state = State::kBefore;
@@ -147,7 +148,7 @@ class JournalWorkload final : public Workload {
           ctx.op, ctx.op + 1, seq));
     }
     const bool is_after = seq == ctx.op + 1;
-    if (!p_.recommit) return Verdict::pass();
+    if (!p_.recommit) return Verdict::pass(recovery_wrote);
 
     // The recovered journal must accept a transaction, and a second recovery must find it.
     std::uint64_t stamp = mix_seed(ctx.seed, ctx.point.fence * 131 + ctx.op) | 1;
@@ -172,14 +173,20 @@ class JournalWorkload final : public Workload {
     std::memcpy(&found, image + scratch_offset_, sizeof found);
     if (found != stamp) {
       return Verdict::fail(fmt::format("the transaction committed after recovery is lost: "
-                                       "offset {} holds {:#x}, want {:#x}",
+                                       "offset {:#x} holds {:#x}, want {:#x}",
                                        scratch_offset_, found, stamp));
     }
     const std::vector<std::byte>& model = is_after ? after_ : before_;
     if (std::memcmp(image + target_offset_, model.data(), target_bytes_) != 0) {
       return Verdict::fail("the target blocks changed after recovery + one commit + recovery");
     }
-    return Verdict::pass();
+    return Verdict::pass(recovery_wrote);
+  }
+
+  Status recover(const SimTarget& target) override {
+    auto dev = device::Device::wrap_memory(target.base, target.size_bytes, target.persister);
+    auto opened = journal::Journal::open(*dev, sb_);
+    return opened.is_ok() ? Status::ok() : opened.status();
   }
 
  private:
@@ -200,7 +207,7 @@ class JournalWorkload final : public Workload {
       while (t[at] == before_[at]) ++at;
       const std::int64_t writer = last_writer_[at / kBlockBytes];
       return Verdict::fail(fmt::format(
-          "durability: byte at volume offset {} (target block {}) is {:#04x}, committed value "
+          "durability: byte at volume offset {:#x} (target block {}) is {:#04x}, committed value "
           "{:#04x} ({})",
           target_offset_ + at, kTargetFirstBlock + at / kBlockBytes,
           std::to_integer<unsigned>(t[at]), std::to_integer<unsigned>(before_[at]),
@@ -227,12 +234,12 @@ class JournalWorkload final : public Workload {
       if (!a && !b) {
         std::uint64_t at = begin;
         while (t[at] == after_[at] || t[at] == before_[at]) ++at;
-        what += fmt::format(" (byte at offset {} is {:#04x}: old {:#04x}, new {:#04x})",
+        what += fmt::format(" (byte at offset {:#x} is {:#04x}: old {:#04x}, new {:#04x})",
                              target_offset_ + at, std::to_integer<unsigned>(t[at]),
                              std::to_integer<unsigned>(before_[at]),
                              std::to_integer<unsigned>(after_[at]));
       }
-      detail += fmt::format("{}range {} [{}, +{}) {}", k == 0 ? "" : "; ", k, r.offset, r.length,
+      detail += fmt::format("{}range {} [{:#x}, +{}) {}", k == 0 ? "" : "; ", k, r.offset, r.length,
                             what);
     }
     if (!all_before && !all_after) {

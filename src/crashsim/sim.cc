@@ -472,6 +472,23 @@ int PmemSim::op_memset(void* ctx, void* dst, int byte, std::size_t len) {
   return 0;
 }
 
+void PmemSim::reset(const std::byte* image, std::uint64_t seed) {
+  std::lock_guard lock(mu_);
+  std::memcpy(live_, image, mapped_bytes_);
+  std::memcpy(durable_, image, mapped_bytes_);
+  for (const LineImage& line : inflight_) {
+    slot_of_line_[static_cast<std::size_t>(line.offset / kLineBytes)] = 0;
+  }
+  inflight_.clear();
+  fences_ = 0;
+  flushes_since_fence_ = 0;
+  op_ = 0;
+  seed_ = seed;
+  points_.clear();
+  errors_.clear();
+  stats_ = SimStats{};
+}
+
 void PmemSim::set_capture(bool on) {
   std::lock_guard lock(mu_);
   capture_ = on;

@@ -164,6 +164,10 @@ class PmemSim {
   // The Persister to hand to the code under test (device::Device::wrap_memory).
   persist::Persister persister();
 
+  // Starts over from `image` (size() bytes) as both live and durable picture: nothing in
+  // flight, fence numbering from 0, no points, a new seed. For crashing during recovery.
+  void reset(const std::byte* image, std::uint64_t seed);
+
   // Capturing is off until enabled (setup code runs uncaptured).
   void set_capture(bool on);
   // Which captured points get images; others keep only what the harness needs to follow

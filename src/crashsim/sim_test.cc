@@ -367,5 +367,109 @@ TEST(Sweep, ReplayOfAPassingImagePasses) {
   std::fclose(out);
 }
 
+// ---------------------------------------------------------------------------- recovery
+// A redo toy: each op stages the new record, sets a pending word, installs the record at
+// home, clears the word. Recovery installs a pending record. The broken recovery clears
+// the word before the copy is durable: correct unless it crashes itself, so only
+// crashing during recovery can catch it.
+class RedoToy final : public Workload {
+ public:
+  static constexpr std::uint64_t kPending = 4096;
+  static constexpr std::uint64_t kHome = 8192;
+  static constexpr std::uint64_t kStaging = 16384;
+  static constexpr std::uint64_t kRecordBytes = 256;
+
+  explicit RedoToy(bool broken_recovery) : broken_(broken_recovery) {}
+
+  std::uint64_t device_bytes() const override { return kDevice; }
+  Status setup(const SimTarget& t) override {
+    base_ = t.base;
+    p_ = t.persister;
+    return Status::ok();
+  }
+  std::uint64_t op_count() const override { return 5; }
+  std::string op_name(std::uint64_t op) const override { return "install " + std::to_string(op + 1); }
+  Status run_op(std::uint64_t op) override {
+    const int v = static_cast<int>(op + 1);
+    std::memset(base_ + kStaging, v, kRecordBytes);
+    int err = p_.persist(base_ + kStaging, kRecordBytes);
+    store(base_ + kPending, op + 1);
+    err |= p_.persist(base_ + kPending, 8);
+    std::memset(base_ + kHome, v, kRecordBytes);
+    err |= p_.persist(base_ + kHome, kRecordBytes);
+    store(base_ + kPending, 0);
+    err |= p_.persist(base_ + kPending, 8);
+    return err == 0 ? Status::ok() : Status::error(EIO, "persist");
+  }
+  static bool recover_on(std::byte* base, const persist::Persister& p, bool broken) {
+    if (load(base + kPending) == 0) return false;
+    if (broken) {
+      store(base + kPending, 0);
+      (void)p.persist(base + kPending, 8);
+      (void)p.memcpy_persist(base + kHome, base + kStaging, kRecordBytes);
+    } else {
+      (void)p.memcpy_persist(base + kHome, base + kStaging, kRecordBytes);
+      store(base + kPending, 0);
+      (void)p.persist(base + kPending, 8);
+    }
+    return true;
+  }
+  Status recover(const SimTarget& t) override {
+    recover_on(t.base, t.persister, broken_);
+    return Status::ok();
+  }
+  Verdict check(std::byte* image, std::uint64_t, const CrashContext& ctx) override {
+    const bool wrote = recover_on(image, plain_persister(), broken_);
+    const auto v = static_cast<std::uint64_t>(image[kHome]);
+    for (std::uint64_t i = 0; i < kRecordBytes; ++i) {
+      if (image[kHome + i] != image[kHome]) return Verdict::fail("home record is torn");
+    }
+    if (v != ctx.op && v != ctx.op + 1) return Verdict::fail("wrong version");
+    if (ctx.op_returned && v != ctx.op + 1) return Verdict::fail("returned version lost");
+    return Verdict::pass(wrote);
+  }
+
+ private:
+  bool broken_;
+  std::byte* base_ = nullptr;
+  persist::Persister p_{nullptr, nullptr, persist::Granularity::kCacheLine, ""};
+};
+
+WorkloadFactory redo(bool broken) {
+  return [broken](std::uint64_t) { return std::make_unique<RedoToy>(broken); };
+}
+
+TEST(Sweep, CrashesDuringRecoveryCatchAnUnsafeRecovery) {
+  SweepOptions o;
+  o.recovery_crash_every = 0;
+  SweepReport without = run_sweep(redo(true), o);
+  EXPECT_EQ(without.violations, 0u) << "the broken recovery is correct when it does not crash";
+
+  o.recovery_crash_every = 1;
+  SweepReport good = run_sweep(redo(false), o);
+  std::printf("redo toy (correct recovery): %s\n", good.summary().c_str());
+  EXPECT_EQ(good.violations, 0u) << (good.reported.empty() ? "" : good.reported[0].to_string());
+  EXPECT_GT(good.recovery_runs, 0u);
+  EXPECT_GT(good.recovery_images, 0u);
+
+  SweepReport bad = run_sweep(redo(true), o);
+  std::printf("redo toy (unsafe recovery): %s\n", bad.summary().c_str());
+  ASSERT_GT(bad.violations, 0u);
+  const Violation& v = bad.reported[0];
+  std::printf("  first: %s\n", v.to_string().c_str());
+  ASSERT_TRUE(v.recovery_point.has_value());
+  EXPECT_NE(v.replay.find("--recovery-point " + v.recovery_point->to_string()), std::string::npos);
+  ReplayOptions ro;
+  ro.seed = v.seed;
+  ro.point = v.point;
+  ro.image = static_cast<std::uint32_t>(v.image);
+  ro.recovery_point = v.recovery_point;
+  ro.recovery_image = static_cast<std::uint32_t>(v.recovery_image);
+  std::FILE* out = std::tmpfile();
+  EXPECT_EQ(replay(redo(true), ro, out), 1);
+  EXPECT_EQ(replay(redo(false), ro, out), 0);
+  std::fclose(out);
+}
+
 }  // namespace
 }  // namespace pmemfs::crashsim
