@@ -32,7 +32,7 @@ constexpr std::uint64_t kStateOffset = format::kStateBlock * kBlockBytes;
 
 // ---------------------------------------------------------------------------- geometry
 
-TEST(Geometry, EightMiB) {
+TEST(alloc_geometry, EightMiB) {
   auto r = compute_geometry(8 * kMiB, 0);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   const Superblock& sb = *r;
@@ -55,7 +55,7 @@ TEST(Geometry, EightMiB) {
   EXPECT_TRUE(check_geometry(sb).is_ok());
 }
 
-TEST(Geometry, SixtyFourMiB) {
+TEST(alloc_geometry, SixtyFourMiB) {
   auto r = compute_geometry(64 * kMiB, 0);
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->total_blocks, 16384u);
@@ -74,7 +74,7 @@ TEST(Geometry, SixtyFourMiB) {
   EXPECT_TRUE(check_geometry(*g).is_ok());
 }
 
-TEST(Geometry, OddSizes) {
+TEST(alloc_geometry, OddSizes) {
   // A partial trailing block is dropped; a partial trailing group still gets a descriptor.
   auto r = compute_geometry(8 * kMiB + 4095, 0);
   ASSERT_TRUE(r.is_ok());
@@ -100,7 +100,7 @@ TEST(Geometry, OddSizes) {
   EXPECT_EQ(r->inode_count, format::kMinInodes);
 }
 
-TEST(Geometry, SixtyFourTiB) {
+TEST(alloc_geometry, SixtyFourTiB) {
   const std::uint64_t bytes = format::kMaxVolumeBytes;
   auto r = compute_geometry(bytes, 0);
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
@@ -125,7 +125,7 @@ TEST(Geometry, SixtyFourTiB) {
   EXPECT_TRUE(check_geometry(*dense).is_ok());
 }
 
-TEST(Geometry, TooSmallOrTooBig) {
+TEST(alloc_geometry, TooSmallOrTooBig) {
   auto big = compute_geometry(format::kMaxVolumeBytes + kBlockBytes, 0);
   ASSERT_FALSE(big.is_ok());
   EXPECT_EQ(big.errnum(), EINVAL);
@@ -147,7 +147,7 @@ TEST(Geometry, TooSmallOrTooBig) {
   EXPECT_EQ(compute_geometry(4 * kMiB, kMinBytesPerInode).errnum(), EINVAL);
 }
 
-TEST(Geometry, CheckRefusesBrokenSuperblocks) {
+TEST(alloc_geometry, CheckRefusesBrokenSuperblocks) {
   const Superblock good = *compute_geometry(64 * kMiB, 0);
   auto refused = [](Superblock sb, const char* field) {
     Status s = check_geometry(sb);
@@ -347,7 +347,7 @@ class Vol {
 
 // ---------------------------------------------------------------------------- format
 
-TEST(FormatGroups, InitialStateOfAnOddSizedVolume) {
+TEST(alloc_format, InitialStateOfAnOddSizedVolume) {
   // 64 MiB + 300 blocks: the last group has 300 blocks, 212 bits past the end.
   Vol v(64 * kMiB + 300 * kBlockBytes);
   // Garbage where the tables go: format must overwrite all of it, padding included.
@@ -403,7 +403,7 @@ TEST(FormatGroups, InitialStateOfAnOddSizedVolume) {
   EXPECT_EQ(*itotal, st.free_inodes);
 }
 
-TEST(FormatGroups, RefusesABadSuperblockOrASmallDevice) {
+TEST(alloc_format, RefusesABadSuperblockOrASmallDevice) {
   Vol v(16 * kMiB);
   auto dev = device::Device::wrap_memory(v.base(), 16 * kMiB, persist::cpu_persister());
   Superblock sb = v.sb;
@@ -415,7 +415,7 @@ TEST(FormatGroups, RefusesABadSuperblockOrASmallDevice) {
 
 // ---------------------------------------------------------------------------- blocks
 
-TEST(BlockAlloc, SmallRunsSetBitsAndCounts) {
+TEST(alloc_blocks, SmallRunsSetBitsAndCounts) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   const std::uint64_t free0 = v.state().free_blocks;
@@ -457,7 +457,7 @@ TEST(BlockAlloc, SmallRunsSetBitsAndCounts) {
   }
 }
 
-TEST(BlockAlloc, LargeRunsAre2MiBAlignedAndContiguous) {
+TEST(alloc_blocks, LargeRunsAre2MiBAlignedAndContiguous) {
   Vol v(64 * kMiB);  // data groups 2..31
   ASSERT_OK(v.format());
   auto small = v.alloc(3);
@@ -508,7 +508,7 @@ std::uint64_t wholly_free_groups(const Vol& v) {
   return n;
 }
 
-TEST(BlockAlloc, SmallRequestsUsePartlyUsedGroupsFirst) {
+TEST(alloc_blocks, SmallRequestsUsePartlyUsedGroupsFirst) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   const std::uint64_t groups0 = wholly_free_groups(v);
@@ -551,7 +551,7 @@ std::vector<alloc::Run> fill(Vol& v) {
   return runs;
 }
 
-TEST(BlockAlloc, EnospcChangesNothingAndFreeingHelps) {
+TEST(alloc_blocks, EnospcChangesNothingAndFreeingHelps) {
   Vol v(64 * kMiB + 300 * kBlockBytes);
   ASSERT_OK(v.format());
   auto runs = fill(v);
@@ -581,7 +581,7 @@ TEST(BlockAlloc, EnospcChangesNothingAndFreeingHelps) {
   EXPECT_EQ(v.alloc(1).errnum(), ENOSPC);
 }
 
-TEST(BlockAlloc, ContiguousIsExactOrEnospc) {
+TEST(alloc_blocks, ContiguousIsExactOrEnospc) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   fill(v);
@@ -611,7 +611,7 @@ TEST(BlockAlloc, ContiguousIsExactOrEnospc) {
   EXPECT_EQ(v.state().free_blocks, 0u);
 }
 
-TEST(BlockAlloc, DoubleFreeAndFreeOutsideTheDataAreaAreCorruption) {
+TEST(alloc_blocks, DoubleFreeAndFreeOutsideTheDataAreaAreCorruption) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   auto a = v.alloc(10);
@@ -644,7 +644,7 @@ TEST(BlockAlloc, DoubleFreeAndFreeOutsideTheDataAreaAreCorruption) {
   EXPECT_EQ(*v.blocks->verify_all(rd), free0);
 }
 
-TEST(BlockAlloc, CorruptionIsRefusedNamingGroupAndOffset) {
+TEST(alloc_blocks, CorruptionIsRefusedNamingGroupAndOffset) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   auto a = v.alloc(1);
@@ -755,7 +755,7 @@ TEST(BlockAlloc, CorruptionIsRefusedNamingGroupAndOffset) {
   EXPECT_EQ(*total, v.state().free_blocks);
 }
 
-TEST(BlockAlloc, BadBlockGroupsAreSkipped) {
+TEST(alloc_blocks, BadBlockGroupsAreSkipped) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());
   const std::uint64_t bad = v.sb.data_block / 512 + 3;
@@ -870,7 +870,7 @@ class BlockModel {
   std::uint64_t free_ = 0;
 };
 
-TEST(BlockAlloc, ModelRandomAllocFree) {
+TEST(alloc_blocks, ModelRandomAllocFree) {
   const std::uint64_t seed = test_seed();
   SCOPED_TRACE("replay with PMEMFS_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -1000,7 +1000,7 @@ TEST(BlockAlloc, ModelRandomAllocFree) {
 
 // ---------------------------------------------------------------------------- inodes
 
-TEST(InodeAlloc, RootHintsExhaustionAndFree) {
+TEST(alloc_inodes, RootHintsExhaustionAndFree) {
   Vol v(8 * kMiB);  // 1024 inodes, 2 groups
   ASSERT_OK(v.format());
   auto root = v.ialloc(format::kRootIno);
@@ -1044,7 +1044,7 @@ TEST(InodeAlloc, RootHintsExhaustionAndFree) {
   EXPECT_EQ(*total, 1u);
 }
 
-TEST(InodeAlloc, CorruptionIsRefused) {
+TEST(alloc_inodes, CorruptionIsRefused) {
   Vol v(8 * kMiB);
   ASSERT_OK(v.format());
   auto rd = v.reader();
@@ -1082,7 +1082,7 @@ TEST(InodeAlloc, CorruptionIsRefused) {
   EXPECT_EQ(v.inodes->verify_group(rd, 2).errnum(), EINVAL);
 }
 
-TEST(InodeAlloc, ModelRandomAllocFree) {
+TEST(alloc_inodes, ModelRandomAllocFree) {
   const std::uint64_t seed = test_seed();
   SCOPED_TRACE("replay with PMEMFS_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -1133,7 +1133,7 @@ TEST(InodeAlloc, ModelRandomAllocFree) {
 
 // ---------------------------------------------------------------------------- scale
 
-TEST(BigVolume, OneTiBSparse) {
+TEST(alloc_scale, OneTiBSparse) {
   // Only the metadata pages are touched (~110 MiB with the journal's ring).
   Vol v(1ull << 40);
   auto t0 = std::chrono::steady_clock::now();
