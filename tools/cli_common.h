@@ -4,9 +4,15 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "pmemfs/device.h"
 #include "pmemfs/status.h"
+#include "pmemfs/volume.h"
+#include "volume_path.h"
 
 namespace pmemfs::cli {
 
@@ -27,5 +33,72 @@ bool parse_size(const std::string& text, std::uint64_t* bytes);
 using Runner = std::function<int()>;
 // Registers where the parsed verb's runner is stored; main() runs it.
 void set_runner(Runner runner);
+
+// ---- Verbs over volumes (mkfs, fsck, ls, cp, …) ----
+
+// Replaces CLI11's generated usage line of `cmd` with `usage` ("pmemfs cp [-r] SRC... DST").
+void set_usage(CLI::App* cmd, std::string usage);
+// The exit code for a command-line error in `cmd` (default kExitUsage); fsck(8) uses 16.
+void set_usage_exit_code(CLI::App* cmd, int code);
+// The exit code main() returns for a parse error: that of the subcommand being parsed.
+int usage_exit_code(CLI::App& app);
+
+// A Status for a failed host call: errno `err`, message "<context>: <strerror>".
+Status host_error(int err, const std::string& context);
+
+// The lines of DeviceInfo::warning (one warning per line).
+std::vector<std::string> warning_lines(const std::string& warning);
+
+// "dev:ino" of the file at `path` (following symlinks), or "path:<path>" if it cannot be
+// examined: equal for two names of one host file.
+std::string file_identity(const std::string& path);
+
+// The volumes a verb uses, each opened once however many operands name it. Operands name
+// the same volume when their backing paths resolve to the same file (same st_dev/st_ino),
+// so "vol.img" and "./vol.img" share one open. Call want() for every operand first, then
+// get(): a volume any operand wants writable is opened read-write, the rest read-only.
+class VolumeSet {
+ public:
+  explicit VolumeSet(DeviceOptions device) : device_(device) {}
+  void want(const std::string& backing, bool writable);
+  // The open volume (opened on first use). A read-only open of a volume whose journal
+  // needs recovery fails with EROFS; the message then says how to recover it.
+  Result<Volume*> get(const std::string& backing);
+  // Whether two backing paths name the same volume.
+  bool same(const std::string& a, const std::string& b);
+
+ private:
+  struct Entry {
+    bool writable = false;
+    std::unique_ptr<Volume> volume;
+  };
+  DeviceOptions device_;
+  std::map<std::string, Entry> entries_;
+};
+
+// Prints "pmemfs <verb>: <message>" to stderr and returns kExitUsage.
+int usage_failure(const std::string& verb, const std::string& message);
+
+// Parses every operand (volume_path.h). A malformed one, or a host path when
+// `volume_only`, is reported with usage_failure() and yields an empty vector.
+std::vector<Operand> parse_operands(const std::string& verb, const std::vector<std::string>& texts,
+                                    bool volume_only, bool* ok);
+
+// Names the file in an error of a volume call: "vol.img:/a/b: <message>" (without
+// repeating "/a/b" when the library's message already starts with it).
+Status in_volume(const Status& status, const std::string& volume, const std::string& path);
+
+// Every entry of a directory (readdir() until the end), "." and ".." only if `with_dots`.
+Result<std::vector<DirEntry>> read_whole_dir(Volume& volume, const std::string& path, bool with_dots);
+
+// "drwxr-xr-x", "-rw-r--r--", "lrwxrwxrwx", with s/S/t/T as ls(1).
+std::string mode_string(std::uint32_t mode);
+// "regular file", "directory", "symbolic link", …
+std::string file_type_name(std::uint32_t mode);
+// Local time: "2024-05-01 12:34" or, with `with_ns`, "2024-05-01 12:34:56.123456789 +0200".
+std::string format_time_ns(std::int64_t ns, bool with_ns);
+
+// Adds --emulated-pmem to `cmd`, storing into *flag.
+void add_emulated_pmem_flag(CLI::App* cmd, bool* flag);
 
 }  // namespace pmemfs::cli

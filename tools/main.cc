@@ -11,6 +11,17 @@
 namespace pmemfs::cli {
 Runner& current_runner();
 void register_info(CLI::App& app);
+void register_mkfs(CLI::App& app);
+void register_fsck(CLI::App& app);
+void register_ls(CLI::App& app);
+void register_stat(CLI::App& app);
+void register_cat(CLI::App& app);
+void register_cp(CLI::App& app);
+void register_mkdir(CLI::App& app);
+void register_rm(CLI::App& app);
+void register_mv(CLI::App& app);
+void register_ln(CLI::App& app);
+void register_df(CLI::App& app);
 }  // namespace pmemfs::cli
 
 int main(int argc, char** argv) {
@@ -20,11 +31,22 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "pmemfs 0.1.0");
   pmemfs::cli::register_info(app);
+  pmemfs::cli::register_mkfs(app);
+  pmemfs::cli::register_fsck(app);
+  pmemfs::cli::register_ls(app);
+  pmemfs::cli::register_stat(app);
+  pmemfs::cli::register_cat(app);
+  pmemfs::cli::register_cp(app);
+  pmemfs::cli::register_mkdir(app);
+  pmemfs::cli::register_rm(app);
+  pmemfs::cli::register_mv(app);
+  pmemfs::cli::register_ln(app);
+  pmemfs::cli::register_df(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : pmemfs::cli::kExitUsage;
+    return rc == 0 ? 0 : pmemfs::cli::usage_exit_code(app);
   }
   auto& runner = pmemfs::cli::current_runner();
   if (!runner) return pmemfs::cli::kExitUsage;

@@ -1,0 +1,122 @@
+// pmemfs fsck PATH [--repair] [--json] [--emulated-pmem] — checks (and with --repair
+// fixes) a volume. A thin layer over check_volume() (fsck.h); exit codes follow fsck(8).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_common.h"
+#include "pmemfs/fsck.h"
+#include "progress.h"
+
+namespace pmemfs::cli {
+namespace {
+
+// fsck(8) exit codes.
+constexpr int kFsckOperationalError = 8;
+constexpr int kFsckUsageError = 16;
+
+struct FsckArgs {
+  std::string path;
+  bool repair = false;
+  bool json = false;
+  bool emulated_pmem = false;
+};
+
+nlohmann::json to_json(const std::string& path, const FsckReport& report) {
+  nlohmann::json problems = nlohmann::json::array();
+  for (const FsckProblem& p : report.problems) {
+    problems.push_back({{"structure", p.structure},
+                        {"offset", p.offset},
+                        {"message", p.message},
+                        {"repaired", p.repaired}});
+  }
+  return nlohmann::json{{"path", path},
+                        {"exit_code", report.exit_code},
+                        {"clean", report.problems.empty()},
+                        {"journal_replayed", report.journal_replayed},
+                        {"inodes_checked", report.inodes_checked},
+                        {"directories_checked", report.directories_checked},
+                        {"blocks_in_use", report.blocks_in_use},
+                        {"tree_nodes_checked", report.tree_nodes_checked},
+                        {"problems", problems}};
+}
+
+const char* verdict(int exit_code) {
+  switch (exit_code) {
+    case 0: return "clean";
+    case 1: return "errors corrected";
+    case 4: return "errors left uncorrected";
+    default: return "check incomplete";
+  }
+}
+
+void print_human(const std::string& path, const FsckReport& report, bool repair) {
+  std::string out;
+  if (report.journal_replayed) out += fmt::format("{}: journal replayed\n", path);
+  for (const FsckProblem& p : report.problems) {
+    out += fmt::format("{}: {} at offset {} (0x{:x}): {}{}\n", path, p.structure, p.offset, p.offset,
+                       p.message, p.repaired ? " [repaired]" : (repair ? " [NOT repaired]" : ""));
+  }
+  out += fmt::format(
+      "{}: {} — {} problem{}; {} inodes, {} directories, {} tree nodes checked; {} blocks in use\n",
+      path, verdict(report.exit_code), report.problems.size(), report.problems.size() == 1 ? "" : "s",
+      report.inodes_checked, report.directories_checked, report.tree_nodes_checked,
+      report.blocks_in_use);
+  if (report.exit_code == 4 && !repair) out += fmt::format("{}: run with --repair to fix what can be fixed\n", path);
+  std::fputs(out.c_str(), stdout);
+}
+
+int run_fsck(const FsckArgs& args) {
+  FsckOptions options;
+  options.repair = args.repair;
+  options.device.emulated_pmem = args.emulated_pmem;
+  options.device.read_only = !args.repair;
+  Progress progress(args.repair ? "repairing" : "checking", Progress::Unit::kItems, 0,
+                    Progress::stderr_is_terminal());
+  options.progress = [&progress](std::uint64_t done, std::uint64_t total) {
+    progress.set_total(total);
+    progress.update(done);
+  };
+  auto report = check_volume(args.path, options);
+  progress.finish();
+  if (!report.is_ok()) {
+    report_failure("fsck", report.status());
+    return kFsckOperationalError;
+  }
+  if (args.json) {
+    std::printf("%s\n", to_json(args.path, *report).dump(2).c_str());
+  } else {
+    print_human(args.path, *report, args.repair);
+  }
+  return report->exit_code;
+}
+
+}  // namespace
+
+void register_fsck(CLI::App& app) {
+  auto* cmd = app.add_subcommand("fsck", "Check a volume (and repair it with --repair)");
+  set_usage(cmd, "pmemfs fsck PATH [--repair] [--json] [--emulated-pmem]");
+  set_usage_exit_code(cmd, kFsckUsageError);
+  cmd->footer(
+      "Reads every structure of the volume and cross-checks them: superblocks, journal, block\n"
+      "and inode bitmaps against what inodes own, link counts, directory tree. Without\n"
+      "--repair nothing is written (the backing is opened read-only); a journal that needs\n"
+      "replay is reported, and replayed only with --repair. Run it on a volume that no\n"
+      "other process has open. Each problem is printed as\n"
+      "  PATH: STRUCTURE at offset N (0xN): MESSAGE [repaired]\n"
+      "--json prints one object: path, exit_code, clean, journal_replayed, inodes_checked,\n"
+      "directories_checked, blocks_in_use, tree_nodes_checked, problems[{structure, offset,\n"
+      "message, repaired}]. A progress line is shown on a terminal.\n"
+      "Exit codes (fsck(8)): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
+      "8 operational error (the volume could not be read; stderr says why), 16 usage error.\n");
+  static FsckArgs args;
+  cmd->add_option("PATH", args.path, "device-dax device or volume file")->required();
+  cmd->add_flag("--repair", args.repair, "fix what can be fixed safely (bitmaps, counts, link counts, orphans)");
+  cmd->add_flag("--json", args.json, "print the report as one JSON object");
+  add_emulated_pmem_flag(cmd, &args.emulated_pmem);
+  cmd->callback([] { set_runner([] { return run_fsck(args); }); });
+}
+
+}  // namespace pmemfs::cli
