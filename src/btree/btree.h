@@ -5,12 +5,29 @@
 // NodeHeader (format.h): magic, checksum, volume UUID, own block, owner inode, tree kind,
 // level. Leaves are slotted: a sorted array of 2-byte slots after the header, entries
 // (key, length, value) in a heap growing down from the node's end, so an insert changes a
-// few cache lines rather than half a node (the journal logs dirty lines only).
+// few cache lines rather than half a node (the journal logs dirty lines only). The byte
+// layout is in btree.cc's opening comment and docs/format.md.
 //
 // Every node read is verified (checksum, magic, self block, owner, kind, level, count,
-// slot bounds, key order within the node) before use; a bad node gives EUCLEAN naming the
-// tree's owner, the node's block and byte offset and what was wrong. Mutations go through
-// the Transaction; the caller stores the (possibly new) root back into its inode.
+// slot bounds, key order within the node, keys within the range its parent gives it)
+// before use; a bad node gives EUCLEAN naming the tree's owner, the node's block and byte
+// offset and what was wrong. Levels must fall by one per step down, so a damaged child
+// pointer (even one pointing back up) cannot make a walk loop. Mutations go through the
+// Transaction; the caller stores the (possibly new) root back into its inode.
+//
+// Nodes may be underfull: erase frees a node only when it becomes empty (and replaces an
+// internal root that has one child by that child); it never merges or rebalances.
+//
+// Errors and atomicity: insert/update/erase/destroy check everything and allocate every
+// node they need before they stage anything, so EEXIST, ENOENT, EINVAL, EUCLEAN and ENOSPC
+// leave the tree's nodes untouched in the transaction (nodes obtained before an ENOSPC are
+// given back through NodeSource::free_node). An error from NodeSource::free_node while
+// erase or destroy frees nodes can leave the change half staged: the caller must then
+// abort the transaction (the volume aborts on any error anyway).
+//
+// Memory: lookup copies one node to the stack (4 KiB); scan and find_le keep a copy of
+// each node on the path (kMaxDepth * 4 KiB, about 33 KiB of stack). None of the three
+// allocates on success; mutations and verify() do.
 //
 // Thread safety: none of its own; callers hold the volume's metadata lock.
 #pragma once
@@ -32,7 +49,7 @@ inline constexpr std::uint32_t kMaxDepth = 8;
 struct TreeRef {
   std::uint64_t root_block = 0;
   std::uint32_t depth = 0;
-  std::uint32_t kind = 0;       // format::kTree*
+  std::uint32_t kind = 0;  // format::kTree*
   std::uint64_t owner_ino = 0;
 };
 
@@ -44,17 +61,24 @@ class NodeSource {
   virtual Status free_node(journal::Transaction& tx, std::uint64_t block) = 0;
 };
 
+// What every node is checked against. Node checksums are XXH3-64 seeded with `seed`.
+// [data_block, total_blocks) is where nodes may live: a child pointer outside it is
+// EUCLEAN before anything is read (the journal aborts on reads outside the volume).
+// total_blocks must be set (0 aborts: a caller bug).
 struct Context {
   const std::uint8_t* uuid = nullptr;  // 16 bytes, the volume's
   std::uint64_t seed = 0;              // format::volume_seed(uuid)
+  std::uint64_t data_block = 0;        // Superblock::data_block
+  std::uint64_t total_blocks = 0;      // Superblock::total_blocks
 };
 
 // Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,
-// or ENOENT.
+// or ENOENT. EUCLEAN for a damaged node.
 Result<std::uint32_t> lookup(journal::MetaReader& r, const Context& c, const TreeRef& t,
                              std::uint64_t key, std::span<std::byte> out);
 
-// Visits entries with key >= from_key in key order until `visit` returns false.
+// Visits entries with key >= from_key in key order until `visit` returns false. The value
+// span is valid during the call only; `visit` must not change the tree.
 using Visitor = std::function<bool(std::uint64_t key, std::span<const std::byte> value)>;
 Status scan(journal::MetaReader& r, const Context& c, const TreeRef& t, std::uint64_t from_key,
             const Visitor& visit);
@@ -65,23 +89,28 @@ struct Found {
   std::uint64_t key = 0;
   std::uint32_t length = 0;
 };
-Result<Found> find_le(journal::MetaReader& r, const Context& c, const TreeRef& t,
-                      std::uint64_t key, std::span<std::byte> out);
+Result<Found> find_le(journal::MetaReader& r, const Context& c, const TreeRef& t, std::uint64_t key,
+                      std::span<std::byte> out);
 
-// EEXIST if the key exists. May allocate nodes (ENOSPC leaves the tree unchanged in tx).
+// EEXIST if the key exists; EINVAL if value.size() > kMaxValueBytes. May allocate nodes
+// (ENOSPC leaves the tree unchanged in tx; also ENOSPC when the tree would grow past
+// kMaxDepth levels).
 Status insert(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
               std::uint64_t key, std::span<const std::byte> value);
-// Replaces the value of an existing key (ENOENT otherwise); the length may change.
+// Replaces the value of an existing key (ENOENT otherwise); the length may change (and a
+// longer value may split the leaf: ENOSPC as for insert). EINVAL as for insert.
 Status update(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
               std::uint64_t key, std::span<const std::byte> value);
 // ENOENT if absent. Frees nodes that become empty; shrinks the root.
 Status erase(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes,
              std::uint64_t key);
-// Frees every node; t becomes empty.
+// Frees every node; t becomes empty. The whole tree is verified before anything is freed.
 Status destroy(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSource& nodes);
 
 // fsck: walks the whole tree verifying every node and the key order across nodes, calling
-// `node` for each node block (to cross-check allocation) and `visit` for each entry.
+// `node` for each node block (to cross-check allocation) and `visit` for each entry, in
+// key order; either may be empty. The walk stops early, with OK, when `visit` returns
+// false. A node reached twice is EUCLEAN.
 Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
               const std::function<void(std::uint64_t block)>& node, const Visitor& visit);
 
