@@ -186,9 +186,11 @@ std::uint64_t test_seed() {
     seed = seed << 32 | std::random_device{}();
   }
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::printf("seed %llu; replay: PMEMFS_SEED=%llu btree_test --gtest_filter=%s.%s\n",
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed),
-              info->test_suite_name(), info->name());
+  std::printf(
+      "seed %llu; replay: PMEMFS_SEED=%llu build/<preset>/src/btree/btree_test "
+      "--gtest_filter=%s.%s\n",
+      static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed),
+      info->test_suite_name(), info->name());
   return seed;
 }
 
