@@ -2,6 +2,9 @@
 // and as a whole process), byte-exact copies and fills for every kernel at every length
 // and alignment, the msync backing's effect on the page cache, and the Ops seam that test
 // backends (the power-failure simulator) plug into.
+//
+// Suite names start with persist_ (fixtures get snake_case aliases) so that
+// `ctest -R persist` selects them.
 #include "persist/persist.h"
 
 #include <fcntl.h>
@@ -33,7 +36,7 @@ constexpr std::size_t kNoThreshold = std::numeric_limits<std::size_t>::max();
 
 // --- names ------------------------------------------------------------------------------
 
-TEST(PersistNames, EveryEnumeratorHasAName) {
+TEST(persist_names, EveryEnumeratorHasAName) {
   EXPECT_STREQ(to_string(FlushInstruction::kClwb), "clwb");
   EXPECT_STREQ(to_string(FlushInstruction::kClflushopt), "clflushopt");
   EXPECT_STREQ(to_string(FlushInstruction::kClflush), "clflush");
@@ -55,14 +58,14 @@ CpuFeatures all_features() {
   return f;
 }
 
-TEST(PersistSelect, BestOfEverythingByDefault) {
+TEST(persist_select, BestOfEverythingByDefault) {
   const CpuSelection s = select(all_features(), EnvOverrides{});
   EXPECT_EQ(s.flush, FlushInstruction::kClwb);
   EXPECT_EQ(s.copy, CopyVariant::kAvx512);
   EXPECT_EQ(s.movnt_threshold_bytes, kDefaultMovntThresholdBytes);
 }
 
-TEST(PersistSelect, FlushFallsBackClwbClflushoptClflush) {
+TEST(persist_select, FlushFallsBackClwbClflushoptClflush) {
   CpuFeatures cpu = all_features();
   EnvOverrides env;
   env.no_clwb = true;
@@ -84,7 +87,7 @@ TEST(PersistSelect, FlushFallsBackClwbClflushoptClflush) {
   EXPECT_EQ(select(cpu, env).flush, FlushInstruction::kClflush);
 }
 
-TEST(PersistSelect, CopyFallsBackAvx512Avx2Sse2Plain) {
+TEST(persist_select, CopyFallsBackAvx512Avx2Sse2Plain) {
   CpuFeatures cpu = all_features();
   EnvOverrides env;
   env.no_avx512f = true;
@@ -105,7 +108,7 @@ TEST(PersistSelect, CopyFallsBackAvx512Avx2Sse2Plain) {
   EXPECT_EQ(select(cpu, EnvOverrides{}).copy, CopyVariant::kPlain);
 }
 
-TEST(PersistSelect, NoMovntAndNoSse2MeanPlainStoresWhateverTheCpu) {
+TEST(persist_select, NoMovntAndNoSse2MeanPlainStoresWhateverTheCpu) {
   EnvOverrides env;
   env.no_movnt = true;
   EXPECT_EQ(select(all_features(), env).copy, CopyVariant::kPlain);
@@ -116,13 +119,13 @@ TEST(PersistSelect, NoMovntAndNoSse2MeanPlainStoresWhateverTheCpu) {
   EXPECT_EQ(select(all_features(), env).flush, FlushInstruction::kClwb);
 }
 
-TEST(PersistSelect, ThresholdComesFromTheEnvironment) {
+TEST(persist_select, ThresholdComesFromTheEnvironment) {
   EnvOverrides env;
   env.movnt_threshold_bytes = 12345;
   EXPECT_EQ(select(all_features(), env).movnt_threshold_bytes, 12345U);
 }
 
-TEST(PersistSelect, DetectedFeaturesAreConsistent) {
+TEST(persist_select, DetectedFeaturesAreConsistent) {
   const CpuFeatures f = detect_cpu_features();
   EXPECT_TRUE(f.sse2) << "SSE2 is architectural on x86-64";
   // Every AVX-512F CPU also has AVX2, and the OS enabling ZMM state enables YMM state.
@@ -148,8 +151,9 @@ class PersistEnv : public ::testing::Test {
     for (const char* v : kEnvVars) unsetenv(v);
   }
 };
+using persist_env = PersistEnv;
 
-TEST_F(PersistEnv, NothingSetMeansNoOverrides) {
+TEST_F(persist_env, NothingSetMeansNoOverrides) {
   const EnvOverrides e = read_env_overrides();
   EXPECT_FALSE(e.no_clwb);
   EXPECT_FALSE(e.no_clflushopt);
@@ -160,7 +164,7 @@ TEST_F(PersistEnv, NothingSetMeansNoOverrides) {
   EXPECT_EQ(e.movnt_threshold_bytes, kDefaultMovntThresholdBytes);
 }
 
-TEST_F(PersistEnv, EachFlagIsReadFromItsVariable) {
+TEST_F(persist_env, EachFlagIsReadFromItsVariable) {
   struct Case {
     const char* var;
     bool EnvOverrides::*field;
@@ -189,7 +193,7 @@ TEST_F(PersistEnv, EachFlagIsReadFromItsVariable) {
   }
 }
 
-TEST_F(PersistEnv, ThresholdParsesDecimalBytesAndIgnoresGarbage) {
+TEST_F(persist_env, ThresholdParsesDecimalBytesAndIgnoresGarbage) {
   struct Case {
     const char* value;
     std::size_t expected;
@@ -225,7 +229,7 @@ std::string expected_line(const EnvOverrides& env) {
          " threshold=" + std::to_string(s.movnt_threshold_bytes);
 }
 
-TEST_F(PersistEnv, ProcessSelectionFollowsTheEnvironment) {
+TEST_F(persist_env, ProcessSelectionFollowsTheEnvironment) {
   EnvOverrides env;
   EXPECT_EQ(probe({}), expected_line(env));
 
@@ -255,7 +259,7 @@ TEST_F(PersistEnv, ProcessSelectionFollowsTheEnvironment) {
   EXPECT_NE(probe({"PMEMFS_MOVNT_THRESHOLD=junk"}).find(" threshold=256"), std::string::npos);
 }
 
-TEST_F(PersistEnv, ProbeDescribesItsPersister) {
+TEST_F(persist_env, ProbeDescribesItsPersister) {
   testutil::CommandResult r = testutil::run({PMEMFS_SELECTION_PROBE}, {"PMEMFS_NO_CLWB=1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const CpuFeatures cpu = detect_cpu_features();
@@ -267,7 +271,7 @@ TEST_F(PersistEnv, ProbeDescribesItsPersister) {
 
 // --- describe() and the factories -------------------------------------------------------
 
-TEST(PersistFactories, DefaultPersisterIsTheProcessCpuPersister) {
+TEST(persist_factories, DefaultPersisterIsTheProcessCpuPersister) {
   const Persister p;
   const Persister cpu = cpu_persister();
   EXPECT_EQ(p.ops(), cpu.ops());
@@ -276,7 +280,7 @@ TEST(PersistFactories, DefaultPersisterIsTheProcessCpuPersister) {
   EXPECT_EQ(describe(p), describe(cpu));
 }
 
-TEST(PersistFactories, DescribeNamesInstructionGranularityAndCopies) {
+TEST(persist_factories, DescribeNamesInstructionGranularityAndCopies) {
   CpuSelection s;
   s.flush = FlushInstruction::kClwb;
   s.copy = CopyVariant::kAvx2;
@@ -301,7 +305,7 @@ TEST(PersistFactories, DescribeNamesInstructionGranularityAndCopies) {
   EXPECT_EQ(describe(ms), "msync, page; copies: plain stores");
 }
 
-TEST(PersistFactories, SelectionsWithTheSameThresholdShareAContext) {
+TEST(persist_factories, SelectionsWithTheSameThresholdShareAContext) {
   CpuSelection a;
   a.movnt_threshold_bytes = 777;
   CpuSelection b = a;
@@ -364,7 +368,7 @@ struct alignas(64) Lines {
   char bytes[64 * 256];
 };
 
-TEST(PersistSeam, EveryCallGoesThroughTheCustomOps) {
+TEST(persist_seam, EveryCallGoesThroughTheCustomOps) {
   CallLog log;
   const Persister p(&kLoggingOps, &log, Granularity::kCacheLine, "logging");
   auto lines = std::make_unique<Lines>();
@@ -400,7 +404,7 @@ TEST(PersistSeam, EveryCallGoesThroughTheCustomOps) {
   EXPECT_EQ(describe(p), "logging, cache line");
 }
 
-TEST(PersistSeam, MemmoveGoesThroughTheCustomOpsToo) {
+TEST(persist_seam, MemmoveGoesThroughTheCustomOpsToo) {
   CallLog log;
   const Persister p(&kLoggingOps, &log, Granularity::kCacheLine, "logging");
   std::vector<char> buf(64 * 1024);
@@ -434,7 +438,7 @@ TEST(PersistSeam, MemmoveGoesThroughTheCustomOpsToo) {
   EXPECT_EQ(buf, want);
 }
 
-TEST(PersistSeam, ErrorsOfTheOpsReachTheCaller) {
+TEST(persist_seam, ErrorsOfTheOpsReachTheCaller) {
   CallLog log;
   log.fail_with = EIO;
   const Persister p(&kLoggingOps, &log, Granularity::kPage, "failing");
@@ -576,12 +580,13 @@ class PersistCopy : public ::testing::TestWithParam<CopyConfig> {
   }
   CopyArena arena;
 };
+using persist_copy = PersistCopy;
 
 // The kernels' control flow depends only on the destination's alignment and the length;
 // the source alignment only moves the loads. So: every length with every destination
 // alignment (the source alignment varying with them), then every pair of alignments with
 // lengths around every boundary.
-TEST_P(PersistCopy, MemcpyEveryLengthAtEveryDestinationAlignment) {
+TEST_P(persist_copy, MemcpyEveryLengthAtEveryDestinationAlignment) {
   const Persister p = persister();
   for (std::size_t len = 0; len <= kMaxLength; ++len) {
     for (std::size_t da = 0; da < 64; ++da) {
@@ -600,7 +605,7 @@ const std::size_t kBoundaryLengths[] = {0,   1,   2,   3,   4,   5,   7,    8,  
                                         513, 767, 1023, 1024, 1025, 2047, 4095, 4096, 4097,
                                         4160};
 
-TEST_P(PersistCopy, MemcpyEveryPairOfAlignments) {
+TEST_P(persist_copy, MemcpyEveryPairOfAlignments) {
   const Persister p = persister();
   for (const std::size_t len : kBoundaryLengths) {
     for (std::size_t da = 0; da < 64; ++da) {
@@ -615,7 +620,7 @@ TEST_P(PersistCopy, MemcpyEveryPairOfAlignments) {
   }
 }
 
-TEST_P(PersistCopy, MemsetEveryLengthAtEveryAlignment) {
+TEST_P(persist_copy, MemsetEveryLengthAtEveryAlignment) {
   const Persister p = persister();
   std::vector<char> want(kMaxLength);
   const int bytes[] = {0x5a, 0xff, 0x80, 0x01};
@@ -631,7 +636,7 @@ TEST_P(PersistCopy, MemsetEveryLengthAtEveryAlignment) {
   }
 }
 
-TEST_P(PersistCopy, MemsetOfZeroLeavesNonZeroGuards) {
+TEST_P(persist_copy, MemsetOfZeroLeavesNonZeroGuards) {
   // The fill above never writes the guards' value 0; this one does.
   const Persister p = persister();
   std::memset(arena.dst_buf.data, 0x7e, arena.dst_buf.size);
@@ -645,7 +650,7 @@ TEST_P(PersistCopy, MemsetOfZeroLeavesNonZeroGuards) {
   }
 }
 
-TEST_P(PersistCopy, MemmoveOverlappingBothDirections) {
+TEST_P(persist_copy, MemmoveOverlappingBothDirections) {
   const Persister p = persister();
   constexpr std::size_t kSize = 48 * 1024;
   Buffer buf(kSize);
@@ -688,7 +693,7 @@ TEST_P(PersistCopy, MemmoveOverlappingBothDirections) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Kernels, PersistCopy,
+    Kernels, persist_copy,
     ::testing::Values(CopyConfig{CopyVariant::kAvx512, kDefaultMovntThresholdBytes},
                       CopyConfig{CopyVariant::kAvx512, 0},
                       CopyConfig{CopyVariant::kAvx512, kNoThreshold},
@@ -703,7 +708,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Every kernel with every flush instruction the CPU has (and none, for eADR): the data
 // path is shared, so a smaller set of lengths suffices, but each instruction must run.
-TEST(PersistCopyFlushes, EveryVariantWithEveryFlushInstruction) {
+TEST(persist_copy_flushes, EveryVariantWithEveryFlushInstruction) {
   CopyArena arena;
   std::vector<char> want(kMaxLength);
   for (const FlushInstruction f : {FlushInstruction::kClwb, FlushInstruction::kClflushopt,
@@ -730,7 +735,7 @@ TEST(PersistCopyFlushes, EveryVariantWithEveryFlushInstruction) {
   }
 }
 
-TEST(PersistCopyFlushes, EadrPersisterCopiesToo) {
+TEST(persist_copy_flushes, EadrPersisterCopiesToo) {
   const Persister p = eadr_persister();
   CopyArena arena;
   for (const std::size_t len : kBoundaryLengths) {
@@ -754,8 +759,9 @@ class PersistLarge : public ::testing::TestWithParam<CopyConfig> {
     return cpu_persister(s);
   }
 };
+using persist_large = PersistLarge;
 
-TEST_P(PersistLarge, CopiesFillsAndMovesOf1MiBAnd64MiBPlusOdd) {
+TEST_P(persist_large, CopiesFillsAndMovesOf1MiBAnd64MiBPlusOdd) {
   const Persister p = persister();
   constexpr std::size_t kBig = (64 << 20) + 13;
   Buffer src(kBig + 64);
@@ -786,7 +792,7 @@ TEST_P(PersistLarge, CopiesFillsAndMovesOf1MiBAnd64MiBPlusOdd) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Kernels, PersistLarge,
+    Kernels, persist_large,
     ::testing::Values(CopyConfig{CopyVariant::kAvx512, kDefaultMovntThresholdBytes},
                       CopyConfig{CopyVariant::kAvx2, kDefaultMovntThresholdBytes},
                       CopyConfig{CopyVariant::kSse2, kDefaultMovntThresholdBytes},
@@ -884,7 +890,7 @@ class MsyncFile {
     if ((file).on_tmpfs()) GTEST_SKIP() << "$TMPDIR is tmpfs, where msync writes nothing"; \
   } while (0)
 
-TEST(PersistMsync, PersistSyncsThePagesItIsGivenAndOnlyThose) {
+TEST(persist_msync, PersistSyncsThePagesItIsGivenAndOnlyThose) {
   PageFlags flags;
   // Pages A, B and C, 4 MiB apart.
   const std::size_t a = 0, b = 1024, c = 2048;
@@ -910,7 +916,7 @@ TEST(PersistMsync, PersistSyncsThePagesItIsGivenAndOnlyThose) {
   EXPECT_STREQ(file.page(a) + 4000, "persisted");
 }
 
-TEST(PersistMsync, FlushOfASubPageRangeSyncsExactlyTheCoveringPages) {
+TEST(persist_msync, FlushOfASubPageRangeSyncsExactlyTheCoveringPages) {
   PageFlags flags;
   MsyncFile file(8, {2, 3, 4, 5});
   SKIP_UNLESS_PAGE_FLAGS(flags, file);
@@ -939,7 +945,7 @@ TEST(PersistMsync, FlushOfASubPageRangeSyncsExactlyTheCoveringPages) {
   EXPECT_EQ(dirty_pages(), "0110");
 }
 
-TEST(PersistMsync, FailureIsReturnedAsAnErrno) {
+TEST(persist_msync, FailureIsReturnedAsAnErrno) {
   void* m = ::mmap(nullptr, kPageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(m, MAP_FAILED);
   ASSERT_EQ(::munmap(m, kPageBytes), 0);
