@@ -251,9 +251,9 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
     std::uint64_t done = first;
     Status st = ed.allocate(first, limit, NewBlocks::kCallerFills, &done, &fresh);
     if (!st.is_ok()) {
-      // Retry the prefix that could be mapped in a fresh transaction (this one holds the
-      // failed step's partial edit).
-      if (st.errnum() == ENOSPC && done > first) {
+      // Out of space (or extents): retry the prefix that could be mapped, in a fresh
+      // transaction (this one holds the failed step's partial edit).
+      if ((st.errnum() == ENOSPC || st.errnum() == EFBIG) && done > first) {
         limit = done - first;
         continue;
       }
@@ -321,7 +321,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
     std::vector<BlockRange> fresh;
     Status st = ed.allocate(first, limit, NewBlocks::kUnwritten, &done, &fresh);
     if (!st.is_ok()) {
-      if (st.errnum() == ENOSPC && done > first) {
+      if ((st.errnum() == ENOSPC || st.errnum() == EFBIG) && done > first) {
         limit = done - first;
         continue;
       }

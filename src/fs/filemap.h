@@ -31,6 +31,7 @@
 // meta_lock (shared to read, exclusive inside MetaTx to edit).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -172,5 +173,8 @@ std::uint64_t max_tx_bytes(const VolumeCore& core);
 // The budget for bounded edits: half of max_tx_bytes, leaving room for the last step
 // (a B+tree split to the root, the allocator's lines, a logged block) and the inode.
 std::uint64_t edit_budget_bytes(const VolumeCore& core);
+// Test-only: when nonzero, replaces edit_budget_bytes() for every volume, so tests can
+// force bounded operations through many small transactions. Never set outside tests.
+std::atomic<std::uint64_t>& test_edit_budget_bytes();
 
 }  // namespace pmemfs::fs
