@@ -146,7 +146,7 @@ void print_header(const pp::Persister& ours) {
 #endif
   std::printf("\nours:    %s\n", pp::describe(ours).c_str());
   std::printf("libpmem2: %s, CACHE_LINE granularity forced (PMEM2_FORCE_GRANULARITY)\n",
-              "1.12");
+              PMEMFS_LIBPMEM2_VERSION);
   std::printf("memory:  a %zu MiB file in /dev/shm, mapped once by pmem2_map_new and used by "
               "all contenders\n\n",
               kFileBytes / kMiB);
