@@ -121,7 +121,8 @@ using WorkloadFactory = std::function<std::unique_ptr<Workload>(std::uint64_t se
 struct SweepOptions {
   std::uint64_t seed = 1;        // first seed; run r uses seed + r
   std::uint64_t runs = 1;        // seeds to run at least
-  double seconds_budget = 0;     // > 0: keep running new seeds until this many seconds
+  double seconds_budget = 0;     // > 0: keep starting new seeds until this many seconds
+                                 // have passed (a run is never cut short)
   SimOptions sim;
   // Crash during recovery: every this many images whose checker reported
   // `recovery_wrote`, recovery runs again on a second simulator and every crash image of

@@ -52,26 +52,35 @@ void print_report(const std::string& what, const SweepReport& r,
   std::fflush(stdout);
 }
 
-TEST(JournalCrash, NoViolationsWithoutPlantedBugs) {
+// One test per configuration, so that ctest runs them side by side.
+class NoPlantedBug : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(NoPlantedBug, NoViolations) {
+  const Config config = default_configs()[GetParam()];
   const double budget = crash_seconds_from_env();
-  for (const Config& config : default_configs()) {
-    JournalWorkloadCounters counters;
-    SweepOptions o;
-    o.seed = crash_seed_from_env(1);
-    o.runs = config.runs;
-    o.seconds_budget = budget / 2;  // each configuration gets half of a long budget
-    o.replay = config.params.to_spec();
-    o.progress = budget > 0;
-    SweepReport r = run_sweep(journal_workload_factory(config.params, &counters), o);
-    print_report(config.name, r, counters);
-    EXPECT_EQ(r.violations, 0u) << config.name;
-    EXPECT_GT(r.images, 1000u);
-    EXPECT_GT(counters.replays, 0u) << "no crash image needed a replay: the sweep is too weak";
-    if (config.params.journal_blocks == 16) {
-      EXPECT_GT(counters.ring_wraps, 0u) << "the ring never wrapped";
-    }
+  JournalWorkloadCounters counters;
+  SweepOptions o;
+  o.seed = crash_seed_from_env(1);
+  o.runs = config.runs;
+  o.seconds_budget = budget / 2;  // each configuration gets half of a long budget
+  o.replay = config.params.to_spec();
+  o.progress = budget > 0;
+  SweepReport r = run_sweep(journal_workload_factory(config.params, &counters), o);
+  print_report(config.name, r, counters);
+  EXPECT_EQ(r.violations, 0u) << config.name;
+  EXPECT_GT(r.images, 1000u);
+  EXPECT_GT(r.recovery_images, 0u) << "no crash during recovery was checked";
+  EXPECT_GT(counters.replays, 0u) << "no crash image needed a replay: the sweep is too weak";
+  if (config.params.journal_blocks == 16) {
+    EXPECT_GT(counters.ring_wraps, 0u) << "the ring never wrapped";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(JournalCrash, NoPlantedBug, ::testing::Values(0u, 1u),
+                         [](const ::testing::TestParamInfo<std::size_t>& param) {
+                           return param.param == 0 ? std::string("journal_blocks_64")
+                                                   : std::string("journal_blocks_16");
+                         });
 
 class PlantedBug : public ::testing::TestWithParam<std::string> {};
 

@@ -232,12 +232,17 @@ class JournalWorkload final : public Workload {
       all_after = all_after && a;
       std::string what = a && b ? "unchanged by the tx" : a ? "new" : b ? "old" : "neither";
       if (!a && !b) {
-        std::uint64_t at = begin;
-        while (t[at] == after_[at] || t[at] == before_[at]) ++at;
-        what += fmt::format(" (byte at offset {:#x} is {:#04x}: old {:#04x}, new {:#04x})",
-                             target_offset_ + at, std::to_integer<unsigned>(t[at]),
-                             std::to_integer<unsigned>(before_[at]),
-                             std::to_integer<unsigned>(after_[at]));
+        // Mixed old and new bytes (a partly applied range), or bytes that are neither.
+        std::uint64_t not_new = begin;
+        while (t[not_new] == after_[not_new]) ++not_new;
+        std::uint64_t not_old = begin;
+        while (t[not_old] == before_[not_old]) ++not_old;
+        const std::uint64_t at = std::max(not_new, not_old);
+        what += fmt::format(" (first byte not new at {:#x}, first not old at {:#x}; at {:#x}: "
+                            "{:#04x}, old {:#04x}, new {:#04x})",
+                            target_offset_ + not_new, target_offset_ + not_old, target_offset_ + at,
+                            std::to_integer<unsigned>(t[at]), std::to_integer<unsigned>(before_[at]),
+                            std::to_integer<unsigned>(after_[at]));
       }
       detail += fmt::format("{}range {} [{:#x}, +{}) {}", k == 0 ? "" : "; ", k, r.offset, r.length,
                             what);
