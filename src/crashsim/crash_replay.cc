@@ -9,6 +9,7 @@
 //       again during the recovery of that image (what a "crash during recovery" violation
 //       prints).
 //   crash_replay --workload journal --sweep [--runs N] [--seconds T] [--seed S]
+//                [--sim k=8,...] [--recovery-every N]
 //       a sweep from the command line (long runs: --seconds 14400).
 // Every violation a sweep reports prints the first form with its arguments filled in.
 #include <CLI/CLI.hpp>
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   bool sweep = false;
   std::uint64_t runs = 1;
   double seconds = 0;
+  std::uint64_t recovery_every = SweepOptions{}.recovery_crash_every;
   app.add_option("--workload", workload, "workload name")->capture_default_str();
   app.add_option("--param", params, "workload parameter key=value (repeatable)");
   app.add_option("--seed", seed, "seed of the run")->capture_default_str();
@@ -55,6 +57,9 @@ int main(int argc, char** argv) {
   app.add_flag("--sweep", sweep, "run a sweep instead of a replay");
   app.add_option("--runs", runs, "sweep: seeds to run (seed, seed+1, ...)")->capture_default_str();
   app.add_option("--seconds", seconds, "sweep: keep starting seeds until this many seconds");
+  app.add_option("--recovery-every", recovery_every,
+                 "sweep: crash during recovery of every Nth image that needed recovery (0: never)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   WorkloadSpec wspec{workload, {}};
@@ -88,6 +93,7 @@ int main(int argc, char** argv) {
     o.runs = runs;
     o.seconds_budget = seconds;
     o.sim = sim;
+    o.recovery_crash_every = recovery_every;
     o.replay = wspec;
     o.progress = true;
     SweepReport r = run_sweep(*factory, o);
