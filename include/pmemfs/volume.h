@@ -38,8 +38,10 @@
 namespace pmemfs {
 
 class File;
+class Volume;
 namespace fs {
 struct VolumeCore;
+class VolumeOpener;
 }
 
 inline constexpr std::uint32_t kMaxNameBytes = 255;
@@ -186,6 +188,7 @@ class Volume {
   fs::VolumeCore& core() { return *core_; }
 
  private:
+  friend class fs::VolumeOpener;
   explicit Volume(std::shared_ptr<fs::VolumeCore> core);
   std::shared_ptr<fs::VolumeCore> core_;
 };

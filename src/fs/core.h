@@ -203,4 +203,12 @@ struct VolumeCore {
   bool is_open(std::uint64_t ino);
 };
 
+// Opens a volume on a Device the caller built (tests, fuzzers, the crash simulator: a
+// Device over memory with a test persister). Same checks and recovery as Volume::open.
+class VolumeOpener {
+ public:
+  static Result<std::unique_ptr<Volume>> open(std::unique_ptr<device::Device> device,
+                                              const OpenOptions& options);
+};
+
 }  // namespace pmemfs::fs

@@ -114,7 +114,9 @@ Result<Resolver::Parent> Resolver::parent(std::string_view path) {
   if (dir_path.empty()) dir_path = "/";
   PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, walk(format::kRootIno, dir_path, true));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(dir_path)));
-  Parent p{dir, std::string(last), false, {}};
+  Parent p;
+  p.dir = dir;
+  p.name.assign(last.data(), last.size());
   if (is_dot_name(last)) return p;
   auto found = core_.dir_lookup(r_, dir, last);
   if (found.is_ok()) {

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "alloc/geometry.h"
 #include "format/checksum.h"
 
 namespace pmemfs::fs {
@@ -57,34 +58,10 @@ Status verify_superblock(const format::Superblock& sb, std::uint64_t copy, std::
   if (sb.total_blocks == 0 || sb.total_blocks > device_bytes / format::kBlockBytes)
     return bad(fmt::format("{} blocks do not fit the {}-byte device", sb.total_blocks, device_bytes));
   if (sb.total_blocks > format::kMaxVolumeBytes / format::kBlockBytes) return bad("volume larger than 64 TiB");
-  // Regions in order, each inside the volume.
-  struct Region { const char* name; std::uint64_t start, blocks; };
-  auto blocks_for = [](std::uint64_t bytes) { return (bytes + format::kBlockBytes - 1) / format::kBlockBytes; };
-  if (sb.inode_count == 0 || sb.inode_count % format::kInodeGroupInodes != 0)
-    return bad(fmt::format("inode count {} is not a positive multiple of {}", sb.inode_count, format::kInodeGroupInodes));
-  if (sb.igroup_count != sb.inode_count / format::kInodeGroupInodes) return bad("inode group count disagrees with inode count");
-  if (sb.bgroup_count != (sb.total_blocks + format::kGroupBlocks - 1) / format::kGroupBlocks)
-    return bad("block group count disagrees with the volume size");
-  if (sb.inode_count > (sb.total_blocks * format::kBlockBytes) / format::kInodeBytes) return bad("more inodes than fit");
-  const Region regions[] = {
-      {"journal", sb.journal_block, sb.journal_blocks},
-      {"block group descriptors", sb.bgroup_desc_block, blocks_for(sb.bgroup_count * sizeof(format::GroupDesc))},
-      {"block bitmap", sb.bbitmap_block, blocks_for(sb.bgroup_count * format::kBitmapLineBytes)},
-      {"inode group descriptors", sb.igroup_desc_block, blocks_for(sb.igroup_count * sizeof(format::GroupDesc))},
-      {"inode bitmap", sb.ibitmap_block, blocks_for(sb.igroup_count * format::kBitmapLineBytes)},
-      {"inode table", sb.itable_block, blocks_for(sb.inode_count * format::kInodeBytes)},
-  };
-  std::uint64_t next = format::kJournalStartBlock;
-  for (const auto& r : regions) {
-    if (r.start < next) return bad(fmt::format("{} at block {} overlaps what precedes it", r.name, r.start));
-    if (r.blocks == 0 || r.start + r.blocks > sb.total_blocks || r.start + r.blocks < r.start)
-      return bad(fmt::format("{} at block {} ({} blocks) outside the volume", r.name, r.start, r.blocks));
-    next = r.start + r.blocks;
-  }
+  // Regions in order, without overlap, each large enough for its counts.
+  if (Status g = alloc::check_geometry(sb); !g.is_ok()) return bad(g.message());
   if (sb.journal_blocks < format::kMinJournalBlocks || sb.journal_blocks > format::kMaxJournalBlocks)
     return bad(fmt::format("journal of {} blocks outside [{}, {}]", sb.journal_blocks, format::kMinJournalBlocks, format::kMaxJournalBlocks));
-  if (sb.data_block < next || sb.data_block >= sb.total_blocks || sb.data_block % format::kGroupBlocks != 0)
-    return bad(fmt::format("data area start {} invalid", sb.data_block));
   if (sb.root_ino != format::kRootIno) return bad(fmt::format("root inode {}", sb.root_ino));
   if (sb.flags != 0 || !all_zero(sb.reserved, sizeof sb.reserved)) return bad("reserved bytes not zero");
   return Status::ok();

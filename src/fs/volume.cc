@@ -11,6 +11,7 @@
 #include "fs/core.h"
 #include "fs/namespace.h"
 #include "fs/superblock.h"
+#include "alloc/geometry.h"
 #include "pmemfs/file.h"
 
 namespace pmemfs {
@@ -34,18 +35,24 @@ Status fill_random(void* buf, std::size_t len) {
 }
 
 // Builds the core over an opened device and superblock: journal (recovery), allocators.
-Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev,
-                                             const format::Superblock& sb, bool read_only) {
+Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> dev,
+                                               const format::Superblock& sb, bool read_only) {
   auto core = std::make_shared<VolumeCore>();
   core->device = std::move(dev);
   core->sb = sb;
   core->seed = format::volume_seed(core->sb.uuid);
   core->read_only = read_only;
-  core->bctx = btree::Context{core->sb.uuid, core->seed};
+  core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks};
   PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
   core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
   core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
-  // The root must be readable for the volume to be usable at all.
+  return core;
+}
+
+// build_core() plus the checks an existing volume must pass: a readable root directory.
+Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev,
+                                             const format::Superblock& sb, bool read_only) {
+  PMEMFS_ASSIGN_OR_RETURN(auto core, build_core(std::move(dev), sb, read_only));
   auto r = core->media();
   auto root = core->load_inode(r, format::kRootIno);
   if (!root.is_ok()) return root.status().with_context("root directory");
@@ -97,15 +104,8 @@ Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const Fo
   PMEMFS_TRY(fs::write_superblock(*dev, sb, 1));
 
   // The root directory, made through the journal like everything else. Until it exists
-  // the volume cannot be opened (assemble() checks the root), so build the core by hand.
-  auto core = std::make_shared<VolumeCore>();
-  core->device = std::move(dev);
-  core->sb = sb;
-  core->seed = format::volume_seed(core->sb.uuid);
-  core->bctx = btree::Context{core->sb.uuid, core->seed};
-  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
-  core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
-  core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
+  // the volume cannot be opened (assemble() checks the root): build_core() alone here.
+  PMEMFS_ASSIGN_OR_RETURN(auto core, build_core(std::move(dev), sb, /*read_only=*/false));
   {
     fs::MetaTx mtx(*core);
     PMEMFS_ASSIGN_OR_RETURN(format::Inode root, core->new_inode(mtx.tx(), S_IFDIR | 0755, 0, 0, format::kRootIno));
@@ -125,8 +125,13 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   DeviceOptions dopt = options.device;
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  return fs::VolumeOpener::open(std::move(dev), options);
+}
+
+Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
+                                                       const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
-  bool read_only = options.read_only || choice.force_read_only;
+  bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }

@@ -23,6 +23,7 @@ class VolumeTest : public ::testing::Test {
     path_ = dir_.file("vol");
     FormatOptions fo;
     fo.size_bytes = 64ull << 20;
+    fo.bytes_per_inode = 4096;  // 16,384 inodes: room for the big-directory test
     fo.device.emulated_pmem = true;
     auto v = Volume::format(path_, fo);
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
@@ -224,7 +225,9 @@ TEST_F(VolumeTest, ReaddirCursorsSurviveChanges) {
   }
   for (int i = 0; i < 300; ++i) {
     std::string n = "f" + std::to_string(i);
-    if (!removed.count(n)) EXPECT_TRUE(seen.count(n)) << n << " missing";
+    if (!removed.count(n)) {
+      EXPECT_TRUE(seen.count(n)) << n << " missing";
+    }
   }
 }
 

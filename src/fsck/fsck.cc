@@ -1,0 +1,400 @@
+// fsck: check every structure of a volume and cross-check them (pmemfs/fsck.h).
+//
+// Passes: superblock copies; the journal (through a read-only open: a volume that needs
+// recovery is reported, not checked, unless repairing); group descriptors against their
+// bitmaps; every inode slot against the inode bitmap; every tree and extent, claiming each
+// block exactly once; directory entries against inodes (types, link counts, ".."); that
+// every inode is reachable from the root; claimed blocks against the block bitmap.
+// Repairs (only with options.repair, each in its own journal transaction): leaked blocks
+// and orphaned inodes are freed, wrong link counts set, a bad superblock copy rewritten.
+#include "pmemfs/fsck.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/core.h"
+#include "fs/superblock.h"
+#include "pmemfs/volume.h"
+
+namespace pmemfs {
+
+namespace {
+
+struct InodeInfo {
+  std::uint32_t mode = 0;
+  std::uint32_t nlink = 0;
+  std::uint32_t refs = 0;     // directory entries naming it
+  std::uint32_t subdirs = 0;  // for directories: entries that are directories
+  std::uint64_t parent = 0;   // for directories: parent_ino as stored
+  std::uint64_t found_in = 0; // for directories: the directory that names it
+};
+
+class Checker {
+ public:
+  Checker(fs::VolumeCore& core, FsckReport& report, const FsckOptions& options)
+      : core_(core), sb_(core.sb), report_(report), options_(options),
+        claimed_((sb_.total_blocks + 63) / 64, 0) {}
+
+  void run() {
+    auto r = core_.media();
+    check_groups(r);
+    scan_inodes(r);
+    check_namespace();
+    check_bitmap(r);
+    if (options_.repair) repair();
+  }
+
+ private:
+  void problem(std::string structure, std::uint64_t offset, std::string message) {
+    report_.problems.push_back(FsckProblem{std::move(structure), offset, std::move(message), false});
+  }
+  void problem_from(std::string structure, std::uint64_t offset, const Status& s) {
+    problem(std::move(structure), offset, s.message());
+  }
+  std::uint64_t inode_off(std::uint64_t ino) const { return core_.inode_offset(ino); }
+
+  bool bit(const std::vector<std::uint64_t>& v, std::uint64_t i) const { return (v[i / 64] >> (i % 64)) & 1; }
+
+  // Claims [start, start+count) for inode `ino`; reports blocks outside the data area and
+  // blocks claimed twice.
+  void claim(std::uint64_t ino, std::uint64_t start, std::uint64_t count, const char* what) {
+    if (count == 0) return;
+    if (start < sb_.data_block || start >= sb_.total_blocks || count > sb_.total_blocks - start) {
+      problem(fmt::format("inode {}", ino), inode_off(ino),
+              fmt::format("{} [{}, +{}) lies outside the data area", what, start, count));
+      return;
+    }
+    for (std::uint64_t b = start; b < start + count; ++b) {
+      std::uint64_t& w = claimed_[b / 64];
+      std::uint64_t m = std::uint64_t{1} << (b % 64);
+      if (w & m) {
+        problem(fmt::format("inode {}", ino), inode_off(ino),
+                fmt::format("{} block {} is also used by another file or tree (duplicate reference)", what, b));
+        return;
+      }
+      w |= m;
+    }
+    report_.blocks_in_use += count;
+  }
+
+  void check_groups(journal::MetaReader& r) {
+    auto blocks = core_.balloc->verify_all(r);
+    if (!blocks.is_ok()) {
+      // Name every bad group, not only the first.
+      for (std::uint64_t g = 0; g < sb_.bgroup_count; ++g) {
+        Status s = core_.balloc->verify_group(r, g);
+        if (!s.is_ok()) problem(fmt::format("block group {}", g), sb_.bgroup_desc_block * format::kBlockBytes + g * 8, s);
+      }
+      if (report_.problems.empty()) problem("volume state", format::kStateBlock * format::kBlockBytes, blocks.status());
+    }
+    auto inodes = core_.ialloc->verify_all(r);
+    if (!inodes.is_ok()) {
+      bool named = false;
+      for (std::uint64_t g = 0; g < sb_.igroup_count; ++g) {
+        Status s = core_.ialloc->verify_group(r, g);
+        if (!s.is_ok()) {
+          problem(fmt::format("inode group {}", g), sb_.igroup_desc_block * format::kBlockBytes + g * 8, s);
+          named = true;
+        }
+      }
+      if (!named) problem("volume state", format::kStateBlock * format::kBlockBytes, inodes.status());
+    }
+  }
+
+  void problem(std::string structure, std::uint64_t offset, const Status& s) { problem_from(std::move(structure), offset, s); }
+
+  void scan_inodes(journal::MetaReader& r) {
+    const std::byte* base = core_.base();
+    for (std::uint64_t ino = format::kRootIno; ino < sb_.inode_count; ++ino) {
+      if (options_.progress && ino % 65536 == 0) options_.progress(ino, sb_.inode_count);
+      std::uint64_t g = ino / format::kInodeGroupInodes;
+      const std::byte* line = base + sb_.ibitmap_block * format::kBlockBytes + g * format::kBitmapLineBytes;
+      std::uint64_t i = ino % format::kInodeGroupInodes;
+      bool allocated = (static_cast<std::uint8_t>(line[i / 8]) >> (i % 8)) & 1;
+      format::Inode raw;
+      std::memcpy(&raw, base + inode_off(ino), sizeof raw);
+      if (!allocated) {
+        if (raw.magic != 0)
+          problem(fmt::format("inode {}", ino), inode_off(ino), "slot holds an inode but the inode bitmap marks it free");
+        continue;
+      }
+      auto inode = core_.load_inode(r, ino);
+      if (!inode.is_ok()) {
+        problem(fmt::format("inode {}", ino), inode_off(ino),
+                inode.errnum() == ENOENT ? Status::error(kErrCorrupt, "marked in use in the inode bitmap but the slot is free")
+                                         : inode.status());
+        bad_inodes_.push_back(ino);
+        continue;
+      }
+      ++report_.inodes_checked;
+      InodeInfo info;
+      info.mode = inode->mode;
+      info.nlink = inode->nlink;
+      info.parent = inode->parent_ino;
+      infos_[ino] = info;
+      check_inode_space(r, *inode);
+    }
+    if (options_.progress) options_.progress(sb_.inode_count, sb_.inode_count);
+  }
+
+  void check_inode_space(journal::MetaReader& r, const format::Inode& inode) {
+    std::uint64_t ino = inode.ino;
+    std::uint64_t before = report_.blocks_in_use;
+    if (S_ISDIR(inode.mode)) {
+      ++report_.directories_checked;
+      btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeDirectory, ino};
+      std::uint64_t entries = 0;
+      Status s = btree::verify(
+          r, core_.bctx, t,
+          [&](std::uint64_t block) {
+            ++report_.tree_nodes_checked;
+            claim(ino, block, 1, "directory tree node");
+          },
+          [&](std::uint64_t key, std::span<const std::byte> v) {
+            ++entries;
+            record_entry(inode, key, v);
+            return true;
+          });
+      if (!s.is_ok()) problem(fmt::format("directory inode {}", ino), inode_off(ino), s);
+      else if (entries != inode.entry_count)
+        problem(fmt::format("directory inode {}", ino), inode_off(ino),
+                fmt::format("entry count {} but the tree holds {}", inode.entry_count, entries));
+    } else if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData))) {
+      if (inode.flags & format::kInodeExtentTree) {
+        btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeExtents, ino};
+        Status s = btree::verify(
+            r, core_.bctx, t,
+            [&](std::uint64_t block) {
+              ++report_.tree_nodes_checked;
+              claim(ino, block, 1, "extent tree node");
+            },
+            [](std::uint64_t, std::span<const std::byte>) { return true; });
+        if (!s.is_ok()) {
+          problem(fmt::format("inode {}", ino), inode_off(ino), s);
+          return;
+        }
+      }
+      Status s = core_.map_walk(r, inode, [&](const format::Extent& e) {
+        claim(ino, e.physical_block, e.block_count, "extent");
+        return true;
+      });
+      if (!s.is_ok()) problem(fmt::format("inode {}", ino), inode_off(ino), s);
+    }
+    std::uint64_t used = report_.blocks_in_use - before;
+    if (used != inode.blocks)
+      problem(fmt::format("inode {}", ino), inode_off(ino),
+              fmt::format("block count {} but {} blocks are referenced", inode.blocks, used));
+  }
+
+  struct Entry {
+    std::uint64_t dir;
+    std::uint64_t ino;
+    std::uint8_t type;
+    std::string name;
+  };
+
+  void record_entry(const format::Inode& dir, std::uint64_t key, std::span<const std::byte> v) {
+    if (v.size() < 10 || static_cast<std::size_t>(static_cast<std::uint8_t>(v[9])) + 10 != v.size() || v[9] == std::byte{0}) {
+      problem(fmt::format("directory inode {}", dir.ino), inode_off(dir.ino), fmt::format("malformed entry at key {:#x}", key));
+      return;
+    }
+    Entry e;
+    e.dir = dir.ino;
+    std::memcpy(&e.ino, v.data(), 8);
+    e.type = static_cast<std::uint8_t>(v[8]);
+    e.name.assign(reinterpret_cast<const char*>(v.data()) + 10, v.size() - 10);
+    entries_.push_back(std::move(e));
+  }
+
+  void check_namespace() {
+    std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> children;
+    for (const auto& e : entries_) {
+      auto it = infos_.find(e.ino);
+      if (it == infos_.end()) {
+        problem(fmt::format("directory inode {}", e.dir), inode_off(e.dir),
+                fmt::format("entry '{}' names inode {}, which is not a valid inode in use", e.name, e.ino));
+        continue;
+      }
+      InodeInfo& child = it->second;
+      ++child.refs;
+      if (e.type != fs::dirent_type(child.mode))
+        problem(fmt::format("directory inode {}", e.dir), inode_off(e.dir),
+                fmt::format("entry '{}' has type {} but inode {} has mode {:o}", e.name, e.type, e.ino, child.mode));
+      if (S_ISDIR(child.mode)) {
+        ++infos_[e.dir].subdirs;
+        if (child.found_in != 0)
+          problem(fmt::format("directory inode {}", e.ino), inode_off(e.ino), "directory is named by more than one entry");
+        child.found_in = e.dir;
+        if (child.parent != e.dir)
+          problem(fmt::format("directory inode {}", e.ino), inode_off(e.ino),
+                  fmt::format("'..' is inode {} but the directory is in inode {}", child.parent, e.dir));
+      }
+      children[e.dir].push_back(e.ino);
+    }
+    // Reachability from the root.
+    std::unordered_map<std::uint64_t, bool> reached;
+    std::deque<std::uint64_t> todo{format::kRootIno};
+    reached[format::kRootIno] = true;
+    while (!todo.empty()) {
+      std::uint64_t d = todo.front();
+      todo.pop_front();
+      for (std::uint64_t c : children[d]) {
+        if (reached[c]) continue;
+        reached[c] = true;
+        auto it = infos_.find(c);
+        if (it != infos_.end() && S_ISDIR(it->second.mode)) todo.push_back(c);
+      }
+    }
+    for (auto& [ino, info] : infos_) {
+      if (S_ISDIR(info.mode)) {
+        std::uint32_t want = 2 + info.subdirs;
+        if (info.nlink != want)
+          problem(fmt::format("inode {}", ino), inode_off(ino), fmt::format("directory link count {} but {} expected", info.nlink, want));
+      } else if (info.refs != info.nlink) {
+        if (info.refs == 0 && info.nlink == 0) {
+          orphans_.push_back(ino);
+          problem(fmt::format("inode {}", ino), inode_off(ino), "orphaned inode (unlinked while open, then the volume was not closed)");
+          continue;
+        }
+        nlink_fix_.emplace_back(ino, info.refs);
+        problem(fmt::format("inode {}", ino), inode_off(ino), fmt::format("link count {} but {} directory entries name it", info.nlink, info.refs));
+      }
+      if (!reached[ino] && info.refs > 0)
+        problem(fmt::format("inode {}", ino), inode_off(ino), "not reachable from the root directory");
+    }
+  }
+
+  void check_bitmap(journal::MetaReader&) {
+    const std::byte* base = core_.base();
+    for (std::uint64_t g = sb_.data_block / format::kGroupBlocks; g < sb_.bgroup_count; ++g) {
+      const std::byte* line = base + sb_.bbitmap_block * format::kBlockBytes + g * format::kBitmapLineBytes;
+      for (std::uint64_t i = 0; i < format::kGroupBlocks; ++i) {
+        std::uint64_t b = g * format::kGroupBlocks + i;
+        if (b >= sb_.total_blocks) break;
+        bool used = (static_cast<std::uint8_t>(line[i / 8]) >> (i % 8)) & 1;
+        bool owned = bit(claimed_, b);
+        if (used && !owned) leaked_.push_back(b);
+        if (!used && owned)
+          problem(fmt::format("block group {}", g), sb_.bbitmap_block * format::kBlockBytes + g * format::kBitmapLineBytes,
+                  fmt::format("block {} is in use but marked free", b));
+      }
+    }
+    if (!leaked_.empty() && bad_inodes_.empty())
+      problem("block bitmap", sb_.bbitmap_block * format::kBlockBytes,
+              fmt::format("{} blocks are marked in use but no file or tree owns them (first: {})", leaked_.size(), leaked_.front()));
+    else if (!leaked_.empty())
+      leaked_.clear();  // a damaged inode may own them: do not free what we cannot account for
+  }
+
+  void repair() {
+    // Each repair is a transaction of its own; a failure stops repairing.
+    for (std::uint64_t ino : orphans_) {
+      fs::MetaTx mtx(core_);
+      auto inode = core_.load_inode(mtx.tx(), ino);
+      if (!inode.is_ok() || !core_.free_inode(mtx.tx(), *inode).is_ok() || !mtx.commit().is_ok()) return;
+      mark_repaired(fmt::format("inode {}", ino));
+    }
+    for (auto [ino, refs] : nlink_fix_) {
+      fs::MetaTx mtx(core_);
+      auto inode = core_.load_inode(mtx.tx(), ino);
+      if (!inode.is_ok()) return;
+      inode->nlink = refs;
+      core_.store_inode(mtx.tx(), *inode);
+      if (!mtx.commit().is_ok()) return;
+      mark_repaired(fmt::format("inode {}", ino));
+    }
+    // Leaked blocks, freed in runs.
+    std::size_t i = 0;
+    while (i < leaked_.size()) {
+      std::size_t j = i + 1;
+      while (j < leaked_.size() && leaked_[j] == leaked_[j - 1] + 1 && j - i < alloc::kMaxRunBlocks) ++j;
+      fs::MetaTx mtx(core_);
+      if (!core_.balloc->free(mtx.tx(), leaked_[i], j - i).is_ok() || !mtx.commit().is_ok()) return;
+      i = j;
+    }
+    if (!leaked_.empty()) mark_repaired("block bitmap");
+  }
+
+  void mark_repaired(const std::string& structure) {
+    for (auto& p : report_.problems)
+      if (p.structure == structure) p.repaired = true;
+  }
+
+  fs::VolumeCore& core_;
+  const format::Superblock& sb_;
+  FsckReport& report_;
+  const FsckOptions& options_;
+  std::vector<std::uint64_t> claimed_;
+  std::unordered_map<std::uint64_t, InodeInfo> infos_;
+  std::vector<Entry> entries_;
+  std::vector<std::uint64_t> bad_inodes_;
+  std::vector<std::uint64_t> orphans_;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> nlink_fix_;
+  std::vector<std::uint64_t> leaked_;
+};
+
+void finish(FsckReport& report) {
+  bool any = !report.problems.empty();
+  bool all_repaired = true;
+  for (const auto& p : report.problems) all_repaired = all_repaired && p.repaired;
+  report.exit_code = !any ? 0 : (all_repaired ? 1 : 4);
+}
+
+}  // namespace
+
+Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options) {
+  FsckReport report;
+  // Superblock copies first, on the raw device: a volume with one bad copy still opens.
+  {
+    DeviceOptions dopt = options.device;
+    dopt.read_only = true;
+    PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+    auto choice = fs::read_superblock(dev->base(), dev->size());
+    if (!choice.is_ok()) {
+      report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
+      finish(report);
+      return report;
+    }
+    if (!choice->other_valid)
+      report.problems.push_back(FsckProblem{fmt::format("superblock copy {}", 1 - choice->copy),
+                                            (1 - choice->copy) * format::kBlockBytes, choice->other_problem, false});
+  }
+  OpenOptions oo;
+  oo.read_only = !options.repair;
+  oo.device = options.device;
+  auto vol = Volume::open(path, oo);
+  if (!vol.is_ok()) {
+    if (vol.errnum() == EROFS) {
+      report.problems.push_back(FsckProblem{"journal", 0,
+          "the journal holds a committed transaction that needs recovery; run with --repair (or open the volume) to replay it", false});
+    } else if (vol.errnum() == kErrCorrupt) {
+      report.problems.push_back(FsckProblem{"volume", 0, vol.status().message(), false});
+    } else {
+      return vol.status();
+    }
+    finish(report);
+    return report;
+  }
+  auto& core = (*vol)->core();
+  report.journal_replayed = core.recovery.transactions_replayed > 0;
+  if (options.repair) {
+    // Rewrite a bad superblock copy from the good one.
+    for (auto& p : report.problems) {
+      if (p.structure.rfind("superblock copy ", 0) != 0) continue;
+      std::uint64_t copy = p.offset / format::kBlockBytes;
+      if (fs::write_superblock(*core.device, core.sb, copy).is_ok()) p.repaired = true;
+    }
+  }
+  Checker checker(core, report, options);
+  checker.run();
+  finish(report);
+  return report;
+}
+
+}  // namespace pmemfs
