@@ -75,7 +75,9 @@ int run_mkfs(const MkfsArgs& args) {
   auto volume = Volume::format(args.path, options);
   if (!volume.is_ok()) {
     report_failure("mkfs", volume.status());
-    if (volume.errnum() == EEXIST && !args.force) {
+    // The library's message may already say it.
+    if (volume.errnum() == EEXIST && !args.force &&
+        volume.status().message().find("--force") == std::string::npos) {
       std::fprintf(stderr, "pmemfs mkfs: use --force to format %s anyway (destroys what it holds)\n",
                    args.path.c_str());
     } else if (volume.errnum() == ENOENT && options.size_bytes == 0) {
