@@ -72,8 +72,15 @@ void VolumeCore::note_close(std::uint64_t ino) {
     if (--it->second > 0) return;
     open_count.erase(it);
   }
-  // Last handle: an unlinked inode is freed now.
+  // Last handle: an unlinked inode is freed now. Most closes find links left; they only
+  // read the inode under the shared lock.
   if (read_only) return;
+  {
+    std::shared_lock<std::shared_mutex> lk(meta_lock);
+    auto r = media();
+    auto inode = load_inode(r, ino);
+    if (!inode.is_ok() || inode->nlink != 0) return;
+  }
   std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
   MetaTx mtx(*this);
   auto inode = load_inode(mtx.tx(), ino);
