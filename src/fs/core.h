@@ -209,6 +209,9 @@ class VolumeOpener {
  public:
   static Result<std::unique_ptr<Volume>> open(std::unique_ptr<device::Device> device,
                                               const OpenOptions& options);
+  // Formats the device as a new volume (options.size_bytes is ignored) and opens it.
+  static Result<std::unique_ptr<Volume>> format(std::unique_ptr<device::Device> device,
+                                                const FormatOptions& options);
 };
 
 }  // namespace pmemfs::fs

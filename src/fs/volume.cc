@@ -60,14 +60,20 @@ Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev
   return core;
 }
 
+Status check_format_options(const FormatOptions& options) {
+  if (options.label.size() > kMaxLabelBytes)
+    return Status::error(EINVAL, fmt::format("label of {} bytes exceeds {} bytes", options.label.size(), kMaxLabelBytes));
+  return Status::ok();
+}
+
 }  // namespace
 
 Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
 Volume::~Volume() = default;
 
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {
-  if (options.label.size() > kMaxLabelBytes)
-    return Status::error(EINVAL, fmt::format("label of {} bytes exceeds {} bytes", options.label.size(), kMaxLabelBytes));
+  // Checked before anything is created, so a refused format leaves no file behind.
+  PMEMFS_TRY(check_format_options(options));
   if (options.size_bytes != 0) {
     struct stat st{};
     bool exists = ::stat(path.c_str(), &st) == 0;
@@ -78,6 +84,13 @@ Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const Fo
   DeviceOptions dopt = options.device;
   dopt.read_only = false;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  return fs::VolumeOpener::format(std::move(dev), options);
+}
+
+Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device::Device> dev,
+                                                         const FormatOptions& options) {
+  PMEMFS_TRY(check_format_options(options));
+  const std::string path = dev->info().path;
   if (!options.force) {
     std::string found = fs::detect_signature(dev->base(), dev->size());
     if (!found.empty())
