@@ -217,9 +217,10 @@ class BugsGuard {
   BugsGuard& operator=(const BugsGuard&) = delete;
 };
 
-class JournalTest : public ::testing::Test {
+// Suite names start with journal_ so that `ctest -R journal` selects them.
+class JournalFixture : public ::testing::Test {
  protected:
-  JournalTest() : img_(kTotalBlocks, kJournalBlocks) {}
+  JournalFixture() : img_(kTotalBlocks, kJournalBlocks) {}
   void SetUp() override {
     ASSERT_TRUE(img_.format_journal().is_ok());
     journal_ = must_open(img_);
@@ -241,9 +242,16 @@ class JournalTest : public ::testing::Test {
   std::unique_ptr<Journal> journal_;
 };
 
+using journal_basic = JournalFixture;
+using journal_recovery = JournalFixture;
+using journal_damage = JournalFixture;
+using journal_refusal = JournalFixture;
+using journal_threads = JournalFixture;
+using journal_planted = JournalFixture;
+
 // ---------------------------------------------------------------------------- basics
 
-TEST_F(JournalTest, FormatWritesValidHeaderAndBothSlots) {
+TEST_F(journal_basic, FormatWritesValidHeaderAndBothSlots) {
   const JournalHeader h = img_.header();
   EXPECT_EQ(h.magic, format::kJournalMagic);
   EXPECT_EQ(h.self_block, kJournalBlock);
@@ -257,7 +265,7 @@ TEST_F(JournalTest, FormatWritesValidHeaderAndBothSlots) {
   EXPECT_EQ(journal_->last_sequence(), 0u);
 }
 
-TEST_F(JournalTest, FormatZeroesAStaleRing) {
+TEST_F(journal_basic, FormatZeroesAStaleRing) {
   std::memset(img_.ring(), 0x5a, img_.ring_bytes());
   ASSERT_TRUE(img_.format_journal().is_ok());
   for (std::uint64_t i = 0; i < img_.ring_bytes(); ++i) {
@@ -265,7 +273,7 @@ TEST_F(JournalTest, FormatZeroesAStaleRing) {
   }
 }
 
-TEST_F(JournalTest, FormatRefusesBadGeometry) {
+TEST_F(journal_basic, FormatRefusesBadGeometry) {
   EXPECT_EQ(Journal::format(img_.dev(), kJournalBlock, 1, kUuid).errnum(), EINVAL);
   EXPECT_EQ(Journal::format(img_.dev(), 1, 16, kUuid).errnum(), EINVAL);
   EXPECT_EQ(
@@ -274,7 +282,7 @@ TEST_F(JournalTest, FormatRefusesBadGeometry) {
   EXPECT_EQ(Journal::format(img_.dev(), kTotalBlocks - 10, 16, kUuid).errnum(), EINVAL);
 }
 
-TEST_F(JournalTest, CommitThenReadBackInPlace) {
+TEST_F(journal_basic, CommitThenReadBackInPlace) {
   {
     Transaction tx(*journal_);
     tx.put<std::uint64_t>(off(0)) = 0x1111;
@@ -296,7 +304,7 @@ TEST_F(JournalTest, CommitThenReadBackInPlace) {
   EXPECT_EQ(journal_->last_sequence(), 1u);
 }
 
-TEST(JournalCpuPersister, CommitAndReopenWithRealFlushes) {
+TEST(journal_cpu, CommitAndReopenWithRealFlushes) {
   BugsGuard bugs;
   Image img(kTotalBlocks, kJournalBlocks, /*cpu_persister=*/true);
   ASSERT_TRUE(img.format_journal().is_ok());
@@ -313,7 +321,7 @@ TEST(JournalCpuPersister, CommitAndReopenWithRealFlushes) {
   for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(img.u64(img.data_offset() + i * 72), i + 1);
 }
 
-TEST_F(JournalTest, StagedReadYourWrites) {
+TEST_F(journal_basic, StagedReadYourWrites) {
   // A pattern already on the media in line 5 of the block.
   std::memset(img_.mem() + off(0, 5 * 64), 0x77, 64);
   Transaction tx(*journal_);
@@ -335,7 +343,7 @@ TEST_F(JournalTest, StagedReadYourWrites) {
   EXPECT_EQ(img_.u64(off(0, 5 * 64)), 0x7777777777777777u);
 }
 
-TEST_F(JournalTest, AbortLeavesMediaUnchanged) {
+TEST_F(journal_basic, AbortLeavesMediaUnchanged) {
   const Image before(img_);
   bool ran = false;
   {
@@ -354,7 +362,7 @@ TEST_F(JournalTest, AbortLeavesMediaUnchanged) {
   ASSERT_TRUE(tx.commit().is_ok());
 }
 
-TEST_F(JournalTest, EmptyTransactionChangesNothingAndRunsCallbacks) {
+TEST_F(journal_basic, EmptyTransactionChangesNothingAndRunsCallbacks) {
   const Image before(img_);
   int ran = 0;
   Transaction tx(*journal_);
@@ -369,7 +377,7 @@ TEST_F(JournalTest, EmptyTransactionChangesNothingAndRunsCallbacks) {
   EXPECT_EQ(journal_->last_sequence(), 0u);
 }
 
-TEST_F(JournalTest, CallbacksRunInOrderOnlyAfterSuccess) {
+TEST_F(journal_basic, CallbacksRunInOrderOnlyAfterSuccess) {
   std::vector<int> order;
   {
     Transaction tx(*journal_);
@@ -389,7 +397,7 @@ TEST_F(JournalTest, CallbacksRunInOrderOnlyAfterSuccess) {
 
 // Dirty lines become minimal records: one per run of lines, runs continuing into the
 // next block merged, rewrites of a line counted once.
-TEST_F(JournalTest, MinimalRecords) {
+TEST_F(journal_basic, MinimalRecords) {
   Transaction tx(*journal_);
   EXPECT_EQ(tx.staged_bytes(), 0u);
   tx.put<std::uint64_t>(off(4, 0)) = 1;  // block 4, line 0
@@ -420,7 +428,7 @@ TEST_F(JournalTest, MinimalRecords) {
   EXPECT_EQ(img_.u64(off(1, 63 * 64)), 4u);
 }
 
-TEST_F(JournalTest, ManyBlocksUseTheIndexedLookup) {
+TEST_F(journal_basic, ManyBlocksUseTheIndexedLookup) {
   // Transactions of 100, 40, 1200 and 20 blocks in turn: the index is built, grown and
   // reset between transactions (a stale entry would return another transaction's bytes).
   std::uint64_t round = 0;
@@ -447,11 +455,11 @@ TEST_F(JournalTest, ManyBlocksUseTheIndexedLookup) {
 // journal is reopened (nothing to replay; the model matches); every transaction that
 // wraps, and some others, is also "crashed" just after fence 1, and the copy must
 // recover to the new state.
-TEST(JournalRing, WrapsManyTimesAndRecovers) {
+TEST(journal_ring, WrapsManyTimesAndRecovers) {
   BugsGuard bugs;
   const std::uint64_t seed = test_seed(20240601);
   SCOPED_TRACE("seed " + std::to_string(seed) + " (PMEMFS_TEST_SEED=" + std::to_string(seed) +
-               " journal_test --gtest_filter=JournalRing.*)");
+               " journal_test --gtest_filter=journal_ring.*)");
   std::mt19937_64 rng(seed);
   Image img(kTotalBlocks, 64);  // 252 KiB ring: a transaction is at most 63 KiB
   ASSERT_TRUE(img.format_journal().is_ok());
@@ -519,7 +527,7 @@ TEST(JournalRing, WrapsManyTimesAndRecovers) {
 
 // ---------------------------------------------------------------------------- recovery
 
-TEST_F(JournalTest, ReplaysCommittedButNotAppliedTransaction) {
+TEST_F(journal_recovery, ReplaysCommittedButNotAppliedTransaction) {
   ASSERT_TRUE(put_u64(*journal_, off(0), 1).is_ok());
   auto write2 = [&](Transaction& tx) {
     tx.put<std::uint64_t>(off(0)) = 2;
@@ -548,7 +556,7 @@ TEST_F(JournalTest, ReplaysCommittedButNotAppliedTransaction) {
   EXPECT_EQ(j->last_sequence(), 3u);
 }
 
-TEST_F(JournalTest, CrashAfterApplyOrCheckpoint) {
+TEST_F(journal_recovery, CrashAfterApplyOrCheckpoint) {
   auto body = [&](Transaction& tx) { tx.put<std::uint64_t>(off(1)) = 9; };
   auto after_apply = crash_after_fence(img_, *journal_, 2, body);
   ASSERT_NE(after_apply, nullptr);
@@ -566,7 +574,7 @@ TEST_F(JournalTest, CrashAfterApplyOrCheckpoint) {
   EXPECT_EQ(after_checkpoint->u64(off(1)), 10u);
 }
 
-TEST_F(JournalTest, TornTransactionIsNotReplayed) {
+TEST_F(journal_recovery, TornTransactionIsNotReplayed) {
   ASSERT_TRUE(put_u64(*journal_, off(0), 1).is_ok());
   const std::uint64_t tail = img_.newest_checkpoint().tail_bytes;
   auto snap = crash_after_fence(img_, *journal_, 1,
@@ -591,7 +599,7 @@ TEST_F(JournalTest, TornTransactionIsNotReplayed) {
   }
 }
 
-TEST_F(JournalTest, TornCheckpointSlotUsesTheOtherSlot) {
+TEST_F(journal_recovery, TornCheckpointSlotUsesTheOtherSlot) {
   ASSERT_TRUE(put_u64(*journal_, off(0), 1).is_ok());  // sequence 1 → slot 1
   ASSERT_TRUE(put_u64(*journal_, off(0), 2).is_ok());  // sequence 2 → slot 0
   journal_.reset();
@@ -610,7 +618,7 @@ TEST_F(JournalTest, TornCheckpointSlotUsesTheOtherSlot) {
   EXPECT_EQ(h.slot[0].sequence, 2u);
 }
 
-TEST_F(JournalTest, WrapMarkerIsFollowedOnReplay) {
+TEST_F(journal_recovery, WrapMarkerIsFollowedOnReplay) {
   // Fill the ring until the next transaction of this size must wrap, then crash it at
   // fence 1: recovery must follow the wrap marker to offset 0.
   const std::uint64_t big = 40;  // lines per transaction: 64 + 16 + 2560 bytes
@@ -671,7 +679,7 @@ void expect_corrupt(Image& img, const std::string& needle) {
   EXPECT_TRUE(img.same_bytes(before)) << "a refused journal must not be written";
 }
 
-TEST_F(JournalTest, DamagedHeaderIsRefusedWithStructureAndOffset) {
+TEST_F(journal_damage, DamagedHeaderIsRefusedWithStructureAndOffset) {
   ASSERT_TRUE(put_u64(*journal_, off(0), 1).is_ok());
   journal_.reset();
   const JournalHeader good = img_.header();
@@ -741,7 +749,7 @@ TEST_F(JournalTest, DamagedHeaderIsRefusedWithStructureAndOffset) {
   ASSERT_NE(must_open(img_), nullptr);
 }
 
-TEST_F(JournalTest, SuperblockJournalGeometryIsChecked) {
+TEST_F(journal_damage, SuperblockJournalGeometryIsChecked) {
   journal_.reset();
   const format::Superblock good = img_.sb();
   img_.sb().journal_blocks = 1;
@@ -793,7 +801,7 @@ void forge(Image& img, std::uint64_t ring_off, const Forged& f) {
   std::memcpy(img.ring() + ring_off, buf.data(), buf.size());
 }
 
-TEST_F(JournalTest, ForgedTransactionsAreCorruptionNamingTheRingOffset) {
+TEST_F(journal_damage, ForgedTransactionsAreCorruptionNamingTheRingOffset) {
   journal_.reset();
   const std::uint64_t data = img_.data_offset();
   const std::uint64_t end = img_.bytes();
@@ -871,11 +879,11 @@ TEST_F(JournalTest, ForgedTransactionsAreCorruptionNamingTheRingOffset) {
 // (EUCLEAN) or open it, but never crashes, never reads out of bounds (ASan), and never
 // writes to the superblocks or the journal header. Half the mutations re-seal the
 // checksums they break, so the checks behind the checksums are exercised too.
-TEST(JournalFuzz, RandomDamageNeverCrashes) {
+TEST(journal_fuzz, RandomDamageNeverCrashes) {
   BugsGuard bugs;
   const std::uint64_t seed = test_seed(777);
   SCOPED_TRACE("seed " + std::to_string(seed) + " (PMEMFS_TEST_SEED=" + std::to_string(seed) +
-               " journal_test --gtest_filter=JournalFuzz.*)");
+               " journal_test --gtest_filter=journal_fuzz.*)");
   std::mt19937_64 rng(seed);
   // 64 blocks: journal at 3 with 16 blocks (60 KiB ring).
   Image img(64, 16);
@@ -998,7 +1006,7 @@ TEST(JournalFuzz, RandomDamageNeverCrashes) {
 
 // ---------------------------------------------------------------------------- refusals
 
-TEST_F(JournalTest, OversizedTransactionIsEfbigAndChangesNothing) {
+TEST_F(journal_refusal, OversizedTransactionIsEfbigAndChangesNothing) {
   const Image before(img_);
   {
     Transaction tx(*journal_);
@@ -1018,7 +1026,7 @@ TEST_F(JournalTest, OversizedTransactionIsEfbigAndChangesNothing) {
   EXPECT_EQ(img_.u64(off(0)), 5u);
 }
 
-TEST(JournalLimits, TooManyStagedBlocksIsEfbig) {
+TEST(journal_limits, TooManyStagedBlocksIsEfbig) {
   BugsGuard bugs;
   Image img(kTotalBlocks, 2);  // 4 KiB ring: transactions up to 1 KiB, at most 16 blocks
   ASSERT_TRUE(img.format_journal().is_ok());
@@ -1041,7 +1049,7 @@ TEST(JournalLimits, TooManyStagedBlocksIsEfbig) {
   EXPECT_EQ(stats.last_sequence, 500u);
 }
 
-TEST_F(JournalTest, WritesOutsideTheVolumeOrIntoJournalAreRefused) {
+TEST_F(journal_refusal, WritesOutsideTheVolumeOrIntoJournalAreRefused) {
   const Image before(img_);
   const std::uint64_t targets[] = {0,
                                    kBlockBytes + 8,
@@ -1063,7 +1071,7 @@ TEST_F(JournalTest, WritesOutsideTheVolumeOrIntoJournalAreRefused) {
   EXPECT_EQ(img_.u64(img_.bytes() - 8), 7u);
 }
 
-TEST_F(JournalTest, PoisonedJournalFailsWithEio) {
+TEST_F(journal_refusal, PoisonedJournalFailsWithEio) {
   EXPECT_FALSE(journal_->poisoned());
   journal_->poison("inode 7 failed verification");
   journal_->poison("second reason");
@@ -1077,7 +1085,7 @@ TEST_F(JournalTest, PoisonedJournalFailsWithEio) {
   EXPECT_TRUE(empty.commit().is_ok());
 }
 
-TEST_F(JournalTest, PersistFailureBeforeCommitPointPoisons) {
+TEST_F(journal_refusal, PersistFailureBeforeCommitPointPoisons) {
   img_.tp().fail_copy_at = img_.tp().copies + 1;  // the ring write
   Status st = put_u64(*journal_, off(0), 1);
   EXPECT_EQ(st.errnum(), EIO) << st.to_string();
@@ -1090,7 +1098,7 @@ TEST_F(JournalTest, PersistFailureBeforeCommitPointPoisons) {
   EXPECT_EQ(img_.u64(off(0)), 0u);
 }
 
-TEST_F(JournalTest, ApplyFailureAfterCommitPointIsCompletedByRecovery) {
+TEST_F(journal_refusal, ApplyFailureAfterCommitPointIsCompletedByRecovery) {
   img_.tp().fail_copy_at = img_.tp().copies + 2;  // the first in-place record
   Status st = put_u64(*journal_, off(0), 1);
   EXPECT_EQ(st.errnum(), EIO) << st.to_string();
@@ -1103,7 +1111,7 @@ TEST_F(JournalTest, ApplyFailureAfterCommitPointIsCompletedByRecovery) {
   EXPECT_FALSE(journal_->poisoned()) << "a new instance starts clean";
 }
 
-TEST(JournalReadOnly, CommitsFailAndReplayNeedsWriteAccess) {
+TEST(journal_readonly, CommitsFailAndReplayNeedsWriteAccess) {
   BugsGuard bugs;
   testutil::TempDir dir("/dev/shm");
   Image img(kTotalBlocks, kJournalBlocks);
@@ -1157,7 +1165,7 @@ TEST(JournalReadOnly, CommitsFailAndReplayNeedsWriteAccess) {
 
 // ---------------------------------------------------------------------------- threads
 
-TEST_F(JournalTest, TransactionsFromTwoThreadsSerialize) {
+TEST_F(journal_threads, TransactionsFromTwoThreadsSerialize) {
   const std::uint64_t shared = off(0, 0);
   const std::uint64_t own[2] = {off(0, 64), off(0, 128)};
   auto worker = [&](int t) {
@@ -1181,9 +1189,9 @@ TEST_F(JournalTest, TransactionsFromTwoThreadsSerialize) {
 
 // ---------------------------------------------------------------------------- programming errors
 
-using JournalDeathTest = JournalTest;
+using journal_DeathTest = JournalFixture;
 
-TEST_F(JournalDeathTest, ProgrammingErrorsAbortWithAMessage) {
+TEST_F(journal_DeathTest, ProgrammingErrorsAbortWithAMessage) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
@@ -1222,7 +1230,7 @@ TEST_F(JournalDeathTest, ProgrammingErrorsAbortWithAMessage) {
 
 // Each planted bug changes what a crash leaves behind in the way its name says, so the
 // crash simulator can prove it notices.
-TEST_F(JournalTest, PlantedBugsBehaveAsNamed) {
+TEST_F(journal_planted, PlantedBugsBehaveAsNamed) {
   ASSERT_TRUE(put_u64(*journal_, off(0), 1).is_ok());
   auto set2 = [&](Transaction& tx) { tx.put<std::uint64_t>(off(0)) = 2; };
 
