@@ -203,6 +203,7 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
     }
     return false;
   };
+  if (fs::data_path_planted_bugs().skip_zero_edges) return Status::ok();
   Mapping m;
   if (offset % kBlockBytes != 0) {
     const std::uint64_t lb = offset / kBlockBytes;
@@ -273,7 +274,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
         pos = piece_end;
       }
       // Data and zeros durable before the commit that makes them part of the file.
-      core.persister().drain();
+      if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
       std::uint64_t converted = first;
       PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
       if (converted < done) {
@@ -344,7 +345,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
     PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
   }
   PMEMFS_TRY(copy_into(core, ino, data, offset, offset, bytes_end));
-  core.persister().drain();
+  if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
 
   MetaTx mtx(core);
   journal::Transaction& tx = mtx.tx();

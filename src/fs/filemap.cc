@@ -78,6 +78,11 @@ std::atomic<std::uint64_t>& test_edit_budget_bytes() {
   return bytes;
 }
 
+DataPathBugs& data_path_planted_bugs() {
+  static DataPathBugs bugs;
+  return bugs;
+}
+
 std::uint64_t edit_budget_bytes(const VolumeCore& core) {
   const std::uint64_t forced = test_edit_budget_bytes().load(std::memory_order_relaxed);
   return forced != 0 ? forced : max_tx_bytes(core) / 2;

@@ -177,4 +177,12 @@ std::uint64_t edit_budget_bytes(const VolumeCore& core);
 // force bounded operations through many small transactions. Never set outside tests.
 std::atomic<std::uint64_t>& test_edit_budget_bytes();
 
+// Test-only switches that plant known bugs in the data path, to prove the crash checker
+// (file_crash_test) catches them. Never set outside tests.
+struct DataPathBugs {
+  bool skip_data_drain = false;  // allocating writes commit without draining their data
+  bool skip_zero_edges = false;  // new blocks keep stale bytes around a partial write
+};
+DataPathBugs& data_path_planted_bugs();
+
 }  // namespace pmemfs::fs
