@@ -22,7 +22,6 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,7 +32,6 @@
 #include "fs/filemap.h"
 #include "pmemfs/file.h"
 #include "pmemfs/volume.h"
-#include "testutil/testutil.h"
 
 namespace pmemfs::fs {
 namespace {
@@ -45,42 +43,10 @@ constexpr std::uint64_t kDeviceBytes = 16ull << 20;
 constexpr std::uint64_t kBlock = format::kBlockBytes;
 constexpr std::uint64_t kMaxFileBytes = 1536ull << 10;  // keep well inside the volume
 
-// A formatted 16 MiB volume, made once per process (formatting is not crash-checked).
-const std::vector<std::byte>& volume_template() {
-  static std::vector<std::byte> image;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    testutil::TempDir dir("/dev/shm");
-    const std::string path = dir.file("vol");
-    FormatOptions fo;
-    fo.size_bytes = kDeviceBytes;
-    fo.device.emulated_pmem = true;
-    auto v = Volume::format(path, fo);
-    if (!v.is_ok()) {
-      std::fprintf(stderr, "format: %s\n", v.status().to_string().c_str());
-      std::abort();
-    }
-    v->reset();
-    const std::string bytes = testutil::read_file(path);
-    image.resize(bytes.size());
-    std::memcpy(image.data(), bytes.data(), bytes.size());
-  });
-  return image;
-}
-
-// TODO(lead): drop once assemble() fills btree::Context's data_block and total_blocks.
-void fix_btree_context(Volume& v) {
-  v.core().bctx.data_block = v.core().sb.data_block;
-  v.core().bctx.total_blocks = v.core().sb.total_blocks;
-}
-
 Result<std::unique_ptr<Volume>> open_on(std::byte* base, std::uint64_t size, persist::Persister p) {
-  auto dev = device::Device::wrap_memory(base, size, p);
   OpenOptions oo;
   oo.device.emulated_pmem = true;
-  auto v = VolumeOpener::open(std::move(dev), oo);
-  if (v.is_ok()) fix_btree_context(**v);
-  return v;
+  return VolumeOpener::open(device::Device::wrap_memory(base, size, p), oo);
 }
 
 enum class Kind { kWrite, kLargeWrite, kAppend, kOverwrite, kTruncate, kAllocate, kPunch, kZero };
@@ -116,11 +82,10 @@ class FileWorkload final : public crashsim::Workload {
   std::uint64_t device_bytes() const override { return kDeviceBytes; }
 
   Status setup(const crashsim::SimTarget& target) override {
-    const auto& tmpl = volume_template();
-    if (tmpl.size() != target.size_bytes) return Status::error(EINVAL, "template size differs");
-    std::memcpy(target.base, tmpl.data(), tmpl.size());
-    if (target.persister.persist(target.base, tmpl.size()) != 0) return Status::error(EIO, "persist");
-    PMEMFS_ASSIGN_OR_RETURN(vol_, open_on(target.base, target.size_bytes, target.persister));
+    FormatOptions fo;
+    fo.device.emulated_pmem = true;
+    PMEMFS_ASSIGN_OR_RETURN(
+        vol_, VolumeOpener::format(device::Device::wrap_memory(target.base, target.size_bytes, target.persister), fo));
     {
       PMEMFS_ASSIGN_OR_RETURN(File f, vol_->open_file("/f", O_CREAT | O_RDWR, 0644));
     }

@@ -77,15 +77,6 @@ class FileTest : public ::testing::Test {
     auto v = Volume::format(path_, fo);
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
     vol_ = std::move(*v);
-    fix_btree_context();
-  }
-
-  // TODO(lead): remove once volume.cc's assemble() fills btree::Context's data_block and
-  // total_blocks (btree aborts without them).
-  void fix_btree_context() {
-    auto& core = vol_->core();
-    core.bctx.data_block = core.sb.data_block;
-    core.bctx.total_blocks = core.sb.total_blocks;
   }
 
   void reopen() {
@@ -95,7 +86,6 @@ class FileTest : public ::testing::Test {
     auto v = Volume::open(path_, oo);
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
     vol_ = std::move(*v);
-    fix_btree_context();
   }
 
   File open(const std::string& p, int flags = O_RDWR | O_CREAT) {
