@@ -37,8 +37,10 @@ class File {
   // Bytes read (0 at end of file). EBADF (not open for reading / closed), EISDIR, EIO.
   Result<std::size_t> read(std::span<std::byte> buf);
   Result<std::size_t> pread(std::span<std::byte> buf, std::uint64_t offset);
-  // Bytes written: all of them, or an error with nothing written past the error point.
-  // EBADF, EFBIG, ENOSPC, EROFS, EIO, ETXTBSY (sealed file, past its end).
+  // Bytes written. A write that fails part way (ENOSPC, EFBIG) is short: the bytes before
+  // the failure are written and durable, nothing past them is, and the size covers only
+  // them; the error is returned only when no byte was written. A write past a sealed
+  // file's end fails whole with ETXTBSY. EBADF, EFBIG, ENOSPC, EROFS, EIO, ETXTBSY.
   Result<std::size_t> write(std::span<const std::byte> buf);
   Result<std::size_t> pwrite(std::span<const std::byte> buf, std::uint64_t offset);
   // whence: SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE. EINVAL, ENXIO.

@@ -60,6 +60,8 @@ Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset
     return bad("inline symlink longer than the inline area");
   if (S_ISDIR(inode.mode) && inode.parent_ino >= sb.inode_count) return bad("parent out of range");
   if (inode.reserved[0] != 0 || inode.reserved[1] != 0) return bad("reserved bytes not zero");
+  if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData)))
+    return verify_map(inode, offset);
   return Status::ok();
 }
 

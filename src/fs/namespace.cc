@@ -244,7 +244,8 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
   }
   if (flags & O_CREAT) core.note_open(ino);
   File file(core_, ino, flags);
-  if (flags & O_TRUNC) PMEMFS_TRY(file.truncate(0));
+  // O_TRUNC truncates whatever the access mode (as open(2) does for O_RDONLY|O_TRUNC).
+  if (flags & O_TRUNC) PMEMFS_TRY(core.file_truncate(ino, 0));
   return file;
 }
 
@@ -422,9 +423,22 @@ Status Volume::utimens(std::string_view path, std::int64_t atime_ns, std::int64_
 }
 
 Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
-  auto file = open_file(path, O_WRONLY);
-  if (!file.is_ok()) return file.status();
-  return file->truncate(size_bytes);
+  auto& core = *core_;
+  std::uint64_t ino = 0;
+  {
+    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    auto r = core.media();
+    Resolver res(core, r);
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
+    if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("truncate {}: is a directory", std::string(path)));
+    if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("truncate {}: not a regular file", std::string(path)));
+    ino = inode.ino;
+  }
+  // Held open so a concurrent unlink cannot free the inode under the truncate.
+  core.note_open(ino);
+  Status s = core.file_truncate(ino, size_bytes);
+  core.note_close(ino);
+  return s;
 }
 
 Result<std::vector<DirEntry>> Volume::readdir(std::string_view path, std::uint64_t cookie, std::size_t max_entries) {
