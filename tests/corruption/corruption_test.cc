@@ -818,7 +818,7 @@ std::string errno_text(int e) { return fmt::format("{}", errno_name(e)); }
 
 // Checks a damage-caused EUCLEAN message: it names the structure and an offset.
 void expect_named(const std::string& what, const std::string& message, const std::vector<std::string>& names) {
-  EXPECT_NE(message.find("offset"), std::string::npos)
+  EXPECT_TRUE(message.find("offset") != std::string::npos)
       << what << ": the EUCLEAN message does not give a byte offset: \"" << message << "\"";
   for (const auto& n : names)
     EXPECT_TRUE(has_token(message, n)) << what << ": the EUCLEAN message does not name \"" << n
