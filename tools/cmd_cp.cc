@@ -238,10 +238,13 @@ class VolumeWriter : public Writer {
  public:
   explicit VolumeWriter(File file) : file_(std::move(file)) {}
   Status write(std::span<const std::byte> data) override {
-    auto n = file_.write(data);
-    if (!n.is_ok()) return n.status();
-    if (*n != data.size()) {
-      return Status::error(EIO, fmt::format("short write: {} of {} bytes", *n, data.size()));
+    // file.h promises all bytes or an error, but a short count is handled as write(2)'s:
+    // the rest is written again, and that call reports why it cannot go on (ENOSPC, …).
+    while (!data.empty()) {
+      auto n = file_.write(data);
+      if (!n.is_ok()) return n.status();
+      if (*n == 0) return Status::error(EIO, fmt::format("write of {} bytes wrote nothing", data.size()));
+      data = data.subspan(*n);
     }
     return Status::ok();
   }

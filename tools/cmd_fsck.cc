@@ -43,6 +43,10 @@ nlohmann::json to_json(const std::string& path, const FsckReport& report) {
                         {"problems", problems}};
 }
 
+std::string count(std::uint64_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
+}
+
 const char* verdict(int exit_code) {
   switch (exit_code) {
     case 0: return "clean";
@@ -59,11 +63,12 @@ void print_human(const std::string& path, const FsckReport& report, bool repair)
     out += fmt::format("{}: {} at offset {} (0x{:x}): {}{}\n", path, p.structure, p.offset, p.offset,
                        p.message, p.repaired ? " [repaired]" : (repair ? " [NOT repaired]" : ""));
   }
-  out += fmt::format(
-      "{}: {} — {} problem{}; {} inodes, {} directories, {} tree nodes checked; {} blocks in use\n",
-      path, verdict(report.exit_code), report.problems.size(), report.problems.size() == 1 ? "" : "s",
-      report.inodes_checked, report.directories_checked, report.tree_nodes_checked,
-      report.blocks_in_use);
+  out += fmt::format("{}: {} — {}; {}, {}, {} checked; {} in use\n", path, verdict(report.exit_code),
+                     count(report.problems.size(), "problem", "problems"),
+                     count(report.inodes_checked, "inode", "inodes"),
+                     count(report.directories_checked, "directory", "directories"),
+                     count(report.tree_nodes_checked, "tree node", "tree nodes"),
+                     count(report.blocks_in_use, "block", "blocks"));
   if (report.exit_code == 4 && !repair) out += fmt::format("{}: run with --repair to fix what can be fixed\n", path);
   std::fputs(out.c_str(), stdout);
 }

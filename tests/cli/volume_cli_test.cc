@@ -332,6 +332,18 @@ TEST(volume_cli, CpRefusals) {
   EXPECT_CONTAINS(r.err, vol.at("/absent"));
 }
 
+TEST(volume_cli, CpSaysWhenTheVolumeIsFull) {
+  TempDir dir("/dev/shm");
+  std::string small = dir.file("small.vol");
+  ok({"mkfs", small, "--size", "16M", "--emulated-pmem"});
+  testutil::write_file(dir.file("big"), 20 * kMiB, 'b');
+  CommandResult r = pmemfs({"cp", dir.file("big"), small + ":/big"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_CONTAINS(r.err, "pmemfs cp: ENOSPC");
+  EXPECT_CONTAINS(r.err, small + ":/big");
+  ok({"fsck", small, "--emulated-pmem"});
+}
+
 // ---- ls, stat, cat ----
 
 TEST(volume_cli, LsShortLongAndAll) {
