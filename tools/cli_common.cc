@@ -132,7 +132,9 @@ Result<Volume*> VolumeSet::get(const std::string& backing) {
   options.device.read_only = !e.writable;
   auto opened = Volume::open(backing, options);
   if (!opened.is_ok()) {
-    Status s = opened.status().with_context("open volume " + backing);
+    Status s = opened.status();
+    // The library's messages name the path; say which volume when one does not.
+    if (s.message().find(backing) == std::string::npos) s = s.with_context("volume " + backing);
     if (s.errnum() == EROFS && !e.writable) {
       s = Status::error(EROFS, s.message() + " (the journal needs recovery, which writes; run "
                                             "`pmemfs fsck --repair " + backing + "` or any verb that changes the volume)");
