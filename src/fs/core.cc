@@ -53,6 +53,11 @@ Status VolumeCore::check_writable() const {
   return Status::ok();
 }
 
+Status VolumeCore::note_corruption(Status s) const {
+  if (s.errnum() == kErrCorrupt && poison_on_corruption) journal->poison(s.message());
+  return s;
+}
+
 void VolumeCore::note_open(std::uint64_t ino) {
   std::lock_guard<std::mutex> g(open_lock);
   ++open_count[ino];

@@ -109,6 +109,10 @@ struct VolumeCore {
 
   // Fails with EROFS on a read-only instance, EIO on a poisoned one.
   Status check_writable() const;
+  // A failed verification poisons the instance: later changes fail with EIO rather than
+  // build on a broken state. Returns `s` unchanged. fsck turns this off to keep repairing.
+  Status note_corruption(Status s) const;
+  bool poison_on_corruption = true;
 
   // ---- inodes (inode.cc)
   std::uint64_t inode_offset(std::uint64_t ino) const;

@@ -63,8 +63,9 @@ std::vector<std::byte> make_entry(std::uint64_t ino, std::uint8_t type, std::str
   return v;
 }
 
-Status bad_entry(const format::Inode& dir, std::uint64_t key) {
-  return Status::error(kErrCorrupt, fmt::format("directory inode {}: malformed entry at key {:#x}", dir.ino, key));
+Status bad_entry(const VolumeCore& core, const format::Inode& dir, std::uint64_t key) {
+  return core.note_corruption(Status::error(kErrCorrupt, fmt::format("directory inode {} at offset {}: malformed entry at key {:#x}",
+                                                dir.ino, core.inode_offset(dir.ino), key)));
 }
 
 // Finds `name` in its hash range; also reports the lowest free collision index.
@@ -75,7 +76,7 @@ struct RangeScan {
   std::uint64_t free_key = 0;  // 0 when the range is full
 };
 
-Status scan_range(journal::MetaReader& r, const btree::Context& c, const format::Inode& dir,
+Status scan_range(const VolumeCore& core, journal::MetaReader& r, const btree::Context& c, const format::Inode& dir,
                   std::uint64_t base, std::string_view name, RangeScan* out) {
   std::uint64_t expect = base;  // lowest index not seen yet
   bool bad = false;
@@ -99,8 +100,8 @@ Status scan_range(journal::MetaReader& r, const btree::Context& c, const format:
     }
     return true;
   });
-  PMEMFS_TRY(s);
-  if (bad) return bad_entry(dir, bad_key);
+  PMEMFS_TRY(core.note_corruption(s));
+  if (bad) return bad_entry(core, dir, bad_key);
   if (out->free_key == 0 && !out->found && expect <= (base | kCollisionMask)) out->free_key = expect;
   return Status::ok();
 }
@@ -119,10 +120,11 @@ Result<VolumeCore::DirLookup> VolumeCore::dir_lookup(journal::MetaReader& r, con
   std::uint64_t base = hash_base(sb, name);
   RangeScan rs;
   // The entry view points into the node; copy out what we need before returning.
-  PMEMFS_TRY(scan_range(r, bctx, dir, base, name, &rs));
+  PMEMFS_TRY(scan_range(*this, r, bctx, dir, base, name, &rs));
   if (!rs.found) return Status::error(ENOENT, fmt::format("{}: no such entry", name));
   if (rs.entry.ino == 0 || rs.entry.ino >= sb.inode_count)
-    return Status::error(kErrCorrupt, fmt::format("directory inode {}: entry '{}' points at inode {} out of range", dir.ino, name, rs.entry.ino));
+    return Status::error(kErrCorrupt, fmt::format("directory inode {} at offset {}: entry '{}' points at inode {} out of range",
+                                                  dir.ino, inode_offset(dir.ino), name, rs.entry.ino));
   return DirLookup{rs.entry.ino, rs.entry.type, rs.key};
 }
 
@@ -130,7 +132,7 @@ Status VolumeCore::dir_insert(journal::Transaction& tx, format::Inode& dir, std:
                               std::uint64_t ino, std::uint8_t type) {
   std::uint64_t base = hash_base(sb, name);
   RangeScan rs;
-  if (dir.tree_depth != 0) PMEMFS_TRY(scan_range(tx, bctx, dir, base, name, &rs));
+  if (dir.tree_depth != 0) PMEMFS_TRY(scan_range(*this, tx, bctx, dir, base, name, &rs));
   else rs.free_key = base;
   if (rs.found) return Status::error(EEXIST, fmt::format("{}: already exists", name));
   if (rs.free_key == 0)
@@ -189,8 +191,8 @@ Result<std::vector<DirEntry>> VolumeCore::dir_list(journal::MetaReader& r, const
     out.push_back(DirEntry{std::string(e.name), e.ino, e.type, key + 1});
     return out.size() < max;
   });
-  PMEMFS_TRY(s);
-  if (bad) return bad_entry(dir, bad_key);
+  PMEMFS_TRY(note_corruption(s));
+  if (bad) return bad_entry(*this, dir, bad_key);
   return out;
 }
 

@@ -400,7 +400,14 @@ Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std:
   std::uint64_t pos = offset;
   bool blocked = false;
   while (pos < end && !blocked) {
-    PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
+    auto gathered = gather(core, inode, pos, end, batch);
+    if (!gathered.is_ok()) {
+      // A damaged map part way: what was copied stays (durable below) and the write is
+      // short; the error is the result only when nothing was written.
+      if (pos == offset) return gathered.status();
+      break;
+    }
+    const std::size_t n = *gathered;
     for (std::size_t i = 0; i < n; ++i) {
       if (batch[i].physical == 0 || batch[i].unwritten) {
         blocked = true;

@@ -60,8 +60,9 @@ std::uint64_t ceil_blocks(std::uint64_t bytes) {
   return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
 }
 
-Status bad_inode(const Inode& n, std::string_view what) {
-  return Status::error(kErrCorrupt, fmt::format("inode {} block map: {}", n.ino, what));
+Status bad_inode(const VolumeCore& core, const Inode& n, std::string_view what) {
+  return core.note_corruption(Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: block map: {}", n.ino,
+                                                core.inode_offset(n.ino), what)));
 }
 
 }  // namespace
@@ -93,7 +94,7 @@ std::uint64_t edit_budget_bytes(const VolumeCore& core) {
 Status MapView::check(const Extent& e) const {
   const auto& sb = core_.sb;
   auto bad = [&](std::string_view what) {
-    return bad_inode(inode_, fmt::format("extent at file block {} ({} blocks at {}): {}",
+    return bad_inode(core_, inode_, fmt::format("extent at file block {} ({} blocks at {}): {}",
                                          e.logical_block, e.block_count, e.physical_block, what));
   };
   if (e.block_count == 0) return bad("empty");
@@ -122,7 +123,7 @@ Result<std::optional<Extent>> MapView::find_le(std::uint64_t lb) {
     if (found.errnum() == ENOENT) return std::optional<Extent>();
     return found.status();
   }
-  if (found->length != sizeof v) return bad_inode(inode_, fmt::format("tree value of {} bytes", found->length));
+  if (found->length != sizeof v) return bad_inode(core_, inode_, fmt::format("tree value of {} bytes", found->length));
   Extent e = decode(found->key, v);
   PMEMFS_TRY(check(e));
   return std::optional<Extent>(e);
@@ -151,7 +152,7 @@ Result<std::optional<Extent>> MapView::find_ge(std::uint64_t lb) {
                            out = decode(key, v);
                            return false;
                          }));
-  if (bad_length) return bad_inode(inode_, "tree value of the wrong size");
+  if (bad_length) return bad_inode(core_, inode_, "tree value of the wrong size");
   if (out) PMEMFS_TRY(check(*out));
   return out;
 }
@@ -176,7 +177,7 @@ Result<VolumeCore::Mapping> MapView::lookup(std::uint64_t lb) {
   }
   PMEMFS_ASSIGN_OR_RETURN(auto ge, find_ge(lb));
   const std::uint64_t hole_end = ge ? ge->logical_block : kMaxFileBlocks;
-  if (hole_end <= lb) return bad_inode(inode_, fmt::format("extents overlap at file block {}", lb));
+  if (hole_end <= lb) return bad_inode(core_, inode_, fmt::format("extents overlap at file block {}", lb));
   m.count = hole_end - lb;
   return m;
 }
@@ -193,7 +194,7 @@ Status MapView::walk(const std::function<bool(const Extent&)>& visit) {
   PMEMFS_TRY(btree::scan(r_, core_.bctx, tree_of(inode_), 0,
                          [&](std::uint64_t key, std::span<const std::byte> value) {
                            if (value.size() != sizeof(ExtentValue)) {
-                             inner = bad_inode(inode_, "tree value of the wrong size");
+                             inner = bad_inode(core_, inode_, "tree value of the wrong size");
                              return false;
                            }
                            ExtentValue v;
@@ -248,7 +249,7 @@ Status MapEditor::to_inline() {
     return all.size() <= format::kInlineExtents;
   }));
   if (all.size() > format::kInlineExtents || all.size() != winode_.entry_count)
-    return bad_inode(winode_, fmt::format("tree holds {} extents, inode says {}", all.size(), winode_.entry_count));
+    return bad_inode(wcore_, winode_, fmt::format("tree holds {} extents, inode says {}", all.size(), winode_.entry_count));
   btree::TreeRef t = tree_of(winode_);
   Status s = btree::destroy(tx_, wcore_.bctx, t, nodes_);
   sync_node_blocks();
@@ -291,7 +292,7 @@ Status MapEditor::raw_erase(std::uint64_t lb) {
   if (!in_tree(winode_)) {
     std::uint32_t i = 0;
     while (i < winode_.extent_count && winode_.u.extents[i].logical_block != lb) ++i;
-    if (i == winode_.extent_count) return bad_inode(winode_, fmt::format("no extent at file block {} to erase", lb));
+    if (i == winode_.extent_count) return bad_inode(wcore_, winode_, fmt::format("no extent at file block {} to erase", lb));
     for (; i + 1 < winode_.extent_count; ++i) winode_.u.extents[i] = winode_.u.extents[i + 1];
     --winode_.extent_count;
     winode_.u.extents[winode_.extent_count] = Extent{};
@@ -314,7 +315,7 @@ Status MapEditor::raw_update(const Extent& e) {
         return Status::ok();
       }
     }
-    return bad_inode(winode_, fmt::format("no extent at file block {} to update", e.logical_block));
+    return bad_inode(wcore_, winode_, fmt::format("no extent at file block {} to update", e.logical_block));
   }
   btree::TreeRef t = tree_of(winode_);
   const ExtentValue v = encode(e);
@@ -336,8 +337,8 @@ Status MapEditor::add_extent(const Extent& x) {
     PMEMFS_ASSIGN_OR_RETURN(prev, find_le(x.logical_block - 1));
   }
   PMEMFS_ASSIGN_OR_RETURN(auto next, find_ge(x.logical_block));
-  if (prev && end_of(*prev) > x.logical_block) return bad_inode(winode_, "new extent overlaps the previous one");
-  if (next && next->logical_block < end_of(x)) return bad_inode(winode_, "new extent overlaps the next one");
+  if (prev && end_of(*prev) > x.logical_block) return bad_inode(wcore_, winode_, "new extent overlaps the previous one");
+  if (next && next->logical_block < end_of(x)) return bad_inode(wcore_, winode_, "new extent overlaps the next one");
   const bool merge_prev = prev && continues(*prev, x);
   bool merge_next = next && continues(x, *next);
   if (merge_prev && merge_next &&

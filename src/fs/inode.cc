@@ -55,6 +55,8 @@ Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset
     return bad(fmt::format("tree root block {} outside the data area", inode.tree_root));
   if (inode.blocks > sb.total_blocks) return bad("more blocks than the volume has");
   if (inode.nlink > format::kMaxLinks) return bad("link count beyond the limit");
+  if (S_ISLNK(inode.mode) && (inode.size_bytes == 0 || inode.size_bytes > format::kMaxSymlinkBytes))
+    return bad(fmt::format("symlink target of {} bytes (1..{} allowed)", inode.size_bytes, format::kMaxSymlinkBytes));
   if (S_ISLNK(inode.mode) && (inode.flags & format::kInodeInlineData) != 0 &&
       inode.size_bytes > format::kInlineBytes)
     return bad("inline symlink longer than the inline area");
@@ -74,8 +76,8 @@ Result<format::Inode> VolumeCore::load_inode(journal::MetaReader& r, std::uint64
   if (inode.magic == 0)
     return Status::error(ENOENT, fmt::format("inode {} is not in use (stale handle)", ino));
   if (inode.ino != ino)
-    return Status::error(kErrCorrupt, fmt::format("inode at offset {}: holds number {}, expected {}", off, inode.ino, ino));
-  PMEMFS_TRY(verify_inode(inode, off));
+    return note_corruption(Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: holds number {}", ino, off, inode.ino)));
+  PMEMFS_TRY(note_corruption(verify_inode(inode, off)));
   return inode;
 }
 

@@ -87,7 +87,7 @@ Result<format::Inode> Resolver::walk(std::uint64_t start_ino, std::string_view p
       }
       next_ino = found->ino;
     }
-    PMEMFS_ASSIGN_OR_RETURN(format::Inode next, core_.load_inode(r_, next_ino));
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode next, load_named(cur, name, next_ino));
     bool last = i + 1 == parts.size();
     if (S_ISLNK(next.mode) && (!last || follow_last || trailing_slash)) {
       if (++symlinks_ > format::kMaxSymlinkDepth)
@@ -100,6 +100,15 @@ Result<format::Inode> Resolver::walk(std::uint64_t start_ino, std::string_view p
   if (trailing_slash && !S_ISDIR(cur.mode))
     return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(path)));
   return cur;
+}
+
+Result<format::Inode> Resolver::load_named(const format::Inode& dir, std::string_view name, std::uint64_t ino) {
+  auto inode = core_.load_inode(r_, ino);
+  // A directory entry naming a free inode is damage in the directory, not a stale handle.
+  if (!inode.is_ok() && inode.errnum() == ENOENT)
+    return core_.note_corruption(Status::error(kErrCorrupt, fmt::format("directory inode {} at offset {}: entry '{}' names inode {} at offset {}, which is free",
+                                                  dir.ino, core_.inode_offset(dir.ino), name, ino, core_.inode_offset(ino))));
+  return inode;
 }
 
 Result<Resolver::Parent> Resolver::parent(std::string_view path) {
@@ -120,7 +129,7 @@ Result<Resolver::Parent> Resolver::parent(std::string_view path) {
   if (is_dot_name(last)) return p;
   auto found = core_.dir_lookup(r_, dir, last);
   if (found.is_ok()) {
-    PMEMFS_ASSIGN_OR_RETURN(p.target, core_.load_inode(r_, found->ino));
+    PMEMFS_ASSIGN_OR_RETURN(p.target, load_named(dir, last, found->ino));
     p.exists = true;
   } else if (found.errnum() != ENOENT) {
     return found.status();

@@ -30,6 +30,9 @@ class Resolver {
   Result<Parent> parent(std::string_view path);
 
  private:
+  // Loads the inode a directory entry names (".." included).
+  Result<format::Inode> load_named(const format::Inode& dir, std::string_view name, std::uint64_t ino);
+
   VolumeCore& core_;
   journal::MetaReader& r_;
   std::uint32_t symlinks_ = 0;

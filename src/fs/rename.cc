@@ -16,13 +16,18 @@ namespace {
 // True when `ancestor` is `ino` or one of its ancestors (walks ".." to the root).
 Result<bool> is_ancestor(fs::VolumeCore& core, journal::MetaReader& r, std::uint64_t ancestor,
                          std::uint64_t ino) {
+  const std::uint64_t start = ino;
   for (std::uint64_t steps = 0; steps < core.sb.inode_count; ++steps) {
     if (ino == ancestor) return true;
     if (ino == format::kRootIno) return false;
     PMEMFS_ASSIGN_OR_RETURN(format::Inode i, core.load_inode(r, ino));
+    if (i.parent_ino == ino)
+      return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: directory is its own parent ('..')",
+                                                    ino, core.inode_offset(ino)));
     ino = i.parent_ino;
   }
-  return Status::error(kErrCorrupt, "directory parent chain does not reach the root (cycle)");
+  return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: its '..' chain does not reach the root (cycle)",
+                                                start, core.inode_offset(start)));
 }
 
 }  // namespace

@@ -56,7 +56,9 @@ Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev
   auto r = core->media();
   auto root = core->load_inode(r, format::kRootIno);
   if (!root.is_ok()) return root.status().with_context("root directory");
-  if (!S_ISDIR(root->mode)) return Status::error(kErrCorrupt, "root inode is not a directory");
+  if (!S_ISDIR(root->mode))
+    return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: the root inode is not a directory",
+                                                  format::kRootIno, core->inode_offset(format::kRootIno)));
   return core;
 }
 
@@ -154,6 +156,7 @@ Result<StatFs> Volume::statfs() {
   std::shared_lock<std::shared_mutex> lk(core.meta_lock);
   auto r = core.media();
   const auto& st = r.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
+  PMEMFS_TRY(alloc::verify_volume_state(st, core.sb));
   StatFs s;
   s.total_blocks = core.sb.total_blocks - core.sb.data_block;
   s.free_blocks = st.free_blocks;

@@ -382,6 +382,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     return report;
   }
   auto& core = (*vol)->core();
+  core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards
   report.journal_replayed = core.recovery.transactions_replayed > 0;
   if (options.repair) {
     // Rewrite a bad superblock copy from the good one.
