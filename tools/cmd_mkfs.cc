@@ -35,7 +35,8 @@ void print_summary(const std::string& path, const VolumeInfo& info, const StatFs
                               human_bytes(fs.block_bytes),
                               human_bytes(fs.total_blocks * fs.block_bytes),
                               human_bytes(fs.free_blocks * fs.block_bytes)));
-  line("inodes:", fmt::format("{} ({} free)", info.inode_count, fs.free_inodes));
+  // statfs counts the inodes a file can have (the same numbers df shows).
+  line("inodes:", fmt::format("{} ({} free)", fs.total_inodes, fs.free_inodes));
   line("journal:", fmt::format("{} blocks ({})", info.journal_blocks,
                                human_bytes(info.journal_blocks * fs.block_bytes)));
   line("uuid:", info.uuid);
