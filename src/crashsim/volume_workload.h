@@ -1,0 +1,105 @@
+// crashsim/volume_workload.h — the whole volume as a crash-sweep workload (test-only).
+//
+// System: an 8 MiB volume (kMinDeviceBytes; the geometry's smallest journal, 256 blocks)
+// formatted once per process with a fixed UUID and hash seed (see "Determinism" below),
+// copied onto the simulator, opened with VolumeOpener::open, and given a small tree by
+// setup() (uncaptured). Operations go through the public API (Volume, File).
+//
+// Modes (parameter `mode`):
+//   single  a fixed script of ~60 operations, every operation type and variant alone:
+//           create (O_CREAT|O_EXCL, and EEXIST), write/pwrite (in place, unaligned,
+//           allocating, extending, sparse, into a hole, in place + allocating, large =
+//           two transactions, into an extent-tree file), truncate down/up/to 0,
+//           fallocate (every mode), unlink (one of two links, last link, symlinks,
+//           tree-mapped file), mkdir, rmdir (and ENOTEMPTY), rename (plain, replace file,
+//           replace empty dir, across dirs, NOREPLACE and its EEXIST, EXCHANGE of files
+//           and of a dir with a file across dirs, dir into another dir, into its own
+//           subtree = EINVAL), link (and EPERM on a dir), symlink (inline and > 120
+//           bytes), chmod, chown, utimens. The seed only changes the data written.
+//   pairs   every ordered pair of 12 representative operations (144 pairs) on a small
+//           tree: seed s runs pair s % 144 (so seeds 0..143 cover them all); each
+//           operation picks its targets in the model's current tree, so the second one
+//           usually acts on what the first made or changed.
+//   random  `ops` operations drawn from every generator (seeded).
+//
+// Oracle: a model of the namespace, file contents and attributes (type, mode, uid, gid,
+// size, nlink; not times) — the state before and after each operation. For a crash
+// during operation N (every crash image of every fence, and of the crash during recovery):
+//   - the volume opens on the image (VolumeOpener::open with a plain persister: recovery);
+//   - the whole tree (readdir, lstat, every file's bytes, every symlink's target, the
+//     ".." of every directory, the dirent type and inode number of every entry, hard
+//     links sharing one inode) equals the model state before N or after N; once N had
+//     returned (its end point), only after N;
+//   - write/pwrite (clause 2): everything but the written file equals the state after;
+//     the file's size is the old or the new one; every aligned 8-byte unit touching the
+//     written range is wholly old or wholly new (old = zeros past the old end: never stale
+//     bytes), every byte outside it is old;
+//   - every `fsck_every`-th image checked: a probe (create + write + mkdir) succeeds on the
+//     recovered volume and check_volume() then finds it clean (exit code 0).
+// After every operation the live volume must equal the model (a model or API bug fails the
+// run as "operation failed"), and the operation's status must be the one the model
+// predicts (some script steps expect EEXIST, ENOTEMPTY, EINVAL, EPERM).
+//
+// Determinism: the same seed gives the same persist calls. Two things in pmemfs are not
+// deterministic on their own and are pinned here: (1) mkfs draws the UUID and directory
+// hash seed from getrandom(2) — this library defines getrandom() (link-time
+// interposition, test binaries only) and answers from a fixed sequence while the template
+// is formatted, and forwards to the system call otherwise; (2) an in-place write commits an
+// mtime transaction only when CLOCK_REALTIME_COARSE has passed the file's mtime — before
+// every write the workload waits (< one clock tick) until it has.
+//
+// Parameters (WorkloadSpec params, all optional): mode (single|pairs|random), ops
+// (random: operations per run, default 40), fsck_every (default 16; 1 = every image, 0 =
+// never; replay commands ask for 1), probe (0/1, default 1), bug (a journal::PlantedBugs
+// field: the switch is set while the workload exists, reset when it is destroyed).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crashsim/harness.h"
+
+namespace pmemfs::crashsim {
+
+struct VolumeWorkloadParams {
+  std::string mode = "single";  // single | pairs | random
+  std::uint64_t ops = 40;       // random: operations per run
+  std::uint64_t fsck_every = 16;  // fsck every Nth checked image (1: all, 0: never)
+  bool probe = true;            // a create/write/mkdir on the recovered volume before fsck
+  std::string bug;              // "", or a journal::PlantedBugs field name
+
+  // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
+  static std::optional<VolumeWorkloadParams> from_spec(const WorkloadSpec& spec,
+                                                       std::string* error);
+  // The WorkloadSpec that names these parameters (defaults left out).
+  WorkloadSpec to_spec() const;
+  // The spec for replay commands: the same, with fsck on every image (fsck never writes,
+  // so the replayed run is the same and the image is checked at least as hard).
+  WorkloadSpec replay_spec() const;
+};
+
+// Number of ordered pairs in mode=pairs (12 x 12), and the name of operation kind k < 12.
+std::uint64_t volume_pair_count();
+std::string volume_pair_op_name(std::uint64_t k);
+
+// Counters a test may look at after a sweep (summed over every workload the factory made).
+struct VolumeWorkloadCounters {
+  std::uint64_t ops = 0;
+  std::uint64_t ops_failed_as_predicted = 0;  // operations whose predicted errno came back
+  std::uint64_t checks = 0;           // crash images checked
+  std::uint64_t replayed = 0;         // of which recovery replayed a transaction
+  std::uint64_t state_before = 0;     // images showing the state before the operation
+  std::uint64_t state_after = 0;      // … after it (including "before == after")
+  std::uint64_t write_mixed = 0;      // images of a write showing old and new units mixed
+  std::uint64_t fscks = 0;            // images fsck'd (after the probe)
+  std::uint64_t violations = 0;       // verdicts that failed
+  std::uint64_t max_dir_depth = 0;    // deepest directory B+tree seen (2: a leaf split)
+  std::uint64_t max_map_depth = 0;    // deepest extent tree seen (1: outgrew the inode)
+};
+
+WorkloadFactory volume_workload_factory(const VolumeWorkloadParams& params,
+                                        VolumeWorkloadCounters* counters = nullptr);
+
+}  // namespace pmemfs::crashsim
