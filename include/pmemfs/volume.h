@@ -111,7 +111,7 @@ struct DirEntry {
   std::string name;
   std::uint64_t ino = 0;
   std::uint8_t type = 0;      // DT_REG, DT_DIR, DT_LNK, …
-  std::uint64_t next_cookie;  // pass to readdir() to continue after this entry
+  std::uint64_t next_cookie = 0;  // pass to readdir() to continue after this entry
 };
 
 struct VolumeInfo {
