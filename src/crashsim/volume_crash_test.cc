@@ -11,8 +11,9 @@
 // The default sweep is bounded (release: well under a minute of CPU for the file; less
 // under sanitizers, where pairs are sampled). PMEMFS_CRASH_SECONDS=<s> (or
 // PMEMFS_CRASH_LONG=1: 4 hours) makes the random sweep run new seeds until the budget is
-// spent; PMEMFS_CRASH_SEED=<n> changes the first random seed. Each journal planted bug
-// must be caught at the volume level too; every violation prints a crash_replay command.
+// spent; PMEMFS_CRASH_SEED=<n> changes the first random seed. Each planted bug of the
+// journal and of the data path must be caught at the volume level too; every violation
+// prints a crash_replay command.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "crashsim/harness.h"
 #include "crashsim/volume_workload.h"
 #include "crashsim/workloads.h"
+#include "fs/filemap.h"
 #include "journal/journal.h"
 
 namespace pmemfs::crashsim {
@@ -30,28 +32,29 @@ void print_report(const std::string& what, const SweepReport& r, const VolumeWor
   std::printf("[crash] volume %s: %s\n", what.c_str(), r.summary().c_str());
   std::printf("[crash] volume %s: %llu ops (%llu failed as predicted), %llu images checked, %llu needed "
               "a replay; %llu showed the state before the op, %llu after; %llu writes seen torn "
-              "between units; %llu fsck'd; deepest directory tree %llu, extent tree %llu\n",
+              "between units; %llu fsck'd; deepest directory tree %llu, extent tree %llu; %llu journal wraps\n",
               what.c_str(), static_cast<unsigned long long>(c.ops),
               static_cast<unsigned long long>(c.ops_failed_as_predicted),
               static_cast<unsigned long long>(c.checks), static_cast<unsigned long long>(c.replayed),
               static_cast<unsigned long long>(c.state_before), static_cast<unsigned long long>(c.state_after),
               static_cast<unsigned long long>(c.write_mixed), static_cast<unsigned long long>(c.fscks),
-              static_cast<unsigned long long>(c.max_dir_depth), static_cast<unsigned long long>(c.max_map_depth));
+              static_cast<unsigned long long>(c.max_dir_depth), static_cast<unsigned long long>(c.max_map_depth),
+              static_cast<unsigned long long>(c.journal_wraps));
   for (const Violation& v : r.reported) std::printf("[crash]   VIOLATION %s\n", v.to_string().c_str());
   std::fflush(stdout);
 }
 
-// Sanitized builds run the same workloads with fewer images per point (about 7x slower
+// Sanitized builds run the same workloads with fewer images per point (about 8x slower
 // per image there): fewer sampled subsets, singletons and complements up to 16 lines,
 // fewer torn and evicted lines, rarer crashes during recovery.
 SweepOptions base_options() {
   SweepOptions o;
   if (sanitized_build()) {
-    o.sim.exhaustive_max_lines = 5;
-    o.sim.sampled_subsets = 8;
-    o.sim.structured_max_lines = 16;
-    o.sim.torn_samples = 2;
-    o.sim.evict_samples = 2;
+    o.sim.exhaustive_max_lines = 4;
+    o.sim.sampled_subsets = 6;
+    o.sim.structured_max_lines = 12;
+    o.sim.torn_samples = 1;
+    o.sim.evict_samples = 1;
     o.recovery_crash_every = 256;
   }
   return o;
@@ -143,6 +146,7 @@ TEST(VolumeCrash, RandomSequences) {
   VolumeWorkloadParams params;
   params.mode = "random";
   params.ops = sanitized_build() ? 24 : 40;
+  params.ring_fill = true;
   VolumeWorkloadCounters counters;
   SweepOptions o = base_options();
   o.seed = crash_seed_from_env(1);
@@ -152,16 +156,27 @@ TEST(VolumeCrash, RandomSequences) {
   SweepReport r = sweep(params, o, &counters);
   print_report("random", r, counters);
   expect_healthy(r, counters);
+  EXPECT_GE(counters.journal_wraps, r.runs) << "the journal ring did not wrap in every run";
 }
 
-// Each journal planted bug must make the volume sweep fail, and the printed replay must
-// fail again on exactly that image.
+// Each planted bug (the journal's and the data path's) must make the volume sweep fail, and
+// the printed replay must fail again on exactly that image.
 class VolumePlantedBug : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VolumePlantedBug, IsCaught) {
   VolumeWorkloadParams params;
   params.mode = "single";
   params.bug = GetParam();
+  // The data path's bugs show on particular writes: start the script there (the steps
+  // before run in setup, without the bug).
+  const char* start = params.bug == "skip_data_drain"   ? "write: into preallocated (unwritten) blocks"
+                      : params.bug == "skip_zero_edges" ? "write: unaligned into a hole, in blocks just freed"
+                                                        : nullptr;
+  if (start != nullptr) {
+    auto step = volume_single_step(start);
+    ASSERT_TRUE(step.has_value()) << start;
+    params.from = *step;
+  }
   VolumeWorkloadCounters counters;
   SweepOptions o = base_options();
   o.seed = 1;
@@ -189,11 +204,14 @@ TEST_P(VolumePlantedBug, IsCaught) {
   EXPECT_EQ(replay(*factory, ro, out), 1) << v.to_string();
   std::fclose(out);
   EXPECT_FALSE(journal::Journal::planted_bugs().skip_recovery_replay);  // reset after use
+  EXPECT_FALSE(fs::data_path_planted_bugs().skip_data_drain);
 }
 
-INSTANTIATE_TEST_SUITE_P(Journal, VolumePlantedBug,
+// The journal's switches (journal::PlantedBugs) and the data path's (fs::DataPathBugs).
+INSTANTIATE_TEST_SUITE_P(Planted, VolumePlantedBug,
                          ::testing::Values("skip_apply_drain", "checkpoint_before_apply", "skip_recovery_replay",
-                                           "unchecked_commit", "skip_commit_drain"),
+                                           "unchecked_commit", "skip_commit_drain", "skip_data_drain",
+                                           "skip_zero_edges"),
                          [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "device/device.h"
 #include "format/format.h"
 #include "fs/core.h"
+#include "fs/filemap.h"
 #include "journal/journal.h"
 #include "pmemfs/file.h"
 #include "pmemfs/fsck.h"
@@ -97,7 +98,11 @@ const Template& volume_template() {
   return t;
 }
 
-bool* bug_switch(journal::PlantedBugs& bugs, const std::string& name) {
+// A planted-bug switch by name: the journal's (journal::PlantedBugs) or the data path's
+// (fs::DataPathBugs); nullptr for an unknown name.
+bool* bug_switch(journal::PlantedBugs& bugs, fs::DataPathBugs& data, const std::string& name) {
+  if (name == "skip_data_drain") return &data.skip_data_drain;
+  if (name == "skip_zero_edges") return &data.skip_zero_edges;
   if (name == "skip_apply_drain") return &bugs.skip_apply_drain;
   if (name == "checkpoint_before_apply") return &bugs.checkpoint_before_apply;
   if (name == "skip_recovery_replay") return &bugs.skip_recovery_replay;
@@ -110,6 +115,15 @@ std::int64_t coarse_now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Where the journal's next transaction goes: the ring offset of the newest checkpoint.
+std::uint64_t journal_tail(Volume& v, std::uint64_t* ring_bytes) {
+  fs::VolumeCore& core = v.core();
+  format::JournalHeader h;
+  std::memcpy(&h, core.base() + core.sb.journal_block * format::kBlockBytes, sizeof h);
+  *ring_bytes = h.ring_bytes;
+  return h.slot[0].sequence >= h.slot[1].sequence ? h.slot[0].tail_bytes : h.slot[1].tail_bytes;
 }
 
 // ---------------------------------------------------------------------------- model
@@ -1070,6 +1084,7 @@ std::vector<Op> single_script(Rng& rng) {
   add(make_write(rng, "write: into preallocated (unwritten) blocks", "/b/g", 0, 5000));
   add(make_op(Kind::kUnlink, "unlink: one of two links", "/b/f2link"));
   add(make_op(Kind::kUnlink, "unlink: last link", "/b/g"));
+  add(make_write(rng, "write: unaligned into a hole, in blocks just freed", "/a/f1", 45100, 200));
   add(with(make_op(Kind::kMkdir, "mkdir", "/a/d2"), [](Op& o) { o.mode = 0750; }));
   add(make_op(Kind::kRmdir, "rmdir", "/b/emptydir"));
   add(make_op(Kind::kRmdir, "rmdir: not empty", "/b/deep"), ENOTEMPTY);
@@ -1126,10 +1141,10 @@ class VolumeWorkload final : public Workload {
  public:
   VolumeWorkload(const VolumeWorkloadParams& params, std::uint64_t seed, VolumeWorkloadCounters* counters)
       : p_(params), seed_(seed), gen_(mix_seed(seed, 0x564f4c554d45ull)), counters_(counters) {
-    if (!p_.bug.empty()) *bug_switch(journal::Journal::planted_bugs(), p_.bug) = true;
     if (p_.mode == "single") {
       script_ = single_script(gen_.rng());
-      op_count_ = script_.size();
+      first_step_ = std::min<std::uint64_t>(p_.from, script_.size());
+      op_count_ = script_.size() - first_step_;
     } else if (p_.mode == "pairs") {
       pair_ = seed % volume_pair_count();
       op_count_ = 2;
@@ -1145,6 +1160,7 @@ class VolumeWorkload final : public Workload {
     if (fsck_map_ != nullptr) ::munmap(fsck_map_, kDeviceBytes);
     if (fsck_fd_ >= 0) ::close(fsck_fd_);
     journal::Journal::planted_bugs() = journal::PlantedBugs{};
+    fs::data_path_planted_bugs() = fs::DataPathBugs{};
   }
 
   std::uint64_t device_bytes() const override { return kDeviceBytes; }
@@ -1173,11 +1189,35 @@ class VolumeWorkload final : public Workload {
     model_.nodes.emplace(kRootId, std::move(r));
 
     PMEMFS_TRY(p_.mode == "single" ? build_single_tree() : build_small_tree());
+    // mode=single, from=K: the first K steps are part of the setup (not crash-checked).
+    for (std::uint64_t i = 0; i < first_step_; ++i) {
+      Op op = script_[i];
+      if (op.kind == Kind::kWrite && (op.flags & kAppend)) op.offset = Generator::model_size(model_, op.a);
+      const int want = model_apply(model_, op);
+      model_.collect();
+      Status st = live_apply(*volume_, op);
+      if (want != std::max(op.expect, 0) || st.errnum() != want) {
+        return Status::error(EIO, fmt::format("setup: script step {} ({}) gave '{}', the model {}", i, op.label,
+                                              st.to_string(), std::strerror(want)));
+      }
+    }
     Snapshot snap;
     PMEMFS_TRY(take_snapshot(*volume_, &snap));
     if (std::string d = diff(snap, render(model_), nullptr); !d.empty()) {
       return Status::error(EIO, "setup: the volume differs from the model: " + d);
     }
+    if (p_.ring_fill) {
+      // Bring the journal's head near the ring's end with cheap transactions, so that the
+      // checked operations wrap the ring (1 MiB: a short run would never reach its end).
+      std::uint64_t ring = 0;
+      for (int i = 0; i < 100000 && journal_tail(*volume_, &ring) + 24 * 1024 < ring; ++i) {
+        PMEMFS_TRY(volume_->utimens("/", 1000000000ll * (1000000000ll + i), 1000000000ll * (1000000000ll + i)));
+      }
+    }
+    std::uint64_t ring = 0;
+    last_tail_ = journal_tail(*volume_, &ring);
+    // The planted bug is on from the first checked operation on (setup runs without it).
+    if (!p_.bug.empty()) *bug_switch(journal::Journal::planted_bugs(), fs::data_path_planted_bugs(), p_.bug) = true;
     return Status::ok();
   }
 
@@ -1190,7 +1230,7 @@ class VolumeWorkload final : public Workload {
   Status run_op(std::uint64_t index) override {
     before_ = model_;
     if (p_.mode == "single") {
-      op_ = script_[index];
+      op_ = script_[first_step_ + index];
     } else if (p_.mode == "pairs") {
       const std::uint64_t kind = index == 0 ? pair_ / kPairKinds : pair_ % kPairKinds;
       op_ = gen_.pair_op(kind, model_);
@@ -1231,6 +1271,10 @@ class VolumeWorkload final : public Workload {
     if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {
       return Status::error(EIO, fmt::format("after {} the live volume differs from the model: {}", name, d));
     }
+    std::uint64_t ring = 0;
+    const std::uint64_t tail = journal_tail(*volume_, &ring);
+    if (counters_ != nullptr && tail < last_tail_) ++counters_->journal_wraps;
+    last_tail_ = tail;
     if (counters_ != nullptr) {
       // How deep the trees got (directory leaves split, extent maps outgrew the inode).
       fs::VolumeCore& core = volume_->core();
@@ -1414,6 +1458,7 @@ class VolumeWorkload final : public Workload {
   Generator gen_;
   VolumeWorkloadCounters* counters_;
   std::vector<Op> script_;
+  std::uint64_t first_step_ = 0;  // mode=single: the script step operation 0 runs
   std::uint64_t pair_ = 0;
   std::uint64_t op_count_ = 0;
 
@@ -1428,6 +1473,7 @@ class VolumeWorkload final : public Workload {
   std::uint32_t relax_target_ = 0;  // the model id of the file a write in flight changes
   std::vector<std::string> names_;
   std::uint64_t checked_ = 0;
+  std::uint64_t last_tail_ = 0;  // the journal's tail after the last operation
   int fsck_fd_ = -1;
   std::byte* fsck_map_ = nullptr;  // the memfd, mapped shared
   std::string fsck_path_;
@@ -1443,6 +1489,15 @@ bool parse_u64(const std::string& s, std::uint64_t* out) {
 std::uint64_t volume_pair_count() { return kPairKinds * kPairKinds; }
 
 std::string volume_pair_op_name(std::uint64_t k) { return k < kPairKinds ? kPairNames[k] : "?"; }
+
+std::optional<std::uint64_t> volume_single_step(const std::string& label) {
+  Rng rng(0);
+  const std::vector<Op> script = single_script(rng);
+  for (std::uint64_t i = 0; i < script.size(); ++i) {
+    if (script[i].label == label) return i;
+  }
+  return std::nullopt;
+}
 
 std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const WorkloadSpec& spec, std::string* error) {
   VolumeWorkloadParams p;
@@ -1461,12 +1516,19 @@ std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const Worklo
     } else if (key == "fsck_every") {
       if (!parse_u64(value, &v)) return fail("want a count (0: never)");
       p.fsck_every = v;
+    } else if (key == "from") {
+      if (!parse_u64(value, &v)) return fail("want a script step index");
+      p.from = v;
+    } else if (key == "ring_fill") {
+      if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
+      p.ring_fill = v != 0;
     } else if (key == "probe") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.probe = v != 0;
     } else if (key == "bug") {
       journal::PlantedBugs scratch;
-      if (!value.empty() && bug_switch(scratch, value) == nullptr) return fail("unknown planted bug");
+      fs::DataPathBugs data_scratch;
+      if (!value.empty() && bug_switch(scratch, data_scratch, value) == nullptr) return fail("unknown planted bug");
       p.bug = value;
     } else {
       if (error) *error = fmt::format("volume workload: unknown parameter '{}'", key);
@@ -1482,7 +1544,9 @@ WorkloadSpec VolumeWorkloadParams::to_spec() const {
   if (mode != d.mode) spec.params.emplace_back("mode", mode);
   if (ops != d.ops) spec.params.emplace_back("ops", std::to_string(ops));
   if (fsck_every != d.fsck_every) spec.params.emplace_back("fsck_every", std::to_string(fsck_every));
+  if (from != d.from) spec.params.emplace_back("from", std::to_string(from));
   if (probe != d.probe) spec.params.emplace_back("probe", probe ? "1" : "0");
+  if (ring_fill != d.ring_fill) spec.params.emplace_back("ring_fill", ring_fill ? "1" : "0");
   if (!bug.empty()) spec.params.emplace_back("bug", bug);
   return spec;
 }

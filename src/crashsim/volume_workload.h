@@ -49,9 +49,13 @@
 // every write the workload waits (< one clock tick) until it has.
 //
 // Parameters (WorkloadSpec params, all optional): mode (single|pairs|random), ops
-// (random: operations per run, default 40), fsck_every (default 16; 1 = every image, 0 =
-// never; replay commands ask for 1), probe (0/1, default 1), bug (a journal::PlantedBugs
-// field: the switch is set while the workload exists, reset when it is destroyed).
+// (random: operations per run, default 40), from (single: steps before this index run
+// in setup, unchecked; the planted-bug tests start at the step that trips their bug), fsck_every (default 16; 1 = every image, 0 =
+// never; replay commands ask for 1), probe (0/1, default 1), ring_fill (0/1, default 0:
+// setup runs utimens until the journal's head is 24 KiB from the ring's end, so that the
+// checked operations wrap the ring), bug (a journal::PlantedBugs
+// or fs::DataPathBugs field: the switch is set while the workload exists, and every switch
+// is reset when it is destroyed).
 #pragma once
 
 #include <cstdint>
@@ -66,9 +70,11 @@ namespace pmemfs::crashsim {
 struct VolumeWorkloadParams {
   std::string mode = "single";  // single | pairs | random
   std::uint64_t ops = 40;       // random: operations per run
+  std::uint64_t from = 0;       // single: the first script step checked (earlier: setup)
   std::uint64_t fsck_every = 16;  // fsck every Nth checked image (1: all, 0: never)
   bool probe = true;            // a create/write/mkdir on the recovered volume before fsck
-  std::string bug;              // "", or a journal::PlantedBugs field name
+  bool ring_fill = false;       // setup brings the journal's head near the ring's end
+  std::string bug;              // "", or a journal::PlantedBugs / fs::DataPathBugs field name
 
   // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
   static std::optional<VolumeWorkloadParams> from_spec(const WorkloadSpec& spec,
@@ -83,6 +89,8 @@ struct VolumeWorkloadParams {
 // Number of ordered pairs in mode=pairs (12 x 12), and the name of operation kind k < 12.
 std::uint64_t volume_pair_count();
 std::string volume_pair_op_name(std::uint64_t k);
+// mode=single: the index of the script step with this label (for from=).
+std::optional<std::uint64_t> volume_single_step(const std::string& label);
 
 // Counters a test may look at after a sweep (summed over every workload the factory made).
 struct VolumeWorkloadCounters {
@@ -97,6 +105,7 @@ struct VolumeWorkloadCounters {
   std::uint64_t violations = 0;       // verdicts that failed
   std::uint64_t max_dir_depth = 0;    // deepest directory B+tree seen (2: a leaf split)
   std::uint64_t max_map_depth = 0;    // deepest extent tree seen (1: outgrew the inode)
+  std::uint64_t journal_wraps = 0;    // checked operations after which the ring had wrapped
 };
 
 WorkloadFactory volume_workload_factory(const VolumeWorkloadParams& params,
