@@ -179,6 +179,7 @@ TEST_P(VolumePlantedBug, IsCaught) {
   }
   VolumeWorkloadCounters counters;
   SweepOptions o = base_options();
+  o.sim = SimOptions{};  // every image kind (the sweep stops at the first violation)
   o.seed = 1;
   o.stop_at_first_violation = true;
   o.max_reported_violations = 1;

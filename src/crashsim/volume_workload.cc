@@ -280,9 +280,11 @@ bool model_is_ancestor(const State& s, std::uint32_t ancestor, std::uint32_t id)
 // ---------------------------------------------------------------------------- operations
 
 // Op::flags for a write: O_APPEND and write(2) (the offset is then the size before);
-// for a truncate to 0: open(O_TRUNC).
+// for a truncate to 0: open(O_TRUNC); for an unlink: the file is open meanwhile (open,
+// unlink, append 5000 bytes to the unlinked file, close: the last close frees it).
 constexpr unsigned kAppend = 1;
 constexpr unsigned kOpenTrunc = 1;
+constexpr unsigned kWhileOpen = 1;
 
 enum class Kind : std::uint8_t {
   kCreate, kWrite, kTruncate, kFallocate, kUnlink, kMkdir, kRmdir, kRename, kLink, kSymlink,
@@ -313,7 +315,7 @@ std::string describe(const Op& op) {
     case Kind::kTruncate:
       return op.flags & kOpenTrunc ? fmt::format("open {} O_TRUNC", op.a) : fmt::format("truncate {} to {}", op.a, op.length);
     case Kind::kFallocate: return fmt::format("fallocate {} mode {:#x} [{}, +{})", op.a, op.mode, op.offset, op.length);
-    case Kind::kUnlink: return fmt::format("unlink {}", op.a);
+    case Kind::kUnlink: return fmt::format("unlink {}{}", op.a, op.flags & kWhileOpen ? " (open meanwhile)" : "");
     case Kind::kMkdir: return fmt::format("mkdir {} {:o}", op.a, op.mode);
     case Kind::kRmdir: return fmt::format("rmdir {}", op.a);
     case Kind::kRename:
@@ -515,7 +517,16 @@ Status live_apply(Volume& v, const Op& op) {
       PMEMFS_ASSIGN_OR_RETURN(File f, v.open_file(op.a, O_WRONLY));
       return f.fallocate(static_cast<int>(op.mode), op.offset, op.length);
     }
-    case Kind::kUnlink: return v.unlink(op.a);
+    case Kind::kUnlink: {
+      if (!(op.flags & kWhileOpen)) return v.unlink(op.a);
+      PMEMFS_ASSIGN_OR_RETURN(File f, v.open_file(op.a, O_RDWR | O_APPEND));
+      PMEMFS_TRY(v.unlink(op.a));
+      std::vector<std::byte> data(5000, std::byte{0x6f});
+      PMEMFS_ASSIGN_OR_RETURN(std::size_t n, f.write(std::span<const std::byte>(data)));
+      if (n != data.size()) return Status::error(EIO, "short write to the unlinked file");
+      f.close();  // the last close frees the inode (its own transaction)
+      return Status::ok();
+    }
     case Kind::kMkdir: return v.mkdir(op.a, op.mode);
     case Kind::kRmdir: return v.rmdir(op.a);
     case Kind::kRename: return v.rename(op.a, op.b, op.flags);
@@ -540,6 +551,7 @@ struct SnapEntry {
   std::uint32_t nlink = 0;
   std::uint64_t size = 0;
   std::uint64_t ino = 0;
+  std::uint64_t blocks = 0;  // allocated blocks (data, tree nodes), from st_blocks
   std::vector<std::byte> data;
   std::string target;
 };
@@ -557,6 +569,7 @@ Status read_entry(Volume& v, const std::string& path, SnapEntry* e) {
   e->nlink = st.nlink;
   e->size = st.size_bytes;
   e->ino = st.ino;
+  e->blocks = st.blocks_512 / (format::kBlockBytes / 512);
   if (S_ISDIR(st.mode)) {
     e->type = NodeType::kDir;
   } else if (S_ISLNK(st.mode)) {
@@ -620,6 +633,29 @@ Status take_snapshot(Volume& v, Snapshot* out) {
     }
   }
   return Status::ok();
+}
+
+// Space accounting: the inodes in use are exactly the ones the tree names, and the data
+// blocks in use exactly the ones they own (st_blocks counts data and tree nodes). A
+// difference is a leak (or a double use) no namespace comparison would show.
+std::string check_space(Volume& v, const Snapshot& snap) {
+  auto fs = v.statfs();
+  if (!fs.is_ok()) return "statfs failed: " + fs.status().to_string();
+  std::map<std::uint64_t, std::uint64_t> blocks_of;
+  for (const auto& [path, e] : snap) blocks_of[e.ino] = e.blocks;
+  std::uint64_t blocks = 0;
+  for (const auto& [ino, b] : blocks_of) blocks += b;
+  const std::uint64_t inodes_used = fs->total_inodes - fs->free_inodes;
+  const std::uint64_t blocks_used = fs->total_blocks - fs->free_blocks;
+  if (inodes_used != blocks_of.size()) {
+    return fmt::format("{} inodes are in use but the tree names {} (a leaked or lost inode)", inodes_used,
+                       blocks_of.size());
+  }
+  if (blocks_used != blocks) {
+    return fmt::format("{} data blocks are in use but the tree's inodes own {} (leaked or doubly used blocks)",
+                       blocks_used, blocks);
+  }
+  return {};
 }
 
 // The model rendered by path, with derived link counts and sizes.
@@ -1039,7 +1075,7 @@ const char* const kPairNames[kPairKinds] = {"create", "append", "overwrite", "tr
 std::string long_name(int i) { return std::string(246, static_cast<char>('a' + i % 26)) + fmt::format("{:04}", i); }
 
 // The operations of mode=single, in order, on the tree build_single_tree() makes.
-std::vector<Op> single_script(Rng& rng) {
+std::vector<Op> single_script(Rng& rng, bool open_unlink) {
   std::vector<Op> s;
   auto add = [&](Op op, int expect = 0) {
     op.expect = expect;
@@ -1084,6 +1120,11 @@ std::vector<Op> single_script(Rng& rng) {
   add(make_write(rng, "write: into preallocated (unwritten) blocks", "/b/g", 0, 5000));
   add(make_op(Kind::kUnlink, "unlink: one of two links", "/b/f2link"));
   add(make_op(Kind::kUnlink, "unlink: last link", "/b/g"));
+  if (open_unlink) {
+    add(with(make_op(Kind::kUnlink, "unlink: an open file, written, then closed", "/c"), [](Op& o) { o.flags = kWhileOpen; }));
+    add(with(make_op(Kind::kCreate, "create: in place of the unlinked file", "/c"), [](Op& o) { o.mode = 0644; }));
+    add(make_write(rng, "write: the recreated file", "/c", 0, 20000));
+  }
   add(make_write(rng, "write: unaligned into a hole, in blocks just freed", "/a/f1", 45100, 200));
   add(with(make_op(Kind::kMkdir, "mkdir", "/a/d2"), [](Op& o) { o.mode = 0750; }));
   add(make_op(Kind::kRmdir, "rmdir", "/b/emptydir"));
@@ -1140,9 +1181,9 @@ std::vector<Op> single_script(Rng& rng) {
 class VolumeWorkload final : public Workload {
  public:
   VolumeWorkload(const VolumeWorkloadParams& params, std::uint64_t seed, VolumeWorkloadCounters* counters)
-      : p_(params), seed_(seed), gen_(mix_seed(seed, 0x564f4c554d45ull)), counters_(counters) {
+      : p_(params), gen_(mix_seed(seed, 0x564f4c554d45ull)), counters_(counters) {
     if (p_.mode == "single") {
-      script_ = single_script(gen_.rng());
+      script_ = single_script(gen_.rng(), p_.open_unlink);
       first_step_ = std::min<std::uint64_t>(p_.from, script_.size());
       op_count_ = script_.size() - first_step_;
     } else if (p_.mode == "pairs") {
@@ -1210,7 +1251,7 @@ class VolumeWorkload final : public Workload {
       // Bring the journal's head near the ring's end with cheap transactions, so that the
       // checked operations wrap the ring (1 MiB: a short run would never reach its end).
       std::uint64_t ring = 0;
-      for (int i = 0; i < 100000 && journal_tail(*volume_, &ring) + 24 * 1024 < ring; ++i) {
+      for (int i = 0; i < 100000 && journal_tail(*volume_, &ring) + 8 * 1024 < ring; ++i) {
         PMEMFS_TRY(volume_->utimens("/", 1000000000ll * (1000000000ll + i), 1000000000ll * (1000000000ll + i)));
       }
     }
@@ -1271,6 +1312,9 @@ class VolumeWorkload final : public Workload {
     if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {
       return Status::error(EIO, fmt::format("after {} the live volume differs from the model: {}", name, d));
     }
+    if (std::string d = check_space(*volume_, snap); !d.empty()) {
+      return Status::error(EIO, fmt::format("after {} (live volume): {}", name, d));
+    }
     std::uint64_t ring = 0;
     const std::uint64_t tail = journal_tail(*volume_, &ring);
     if (counters_ != nullptr && tail < last_tail_) ++counters_->journal_wraps;
@@ -1316,6 +1360,7 @@ class VolumeWorkload final : public Workload {
     if (Status s = take_snapshot(*vol, &snap); !s.is_ok()) {
       return Verdict::fail("the recovered volume cannot be read: " + s.to_string());
     }
+    if (std::string d = check_space(*vol, snap); !d.empty()) return Verdict::fail("space after recovery: " + d);
     bool mixed = false;
     if (ctx.op_returned) {
       if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {
@@ -1454,7 +1499,6 @@ class VolumeWorkload final : public Workload {
   }
 
   VolumeWorkloadParams p_;
-  std::uint64_t seed_;
   Generator gen_;
   VolumeWorkloadCounters* counters_;
   std::vector<Op> script_;
@@ -1492,7 +1536,7 @@ std::string volume_pair_op_name(std::uint64_t k) { return k < kPairKinds ? kPair
 
 std::optional<std::uint64_t> volume_single_step(const std::string& label) {
   Rng rng(0);
-  const std::vector<Op> script = single_script(rng);
+  const std::vector<Op> script = single_script(rng, false);
   for (std::uint64_t i = 0; i < script.size(); ++i) {
     if (script[i].label == label) return i;
   }
@@ -1522,6 +1566,9 @@ std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const Worklo
     } else if (key == "ring_fill") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.ring_fill = v != 0;
+    } else if (key == "open_unlink") {
+      if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
+      p.open_unlink = v != 0;
     } else if (key == "probe") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.probe = v != 0;
@@ -1546,6 +1593,7 @@ WorkloadSpec VolumeWorkloadParams::to_spec() const {
   if (fsck_every != d.fsck_every) spec.params.emplace_back("fsck_every", std::to_string(fsck_every));
   if (from != d.from) spec.params.emplace_back("from", std::to_string(from));
   if (probe != d.probe) spec.params.emplace_back("probe", probe ? "1" : "0");
+  if (open_unlink != d.open_unlink) spec.params.emplace_back("open_unlink", open_unlink ? "1" : "0");
   if (ring_fill != d.ring_fill) spec.params.emplace_back("ring_fill", ring_fill ? "1" : "0");
   if (!bug.empty()) spec.params.emplace_back("bug", bug);
   return spec;

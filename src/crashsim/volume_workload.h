@@ -6,21 +6,27 @@
 // setup() (uncaptured). Operations go through the public API (Volume, File).
 //
 // Modes (parameter `mode`):
-//   single  a fixed script of ~60 operations, every operation type and variant alone:
-//           create (O_CREAT|O_EXCL, and EEXIST), write/pwrite (in place, unaligned,
-//           allocating, extending, sparse, into a hole, in place + allocating, large =
-//           two transactions, into an extent-tree file), truncate down/up/to 0,
-//           fallocate (every mode), unlink (one of two links, last link, symlinks,
-//           tree-mapped file), mkdir, rmdir (and ENOTEMPTY), rename (plain, replace file,
-//           replace empty dir, across dirs, NOREPLACE and its EEXIST, EXCHANGE of files
-//           and of a dir with a file across dirs, dir into another dir, into its own
-//           subtree = EINVAL), link (and EPERM on a dir), symlink (inline and > 120
-//           bytes), chmod, chown, utimens. The seed only changes the data written.
+//   single  a fixed script of 83 steps, every operation type and variant alone: create
+//           (O_CREAT|O_EXCL, and its EEXIST), write/pwrite (in place: small, unaligned,
+//           multi-block, large; allocating: empty file, extending inside the last block
+//           and into new blocks, sparse past the end, into a hole, in place + allocating,
+//           large = two transactions, into an extent-tree file, into preallocated blocks,
+//           into just-freed blocks, O_APPEND, through a symlink), truncate (down, up, open
+//           O_TRUNC, an extent-tree file), fallocate (every mode), unlink (one of two
+//           links, last link, symlinks, an extent-tree file), mkdir, rmdir (and its
+//           ENOTEMPTY), rename (plain, replace a file, replace an empty dir, across dirs,
+//           NOREPLACE and its EEXIST, EXCHANGE file/symlink and dir/file across dirs, dir
+//           into another dir, into its own subtree = EINVAL, onto another link of the same
+//           file), link (and EPERM on a dir), symlink (inline and > 120 bytes), chmod,
+//           chown, utimens, and a directory of 250-byte names whose B+tree leaf splits
+//           (depth 2) and then empties (nodes freed, root shrinks). The seed only changes
+//           the data written.
 //   pairs   every ordered pair of 12 representative operations (144 pairs) on a small
-//           tree: seed s runs pair s % 144 (so seeds 0..143 cover them all); each
-//           operation picks its targets in the model's current tree, so the second one
-//           usually acts on what the first made or changed.
-//   random  `ops` operations drawn from every generator (seeded).
+//           tree: seed s runs pair s % 144 (so seeds 0..143 cover them all; s + 144 runs
+//           the same pair on other targets); each operation picks its targets in the
+//           model's current tree, so the second one usually acts on what the first made.
+//   random  `ops` operations drawn from every generator (seeded), including large writes,
+//           fragmenting writes and directories moved into others.
 //
 // Oracle: a model of the namespace, file contents and attributes (type, mode, uid, gid,
 // size, nlink; not times) — the state before and after each operation. For a crash
@@ -34,6 +40,9 @@
 //     the file's size is the old or the new one; every aligned 8-byte unit touching the
 //     written range is wholly old or wholly new (old = zeros past the old end: never stale
 //     bytes), every byte outside it is old;
+//   - space: the inodes in use (statfs) are exactly the ones the tree names, and the data
+//     blocks in use exactly the ones their inodes own (st_blocks: data and tree nodes) —
+//     a leak or a double use, on every image;
 //   - every `fsck_every`-th image checked: a probe (create + write + mkdir) succeeds on the
 //     recovered volume and check_volume() then finds it clean (exit code 0).
 // After every operation the live volume must equal the model (a model or API bug fails the
@@ -48,14 +57,25 @@
 // mtime transaction only when CLOCK_REALTIME_COARSE has passed the file's mtime — before
 // every write the workload waits (< one clock tick) until it has.
 //
-// Parameters (WorkloadSpec params, all optional): mode (single|pairs|random), ops
-// (random: operations per run, default 40), from (single: steps before this index run
-// in setup, unchecked; the planted-bug tests start at the step that trips their bug), fsck_every (default 16; 1 = every image, 0 =
-// never; replay commands ask for 1), probe (0/1, default 1), ring_fill (0/1, default 0:
-// setup runs utimens until the journal's head is 24 KiB from the ring's end, so that the
-// checked operations wrap the ring), bug (a journal::PlantedBugs
-// or fs::DataPathBugs field: the switch is set while the workload exists, and every switch
-// is reset when it is destroyed).
+// Parameters (WorkloadSpec params, all optional):
+//   mode        single | pairs | random (default single)
+//   ops         random: operations per run (default 40)
+//   from        single: steps before this index run in setup, unchecked (the planted-bug
+//               tests start at the step that trips their bug; default 0)
+//   fsck_every  fsck every Nth image checked (default 16; 1 = all, 0 = never); replay
+//               commands ask for 1 (fsck never writes: the replayed run is the same)
+//   probe       0/1 (default 1): the probe before fsck
+//   ring_fill   0/1 (default 0): setup runs utimens until the journal's head is 8 KiB
+//               from the ring's end, so that the checked operations wrap the ring
+//   open_unlink 0/1 (default 0): single: three more steps after "unlink: last link" —
+//               unlink /c while it is open (then write to it and close it: the last close
+//               frees it in its own transaction), create /c again, write it. Off by
+//               default: a crash between the unlink and the close leaves an orphan inode
+//               that nothing reclaims and fsck reports (docs/design.md: "a crash-safe
+//               multi-step free needs an orphan record (next step)").
+//   bug         a journal::PlantedBugs or fs::DataPathBugs field: the switch is set at
+//               the end of setup (so setup runs clean) and every switch is reset when the
+//               workload is destroyed.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +94,7 @@ struct VolumeWorkloadParams {
   std::uint64_t fsck_every = 16;  // fsck every Nth checked image (1: all, 0: never)
   bool probe = true;            // a create/write/mkdir on the recovered volume before fsck
   bool ring_fill = false;       // setup brings the journal's head near the ring's end
+  bool open_unlink = false;     // single: add "unlink a file while it is open" (see below)
   std::string bug;              // "", or a journal::PlantedBugs / fs::DataPathBugs field name
 
   // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
