@@ -1202,6 +1202,7 @@ class VolumeWorkload final : public Workload {
     if (fsck_fd_ >= 0) ::close(fsck_fd_);
     journal::Journal::planted_bugs() = journal::PlantedBugs{};
     fs::data_path_planted_bugs() = fs::DataPathBugs{};
+    fs::test_edit_budget_bytes().store(0);
   }
 
   std::uint64_t device_bytes() const override { return kDeviceBytes; }
@@ -1259,6 +1260,7 @@ class VolumeWorkload final : public Workload {
     last_tail_ = journal_tail(*volume_, &ring);
     // The planted bug is on from the first checked operation on (setup runs without it).
     if (!p_.bug.empty()) *bug_switch(journal::Journal::planted_bugs(), fs::data_path_planted_bugs(), p_.bug) = true;
+    if (p_.edit_budget != 0) fs::test_edit_budget_bytes().store(p_.edit_budget);
     return Status::ok();
   }
 
@@ -1569,6 +1571,9 @@ std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const Worklo
     } else if (key == "open_unlink") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.open_unlink = v != 0;
+    } else if (key == "edit_budget") {
+      if (!parse_u64(value, &v)) return fail("want a byte count (0: the volume's own)");
+      p.edit_budget = v;
     } else if (key == "probe") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.probe = v != 0;
@@ -1594,6 +1599,7 @@ WorkloadSpec VolumeWorkloadParams::to_spec() const {
   if (from != d.from) spec.params.emplace_back("from", std::to_string(from));
   if (probe != d.probe) spec.params.emplace_back("probe", probe ? "1" : "0");
   if (open_unlink != d.open_unlink) spec.params.emplace_back("open_unlink", open_unlink ? "1" : "0");
+  if (edit_budget != d.edit_budget) spec.params.emplace_back("edit_budget", std::to_string(edit_budget));
   if (ring_fill != d.ring_fill) spec.params.emplace_back("ring_fill", ring_fill ? "1" : "0");
   if (!bug.empty()) spec.params.emplace_back("bug", bug);
   return spec;

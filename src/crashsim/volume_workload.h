@@ -73,6 +73,11 @@
 //               default: a crash between the unlink and the close leaves an orphan inode
 //               that nothing reclaims and fsck reports (docs/design.md: "a crash-safe
 //               multi-step free needs an orphan record (next step)").
+//   edit_budget bytes (default 0 = the volume's own): fs::test_edit_budget_bytes() during the
+//               checked operations, so that truncate, fallocate, punch and unlink of big
+//               maps run as many small transactions (punch and zero-range may then leave a
+//               done prefix after a crash: docs/design.md's documented limit, which this
+//               oracle reports as an atomicity violation)
 //   bug         a journal::PlantedBugs or fs::DataPathBugs field: the switch is set at
 //               the end of setup (so setup runs clean) and every switch is reset when the
 //               workload is destroyed.
@@ -95,6 +100,7 @@ struct VolumeWorkloadParams {
   bool probe = true;            // a create/write/mkdir on the recovered volume before fsck
   bool ring_fill = false;       // setup brings the journal's head near the ring's end
   bool open_unlink = false;     // single: add "unlink a file while it is open" (see below)
+  std::uint64_t edit_budget = 0;  // > 0: fs::test_edit_budget_bytes() (tiny transactions)
   std::string bug;              // "", or a journal::PlantedBugs / fs::DataPathBugs field name
 
   // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
