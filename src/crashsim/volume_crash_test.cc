@@ -167,10 +167,11 @@ TEST_P(VolumePlantedBug, IsCaught) {
   VolumeWorkloadParams params;
   params.mode = "single";
   params.bug = GetParam();
-  // The data path's bugs show on particular writes: start the script there (the steps
+  // The data path's and rename's bugs show on particular steps: start the script there (the steps
   // before run in setup, without the bug).
   const char* start = params.bug == "skip_data_drain"   ? "write: into preallocated (unwritten) blocks"
                       : params.bug == "skip_zero_edges" ? "write: unaligned into a hole, in blocks just freed"
+                      : params.bug == "rename_split_tx" ? "rename: plain"
                                                         : nullptr;
   if (start != nullptr) {
     auto step = volume_single_step(start);
@@ -206,13 +207,15 @@ TEST_P(VolumePlantedBug, IsCaught) {
   std::fclose(out);
   EXPECT_FALSE(journal::Journal::planted_bugs().skip_recovery_replay);  // reset after use
   EXPECT_FALSE(fs::data_path_planted_bugs().skip_data_drain);
+  EXPECT_FALSE(fs::metadata_planted_bugs().rename_split_tx);
 }
 
-// The journal's switches (journal::PlantedBugs) and the data path's (fs::DataPathBugs).
+// The journal's switches (journal::PlantedBugs), the data path's (fs::DataPathBugs) and the
+// metadata operations' (fs::MetadataBugs).
 INSTANTIATE_TEST_SUITE_P(Planted, VolumePlantedBug,
                          ::testing::Values("skip_apply_drain", "checkpoint_before_apply", "skip_recovery_replay",
                                            "unchecked_commit", "skip_commit_drain", "skip_data_drain",
-                                           "skip_zero_edges"),
+                                           "skip_zero_edges", "rename_split_tx"),
                          [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace

@@ -108,6 +108,7 @@ bool* bug_switch(journal::PlantedBugs& bugs, fs::DataPathBugs& data, const std::
   if (name == "skip_recovery_replay") return &bugs.skip_recovery_replay;
   if (name == "unchecked_commit") return &bugs.unchecked_commit;
   if (name == "skip_commit_drain") return &bugs.skip_commit_drain;
+  if (name == "rename_split_tx") return &fs::metadata_planted_bugs().rename_split_tx;
   return nullptr;
 }
 
@@ -1202,6 +1203,7 @@ class VolumeWorkload final : public Workload {
     if (fsck_fd_ >= 0) ::close(fsck_fd_);
     journal::Journal::planted_bugs() = journal::PlantedBugs{};
     fs::data_path_planted_bugs() = fs::DataPathBugs{};
+    fs::metadata_planted_bugs() = fs::MetadataBugs{};
     fs::test_edit_budget_bytes().store(0);
   }
 

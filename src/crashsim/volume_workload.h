@@ -78,7 +78,7 @@
 //               maps run as many small transactions (punch and zero-range may then leave a
 //               done prefix after a crash: docs/design.md's documented limit, which this
 //               oracle reports as an atomicity violation)
-//   bug         a journal::PlantedBugs or fs::DataPathBugs field: the switch is set at
+//   bug         a journal::PlantedBugs, fs::DataPathBugs or fs::MetadataBugs field: set at
 //               the end of setup (so setup runs clean) and every switch is reset when the
 //               workload is destroyed.
 #pragma once

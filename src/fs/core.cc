@@ -29,9 +29,21 @@ std::uint8_t dirent_type(std::uint32_t mode) {
   }
 }
 
-MetaTx::MetaTx(VolumeCore& core) : lock_(core.meta_lock), tx_(*core.journal) {}
+MetadataBugs& metadata_planted_bugs() {
+  static MetadataBugs bugs;
+  return bugs;
+}
 
-Status MetaTx::commit() { return tx_.commit(); }
+MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.emplace(*core.journal); }
+
+Status MetaTx::commit() { return tx_->commit(); }
+
+Status MetaTx::split_for_planted_bug() {
+  PMEMFS_TRY(tx_->commit());
+  tx_.reset();
+  tx_.emplace(*core_.journal);
+  return Status::ok();
+}
 
 Result<std::uint64_t> AllocNodeSource::alloc_node(journal::Transaction& tx) {
   auto run = core_.balloc->allocate(tx, 1, goal_, alloc::kAllocMetadata);

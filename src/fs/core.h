@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -60,15 +61,28 @@ std::uint8_t dirent_type(std::uint32_t mode);  // DT_*
 // A metadata transaction of the volume: the exclusive meta_lock plus a journal
 // transaction. Build it, stage changes through tx, then commit().
 struct VolumeCore;
+// Test-only switches that plant known bugs in the metadata operations, to prove the
+// volume crash checker (volume_crash_test) catches them. Never set outside tests.
+struct MetadataBugs {
+  // rename (a plain move) commits the new entry and the removal of the old one in two
+  // transactions: a crash between them leaves both names with one link.
+  bool rename_split_tx = false;
+};
+MetadataBugs& metadata_planted_bugs();
+
 class MetaTx {
  public:
   explicit MetaTx(VolumeCore& core);
-  journal::Transaction& tx() { return tx_; }
+  journal::Transaction& tx() { return *tx_; }
   [[nodiscard]] Status commit();
+  // Test-only (MetadataBugs): commits what is staged and starts a second transaction
+  // under the same lock. Real operations are one transaction each.
+  [[nodiscard]] Status split_for_planted_bug();
 
  private:
+  VolumeCore& core_;
   std::unique_lock<std::shared_mutex> lock_;
-  journal::Transaction tx_;
+  std::optional<journal::Transaction> tx_;
 };
 
 // The B+tree node source backed by the block allocator.

@@ -99,17 +99,25 @@ Status Volume::rename(std::string_view from, std::string_view to, unsigned flags
     if (src_dir && ddir.nlink >= format::kMaxLinks)
       return Status::error(EMLINK, fmt::format("rename {}: target directory has too many links", std::string(to)));
     PMEMFS_TRY(core.dir_insert(tx, ddir, dst.name, src.target.ino, fs::dirent_type(src.target.mode)));
+    if (fs::metadata_planted_bugs().rename_split_tx && !src_dir) {  // test-only planted bug
+      core.store_inode(mtx.tx(), ddir);
+      PMEMFS_TRY(mtx.split_for_planted_bug());
+      PMEMFS_ASSIGN_OR_RETURN(sdir, core.load_inode(mtx.tx(), sdir.ino));
+      PMEMFS_ASSIGN_OR_RETURN(src.target, core.load_inode(mtx.tx(), src.target.ino));
+      if (!same_parent) { PMEMFS_ASSIGN_OR_RETURN(ddir, core.load_inode(mtx.tx(), ddir.ino)); }
+    }
   }
-  PMEMFS_TRY(core.dir_remove(tx, sdir, src.name));
+  auto& tx2 = mtx.tx();  // the same transaction, unless a planted bug split it
+  PMEMFS_TRY(core.dir_remove(tx2, sdir, src.name));
   if (src_dir && !same_parent) {
     src.target.parent_ino = ddir.ino;
     --sdir.nlink;
     ++ddir.nlink;
   }
   src.target.ctime_ns = t;
-  core.store_inode(tx, src.target);
-  core.store_inode(tx, sdir);
-  if (!same_parent) core.store_inode(tx, ddir);
+  core.store_inode(tx2, src.target);
+  core.store_inode(tx2, sdir);
+  if (!same_parent) core.store_inode(tx2, ddir);
   return mtx.commit();
 }
 
