@@ -225,6 +225,40 @@ class NodeCheck {
 
   // Everything but the magic and the checksum.
   Status rest() const {
+    PMEMFS_TRY(level());
+    PMEMFS_TRY(intrinsic());
+    return key_bounds();
+  }
+
+  // What depends on where the node was reached from (`e`): its level and key range.
+  // Cheap; run on every read even when intrinsic() is known to pass.
+  Status level() const {
+    if (e_ != nullptr && n_.level() != e_->level)
+      return fail("level {}, expected {} at this depth", n_.level(), e_->level);
+    return Status::ok();
+  }
+  Status key_bounds() const {
+    if (e_ == nullptr || n_.count() == 0) return Status::ok();
+    const std::uint32_t count = n_.count();
+    if (n_.level() == 0) {
+      if (n_.leaf_key(0) < e_->lo)
+        return fail("key {:#x} is below the node's lower bound {:#x}", n_.leaf_key(0), e_->lo);
+      if (e_->has_hi && n_.leaf_key(count - 1) >= e_->hi)
+        return fail("key {:#x} is not below the node's upper bound {:#x}", n_.leaf_key(count - 1),
+                    e_->hi);
+    } else {
+      if (n_.key(0) != e_->lo)
+        return fail("first key {:#x} is not the node's lower bound {:#x}", n_.key(0), e_->lo);
+      if (e_->has_hi && n_.key(count - 1) >= e_->hi)
+        return fail("key {:#x} is not below the node's upper bound {:#x}", n_.key(count - 1),
+                    e_->hi);
+    }
+    return Status::ok();
+  }
+
+  // What the node's bytes alone determine (with the volume and the tree): header fields,
+  // count, slots, heap, key order within the node, child pointers in the data area.
+  Status intrinsic() const {
     if (std::memcmp(n_.bytes + kOffUuid, c_.uuid, 16) != 0)
       return fail("volume UUID differs (a node of another volume)");
     if (const auto self = n_.get<std::uint64_t>(kOffSelf); self != block_)
@@ -234,12 +268,7 @@ class NodeCheck {
     if (const auto kind = n_.get<std::uint32_t>(kOffKind); kind != t_.kind)
       return fail("tree kind is {}, expected {}", kind, t_.kind);
     if (n_.get<std::uint64_t>(kOffReserved) != 0) return fail("reserved header field is not zero");
-    if (e_ != nullptr) {
-      if (n_.level() != e_->level)
-        return fail("level {}, expected {} at this depth", n_.level(), e_->level);
-    } else if (n_.level() >= kMaxDepth) {
-      return fail("level {} exceeds the depth limit {}", n_.level(), kMaxDepth);
-    }
+    if (n_.level() >= kMaxDepth) return fail("level {} exceeds the depth limit {}", n_.level(), kMaxDepth);
     if (n_.count() == 0) return fail("empty node");
     return n_.level() == 0 ? leaf() : internal();
   }
@@ -257,13 +286,6 @@ class NodeCheck {
       if (child < c_.data_block || child >= c_.total_blocks)
         return fail("entry {} points to block {}, outside the data area [{}, {})", i, child,
                     c_.data_block, c_.total_blocks);
-    }
-    if (e_ != nullptr) {
-      if (n_.key(0) != e_->lo)
-        return fail("first key {:#x} is not the node's lower bound {:#x}", n_.key(0), e_->lo);
-      if (e_->has_hi && n_.key(count - 1) >= e_->hi)
-        return fail("key {:#x} is not below the node's upper bound {:#x}", n_.key(count - 1),
-                    e_->hi);
     }
     return Status::ok();
   }
@@ -311,13 +333,6 @@ class NodeCheck {
     if (n_.free_bytes() != kBlockBytes - heap_top - used)
       return fail("free_bytes {}, but the heap holds {} unused bytes", n_.free_bytes(),
                   kBlockBytes - heap_top - used);
-    if (e_ != nullptr) {
-      if (n_.leaf_key(0) < e_->lo)
-        return fail("key {:#x} is below the node's lower bound {:#x}", n_.leaf_key(0), e_->lo);
-      if (e_->has_hi && n_.leaf_key(count - 1) >= e_->hi)
-        return fail("key {:#x} is not below the node's upper bound {:#x}", n_.leaf_key(count - 1),
-                    e_->hi);
-    }
     return Status::ok();
   }
 
@@ -345,7 +360,15 @@ Status check_ref(const Context& c, const TreeRef& t) {
   return Status::ok();
 }
 
-// Copies node `block` into `out` and verifies it completely against `e`.
+// The VerifiedNodes tag of node bytes with `checksum` at `block` of tree `t` (never 0).
+std::uint64_t verified_tag(const Context& c, const TreeRef& t, std::uint64_t block,
+                           std::uint64_t checksum) {
+  const std::uint64_t words[4] = {block, checksum, t.owner_ino, t.kind};
+  return format::checksum64(words, sizeof words, c.seed) | 1;
+}
+
+// Copies node `block` into `out` and verifies it completely against `e` (intrinsic() is
+// skipped when c.verified remembers these very bytes passing it).
 Status read_node(journal::MetaReader& r, const Context& c, const TreeRef& t, std::uint64_t block,
                  const Expect& e, Node& out) {
   NodeCheck check(out, c, t, block, &e);
@@ -358,7 +381,14 @@ Status read_node(journal::MetaReader& r, const Context& c, const TreeRef& t, std
   const std::uint64_t computed = node_checksum(out, c.seed);
   if (stored != computed)
     return check.fail("checksum mismatch (stored {:#018x}, computed {:#018x})", stored, computed);
-  return check.rest();
+  if (c.verified == nullptr) return check.rest();
+  PMEMFS_TRY(check.level());
+  const std::uint64_t tag = verified_tag(c, t, block, computed);
+  if (!c.verified->contains(tag)) {
+    PMEMFS_TRY(check.intrinsic());
+    c.verified->insert(tag);
+  }
+  return check.key_bounds();
 }
 
 // Last child whose key is <= key (0 if none: keys below the first are not in the range).
@@ -886,6 +916,7 @@ class Mutation {
       // Assert before writing: a node this code built must pass the reader's checks.
       Status s = NodeCheck(n, c_, t_, w->block, nullptr).rest();
       if (!s.is_ok()) die("refusing to write an invalid node: " + s.message());
+      if (c_.verified != nullptr) c_.verified->insert(verified_tag(c_, t_, w->block, n.get<std::uint64_t>(kOffChecksum)));
       const std::uint64_t off = w->block * kBlockBytes;
       const std::byte* cur = tx_.read(off, kBlockBytes);
       std::uint64_t dirty = 0;

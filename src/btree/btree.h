@@ -32,6 +32,9 @@
 // Thread safety: none of its own; callers hold the volume's metadata lock.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -65,11 +68,33 @@ class NodeSource {
 // [data_block, total_blocks) is where nodes may live: a child pointer outside it is
 // EUCLEAN before anything is read (the journal aborts on reads outside the volume).
 // total_blocks must be set (0 aborts: a caller bug).
+// Nodes whose bytes passed the structural check, remembered by a 64-bit tag of (block,
+// checksum, owner, kind) — filled by reads and by the writer's check before it stages a
+// node. A later read recomputes the checksum as always; when it matches a remembered tag,
+// the bytes are those already checked, and the structural walk (slots, heap, key order
+// within the node) is skipped; the level and key range the parent gives are checked on
+// every read. A node whose bytes changed has another checksum,
+// so a stray write is still caught. Direct-mapped, lossy, lock-free: any thread may
+// use it at any time; a lost or overwritten entry costs only a full check.
+class VerifiedNodes {
+ public:
+  static constexpr std::size_t kSlots = 8192;
+  bool contains(std::uint64_t tag) const {
+    return slots_[tag % kSlots].load(std::memory_order_relaxed) == tag;
+  }
+  void insert(std::uint64_t tag) { slots_[tag % kSlots].store(tag, std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kSlots> slots_{};
+};
+
 struct Context {
   const std::uint8_t* uuid = nullptr;  // 16 bytes, the volume's
   std::uint64_t seed = 0;              // format::volume_seed(uuid)
   std::uint64_t data_block = 0;        // Superblock::data_block
   std::uint64_t total_blocks = 0;      // Superblock::total_blocks
+  // Optional (fsck leaves it null: it checks every node completely, every time).
+  VerifiedNodes* verified = nullptr;
 };
 
 // Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,

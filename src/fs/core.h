@@ -32,6 +32,7 @@
 #include "alloc/alloc.h"
 #include "btree/btree.h"
 #include "device/device.h"
+#include "device/prefault.h"
 #include "format/format.h"
 #include "journal/journal.h"
 #include "pmemfs/status.h"
@@ -101,12 +102,15 @@ class AllocNodeSource final : public btree::NodeSource {
 
 struct VolumeCore {
   std::unique_ptr<device::Device> device;
+  // Declared after `device`, so it stops before the mapping goes (null: not used).
+  std::unique_ptr<device::Prefaulter> prefaulter;
   format::Superblock sb{};
   std::uint64_t seed = 0;  // format::volume_seed(sb.uuid)
   std::unique_ptr<journal::Journal> journal;
   std::unique_ptr<alloc::BlockAllocator> balloc;
   std::unique_ptr<alloc::InodeAllocator> ialloc;
   btree::Context bctx;
+  btree::VerifiedNodes verified_nodes;  // bctx.verified points here
   bool read_only = false;
   journal::RecoveryStats recovery;
 

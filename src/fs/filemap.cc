@@ -448,6 +448,8 @@ Status MapEditor::allocate(std::uint64_t lb, std::uint64_t count, NewBlocks how,
       st = Status::error(EIO, fmt::format("allocator returned {} blocks for a request of {}", run->count, p->want));
       break;
     }
+    // The next allocations land here and just after: map those pages in the background.
+    if (wcore_.prefaulter) wcore_.prefaulter->hint(run->start * kBlockBytes);
     if (how == NewBlocks::kZeroed) {
       if (wcore_.persister().memset_nodrain(wcore_.base() + run->start * kBlockBytes, 0,
                                             run->count * kBlockBytes) != 0) {

@@ -42,8 +42,19 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   core->sb = sb;
   core->seed = format::volume_seed(core->sb.uuid);
   core->read_only = read_only;
-  core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks};
+  core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks,
+                              &core->verified_nodes};
   PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
+  // Prefault where writes go (the journal ring now, data runs as they are allocated) on
+  // byte-addressable backings this process mapped; see device/prefault.h.
+  const device::Device& dev_ref = *core->device;
+  if (!read_only && !dev_ref.read_only() && dev_ref.fd() >= 0 &&
+      dev_ref.persister().granularity() != persist::Granularity::kPage) {
+    core->prefaulter = device::Prefaulter::create(dev_ref.base(), dev_ref.size());
+    if (core->prefaulter)
+      core->prefaulter->hint_range(core->sb.journal_block * format::kBlockBytes,
+                                   core->sb.journal_blocks * format::kBlockBytes);
+  }
   core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
   core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
   return core;
