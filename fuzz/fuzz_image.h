@@ -29,9 +29,10 @@ const std::vector<std::uint8_t>& template_image();
 //   u8  length - 1;
 //   length bytes (fewer if the input ends).
 // Resealing recomputes the checksum of every structure the patch overlaps (superblock
-// copies, volume state, journal header and checkpoint slots, group descriptors and their
-// bitmap lines, inodes in use, B+tree nodes), after all patches are applied, so the
-// damage reaches the checks behind the checksums: a hostile volume, not just a torn one.
+// copies, volume state, orphan-list head, journal header and checkpoint slots, group
+// descriptors and their bitmap lines, inodes in use, B+tree nodes), after all patches are
+// applied, so the damage reaches the checks behind the checksums: a hostile volume, not
+// just a torn one.
 inline constexpr std::size_t kPatchSpan = 4u << 20;  // the metadata and the first data
 inline constexpr std::uint32_t kPatchReseal = 1u << 31;
 void apply_patches(std::vector<std::uint8_t>& image, const std::uint8_t* data, std::size_t size);

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pmemfs needs to build, test and benchmark, from Debian 12's archive only.
+# clang 14 and libclang-rt-14-dev (libFuzzer and clang's ASan/UBSan runtimes) are for the
+# `fuzz` preset; GCC's TSan runtime (libtsan2) comes with build-essential.
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
