@@ -76,6 +76,7 @@ inline constexpr std::uint64_t kJournalMagic = 0x4c4a53464d454d50ull;     // "PM
 inline constexpr std::uint32_t kTxMagic = 0x4e585450u;                    // "PTXN"
 inline constexpr std::uint32_t kInodeMagic = 0x444f4e49u;                 // "INOD"
 inline constexpr std::uint32_t kBtreeMagic = 0x45455242u;                 // "BREE"
+inline constexpr std::uint64_t kOrphanMagic = 0x524f53464d454d50ull;      // "PMEMFSOR"
 
 // Seeds' tags for records without headers (mixed into the checksum seed).
 inline constexpr std::uint64_t kTagInode = 0x01;
@@ -85,9 +86,15 @@ inline constexpr std::uint64_t kTagInodeGroup = 0x03;
 // ---------------------------------------------------------------------------- features
 // A volume with an unknown incompat bit is refused; an unknown ro_compat bit opens it
 // read-only; unknown compat bits are ignored.
+//
+// kFeatureIncompatOrphanList: the volume keeps an orphan list (OrphanHead below, and the
+// inodes' orphan_next/orphan_prev). Set by mkfs, and by the first writable open of a
+// volume made before the list existed. Incompatible because a build that ignored the list
+// would free orphans behind its back (fsck --repair) or reject their link fields.
+inline constexpr std::uint64_t kFeatureIncompatOrphanList = 1u << 0;
 inline constexpr std::uint64_t kFeatureCompatKnown = 0;
 inline constexpr std::uint64_t kFeatureRoCompatKnown = 0;
-inline constexpr std::uint64_t kFeatureIncompatKnown = 0;
+inline constexpr std::uint64_t kFeatureIncompatKnown = kFeatureIncompatOrphanList;
 
 // ---------------------------------------------------------------------------- superblock
 // Two copies (blocks 0 and 1). Writers update the copy (sequence+1) % 2 with the next
@@ -137,6 +144,26 @@ struct VolumeState {
   std::uint64_t free_inodes;
   std::uint64_t next_generation; // generation of the next inode allocated
   std::uint64_t reserved[8];     // zero
+};
+
+// ---------------------------------------------------------------------------- orphans
+// Block 2, byte 128 (the cache line after VolumeState): the head of the orphan list, the
+// allocated inodes whose last link is gone (nlink 0) but which are not freed yet — held
+// open when they were unlinked, or with a block map too big to free in the unlink's own
+// transaction. The list is doubly linked through Inode::orphan_next / orphan_prev (0 =
+// none; inode 0 is never used), newest first. Changed only through the journal, in the
+// same transaction as the change that makes or frees the orphan. Present when the
+// superblock has kFeatureIncompatOrphanList.
+inline constexpr std::uint64_t kOrphanHeadOffset = kStateBlock * kBlockBytes + 128;
+struct OrphanHead {
+  std::uint64_t magic;        // kOrphanMagic
+  std::uint64_t checksum;     // XXH3-64 of the 64 bytes with this field zero, seeded with
+                              // the volume seed
+  std::uint8_t uuid[16];      // the volume's
+  std::uint64_t self_offset;  // kOrphanHeadOffset
+  std::uint64_t first_ino;    // the newest orphan, 0 = the list is empty
+  std::uint64_t count;        // inodes on the list
+  std::uint64_t reserved;     // zero
 };
 
 // ---------------------------------------------------------------------------- journal
@@ -243,7 +270,8 @@ struct Inode {
     Extent extents[kInlineExtents];   // 120 bytes
     char inline_data[kInlineBytes];
   } u;
-  std::uint64_t reserved[2];    // zero
+  std::uint64_t orphan_next;    // orphan list (OrphanHead): the next older orphan, 0 = last;
+  std::uint64_t orphan_prev;    // the next newer one, 0 = first. Both 0 unless nlink is 0.
 };
 
 // ---------------------------------------------------------------------------- B+tree

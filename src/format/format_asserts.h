@@ -50,7 +50,17 @@ PMEMFS_PIN_OFFSET(Inode, atime_ns, 56);
 PMEMFS_PIN_OFFSET(Inode, parent_ino, 88);
 PMEMFS_PIN_OFFSET(Inode, tree_root, 96);
 PMEMFS_PIN_OFFSET(Inode, u, 120);
-PMEMFS_PIN_OFFSET(Inode, reserved, 240);
+PMEMFS_PIN_OFFSET(Inode, orphan_next, 240);
+PMEMFS_PIN_OFFSET(Inode, orphan_prev, 248);
+
+PMEMFS_PIN_SIZE(OrphanHead, 64);
+PMEMFS_PIN_OFFSET(OrphanHead, checksum, 8);
+PMEMFS_PIN_OFFSET(OrphanHead, uuid, 16);
+PMEMFS_PIN_OFFSET(OrphanHead, self_offset, 32);
+PMEMFS_PIN_OFFSET(OrphanHead, first_ino, 40);
+PMEMFS_PIN_OFFSET(OrphanHead, count, 48);
+static_assert(kOrphanHeadOffset % 64 == 0 && kOrphanHeadOffset >= kStateBlock * kBlockBytes + sizeof(VolumeState),
+              "the orphan head has its own cache line after the volume state");
 
 PMEMFS_PIN_SIZE(NodeHeader, 64);
 PMEMFS_PIN_OFFSET(NodeHeader, checksum, 8);

@@ -89,8 +89,9 @@ void VolumeCore::note_close(std::uint64_t ino) {
     if (--it->second > 0) return;
     open_count.erase(it);
   }
-  // Last handle: an unlinked inode is freed now. Most closes find links left; they only
-  // read the inode under the shared lock.
+  // Last handle: an unlinked inode (on the orphan list since its unlink) is freed now, in
+  // bounded steps. Most closes find links left; they only read the inode under the shared
+  // lock.
   if (read_only) return;
   {
     std::shared_lock<std::shared_mutex> lk(meta_lock);
@@ -98,12 +99,9 @@ void VolumeCore::note_close(std::uint64_t ino) {
     auto inode = load_inode(r, ino);
     if (!inode.is_ok() || inode->nlink != 0) return;
   }
-  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
-  MetaTx mtx(*this);
-  auto inode = load_inode(mtx.tx(), ino);
-  if (!inode.is_ok() || inode->nlink != 0) return;
-  if (!free_inode(mtx.tx(), *inode).is_ok()) return;
-  (void)mtx.commit();  // a failure poisons the journal; fsck finds the orphan
+  // A failure poisons the instance or leaves the orphan listed: the next open frees it.
+  (void)reap_orphan(ino);
+  reap_queued();
 }
 
 }  // namespace pmemfs::fs

@@ -3,6 +3,7 @@
 // VolumeCore owns the device mapping, the superblock, the journal, the allocators and the
 // locks. Rooms of the fs layer:
 //   inode.cc      load/verify/store inodes
+//   orphan.cc     the orphan list: unlinked inodes not freed yet, freed in bounded steps
 //   dir.cc        directory entries in a B+tree keyed by name hash
 //   namespace.cc  path resolution and the Volume's namespace operations
 //   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
@@ -28,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "alloc/alloc.h"
 #include "btree/btree.h"
@@ -145,8 +147,51 @@ struct VolumeCore {
   Result<format::Inode> new_inode(journal::Transaction& tx, std::uint32_t mode,
                                   std::uint32_t uid, std::uint32_t gid,
                                   std::uint64_t parent_ino);
-  // Frees an inode and everything it owns (data blocks, trees).
+  // Frees an inode and everything it still owns (a directory's tree, the rest of a block
+  // map) in this transaction. EFBIG when the block map does not fit the transaction's
+  // budget: trim it first (release_some) or let the orphan list free it (reap_orphan).
+  // The inode must not be on the orphan list (orphan_remove first).
   Status free_inode(journal::Transaction& tx, format::Inode& inode);
+  // Frees as much of what an unlinked inode owns as fits this transaction's edit budget
+  // (fs/filemap.h); true when nothing but the inode itself is left.
+  Result<bool> release_some(journal::Transaction& tx, format::Inode& inode);
+
+  // ---- orphan list (orphan.cc; format.h OrphanHead, docs/design.md)
+  // Allocated inodes with nlink 0 that are not freed yet (open, or too big to free in one
+  // transaction). Every change is staged in the transaction that makes or frees the orphan.
+  bool has_orphan_list() const { return (sb.feature_incompat & format::kFeatureIncompatOrphanList) != 0; }
+  // Reads and verifies the head: EUCLEAN naming "orphan list head" and its offset.
+  Result<format::OrphanHead> load_orphan_head(journal::MetaReader& r) const;
+  void store_orphan_head(journal::Transaction& tx, format::OrphanHead& head) const;
+  // Puts `inode` (nlink 0, not on the list) first on the list: stages the head and the old
+  // first orphan; sets inode's links in memory (the caller stores it).
+  Status orphan_add(journal::Transaction& tx, format::Inode& inode);
+  // Takes `inode` off the list: stages the head and its neighbours; clears inode's links
+  // in memory. EUCLEAN when the list does not hold it where its links say.
+  Status orphan_remove(journal::Transaction& tx, format::Inode& inode);
+  // Whether `inode` is on the list (its links, or the head naming it).
+  Result<bool> on_orphan_list(journal::MetaReader& r, const format::Inode& inode) const;
+  // Walks the whole list: every entry an allocated inode with nlink 0, reached from where
+  // its orphan_prev says, as many as the head counts. With deep, also every orphan's block
+  // map (what reaping reads). Returns the count. EUCLEAN naming the head or the inode and
+  // its offset. Time: proportional to the orphans (and, deep, their maps).
+  Result<std::uint64_t> verify_orphans(journal::MetaReader& r, bool deep) const;
+  // At open, after journal recovery: verifies the list (deep on a writable instance) and,
+  // writable, frees every orphan not open here (reap_orphan each). Nothing is written
+  // before the whole list and every orphan's map verified.
+  Status recover_orphans();
+  // Frees orphan `ino` in bounded steps, each its own transaction (release_some, then one
+  // last transaction that takes it off the list and frees it). Does nothing when the inode
+  // is open here, has links, is free or not on the list. Takes the inode lock.
+  Status reap_orphan(std::uint64_t ino);
+  // Orphans an unlink left for after its commit (drop_link's too-big case): reaped by
+  // reap_queued(), which Volume::unlink and the last close of a file call after their
+  // own work. A hint only: what is not reaped stays on the list and the next writable
+  // open frees it.
+  void queue_reap(std::uint64_t ino);
+  void reap_queued();
+  std::mutex reap_lock;
+  std::vector<std::uint64_t> reap_queue;
 
   // ---- directories (dir.cc)
   struct DirLookup {
@@ -219,8 +264,11 @@ struct VolumeCore {
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
 
   // ---- open-file table
+  // Per process today: an inode unlinked while open here is kept (on the orphan list)
+  // until its last close here. Several processes sharing a volume will need a shared
+  // table, consulted wherever is_open is (drop_link, reap_orphan, the open's reaping).
   void note_open(std::uint64_t ino);
-  // Returns true when this was the last handle of an inode with nlink 0 (then freed).
+  // The last close of an inode with nlink 0 frees it (reap_orphan).
   void note_close(std::uint64_t ino);
   bool is_open(std::uint64_t ino);
 };
@@ -234,6 +282,11 @@ class VolumeOpener {
   // Formats the device as a new volume (options.size_bytes is ignored) and opens it.
   static Result<std::unique_ptr<Volume>> format(std::unique_ptr<device::Device> device,
                                                 const FormatOptions& options);
+  // As open, but leaves the orphan list to the caller (fsck checks and repairs it): it is
+  // neither verified nor reaped. A writable open still adds the list to a volume made
+  // before it existed.
+  static Result<std::unique_ptr<Volume>> open_for_check(std::unique_ptr<device::Device> device,
+                                                        const OpenOptions& options);
 };
 
 }  // namespace pmemfs::fs

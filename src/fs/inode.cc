@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "format/checksum.h"
@@ -61,7 +63,17 @@ Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset
       inode.size_bytes > format::kInlineBytes)
     return bad("inline symlink longer than the inline area");
   if (S_ISDIR(inode.mode) && inode.parent_ino >= sb.inode_count) return bad("parent out of range");
-  if (inode.reserved[0] != 0 || inode.reserved[1] != 0) return bad("reserved bytes not zero");
+  // Orphan links (format.h OrphanHead): only an inode without links is on the list, a
+  // link names another inode in range, and an inode's two neighbours differ.
+  if (inode.nlink != 0 && (inode.orphan_next != 0 || inode.orphan_prev != 0))
+    return bad(fmt::format("orphan list links ({}, {}) on an inode with {} links", inode.orphan_next,
+                           inode.orphan_prev, inode.nlink));
+  for (std::uint64_t link : {inode.orphan_next, inode.orphan_prev}) {
+    if (link >= sb.inode_count) return bad(fmt::format("orphan list link {} out of range (volume has {} inodes)", link, sb.inode_count));
+    if (link == inode.ino && link != 0) return bad("orphan list link to itself");
+  }
+  if (inode.orphan_next != 0 && inode.orphan_next == inode.orphan_prev)
+    return bad(fmt::format("orphan list links both ways to inode {}", inode.orphan_next));
   if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData)))
     return verify_map(inode, offset);
   return Status::ok();
@@ -113,13 +125,39 @@ Result<format::Inode> VolumeCore::new_inode(journal::Transaction& tx, std::uint3
   return inode;
 }
 
+namespace {
+
+bool has_block_map(const format::Inode& inode) {
+  return S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData));
+}
+
+// entry_count counts the extents inline or in the tree.
+bool map_empty(const format::Inode& inode) { return inode.entry_count == 0 && inode.tree_root == 0; }
+
+}  // namespace
+
+Result<bool> VolumeCore::release_some(journal::Transaction& tx, format::Inode& inode) {
+  // A directory is freed only once empty (rmdir), so its tree is at most a few nodes: it
+  // goes with the inode. A block map is trimmed a budget at a time.
+  if (!has_block_map(inode) || map_empty(inode)) return true;
+  return map_trim(tx, inode, 0);
+}
+
 Status VolumeCore::free_inode(journal::Transaction& tx, format::Inode& inode) {
+  if (inode.orphan_next != 0 || inode.orphan_prev != 0) {
+    std::fprintf(stderr, "pmemfs: freeing inode %llu while it is on the orphan list\n",
+                 static_cast<unsigned long long>(inode.ino));
+    std::abort();  // a bug in pmemfs: orphan_remove comes first
+  }
   if (S_ISDIR(inode.mode)) {
     btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeDirectory, inode.ino};
     AllocNodeSource nodes(*this, 0);
     PMEMFS_TRY(btree::destroy(tx, bctx, t, nodes));
-  } else if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData))) {
-    PMEMFS_TRY(map_punch(tx, inode, 0, (format::kMaxFileBytes >> format::kBlockShift) + 1));
+  } else if (has_block_map(inode) && !map_empty(inode)) {
+    // Bounded: what does not fit this transaction is the orphan list's to free.
+    PMEMFS_ASSIGN_OR_RETURN(bool done, map_trim(tx, inode, 0));
+    if (!done)
+      return Status::error(EFBIG, fmt::format("inode {}: its block map is too big to free in one transaction", inode.ino));
   }
   PMEMFS_TRY(ialloc->free(tx, inode.ino));
   // The slot keeps only its number and generation (free: magic 0).

@@ -160,13 +160,24 @@ Stat to_stat(const format::Inode& i) {
   return s;
 }
 
-// Drops one link of `inode` (already removed from its directory): frees it when no link
-// and no open handle is left, else stores it.
+// Drops one link of `inode` (already removed from its directory) and stores it. When the
+// last link goes, the inode is freed in this transaction if no handle has it open and
+// what it owns fits the transaction's budget; otherwise this same transaction puts it on
+// the orphan list, so from its commit on a crash leaves it where the next open frees it.
+// An open one is freed by its last close; a big one is trimmed by reap_queued() after the
+// commit (the caller's) in bounded steps.
 Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode) {
   if (S_ISDIR(inode.mode)) inode.nlink = 0;
   else --inode.nlink;
   inode.ctime_ns = now_ns();
-  if (inode.nlink == 0 && !core.is_open(inode.ino)) return core.free_inode(tx, inode);
+  if (inode.nlink == 0) {
+    if (!core.is_open(inode.ino)) {
+      PMEMFS_ASSIGN_OR_RETURN(bool done, core.release_some(tx, inode));
+      if (done) return core.free_inode(tx, inode);
+      core.queue_reap(inode.ino);
+    }
+    PMEMFS_TRY(core.orphan_add(tx, inode));
+  }
   core.store_inode(tx, inode);
   return Status::ok();
 }
@@ -292,17 +303,23 @@ Status Volume::rmdir(std::string_view path) {
 
 Status Volume::unlink(std::string_view path) {
   auto& core = *core_;
-  MetaTx mtx(core);
-  PMEMFS_TRY(core.check_writable());
-  Resolver res(core, mtx.tx());
-  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
-  PMEMFS_TRY(refuse_dot(p.name, EISDIR, "unlink"));
-  if (!p.exists) return Status::error(ENOENT, fmt::format("unlink {}: no such file", std::string(path)));
-  if (S_ISDIR(p.target.mode)) return Status::error(EISDIR, fmt::format("unlink {}: is a directory", std::string(path)));
-  PMEMFS_TRY(core.dir_remove(mtx.tx(), p.dir, p.name));
-  core.store_inode(mtx.tx(), p.dir);
-  PMEMFS_TRY(fs::drop_link(core, mtx.tx(), p.target));
-  return mtx.commit();
+  {
+    MetaTx mtx(core);
+    PMEMFS_TRY(core.check_writable());
+    Resolver res(core, mtx.tx());
+    PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+    PMEMFS_TRY(refuse_dot(p.name, EISDIR, "unlink"));
+    if (!p.exists) return Status::error(ENOENT, fmt::format("unlink {}: no such file", std::string(path)));
+    if (S_ISDIR(p.target.mode)) return Status::error(EISDIR, fmt::format("unlink {}: is a directory", std::string(path)));
+    PMEMFS_TRY(core.dir_remove(mtx.tx(), p.dir, p.name));
+    core.store_inode(mtx.tx(), p.dir);
+    PMEMFS_TRY(fs::drop_link(core, mtx.tx(), p.target));
+    PMEMFS_TRY(mtx.commit());
+  }
+  // The unlink is done and durable; a file too big to free in its transaction is on the
+  // orphan list, and is freed now in bounded steps (outside the metadata lock).
+  core.reap_queued();
+  return Status::ok();
 }
 
 Status Volume::link(std::string_view existing, std::string_view new_path) {

@@ -73,6 +73,37 @@ Result<std::shared_ptr<VolumeCore>> assemble(std::unique_ptr<device::Device> dev
   return core;
 }
 
+// A volume made before the orphan list existed gets one at its first writable open: an
+// empty head through the journal, then the feature bit in both superblock copies (the
+// newer sequence first). A crash in between leaves the bit clear and the head empty, and
+// the next writable open does it again; nothing is put on the list before both are done.
+Status add_orphan_list(VolumeCore& core) {
+  {
+    fs::MetaTx mtx(core);
+    format::OrphanHead head{};
+    core.store_orphan_head(mtx.tx(), head);
+    PMEMFS_TRY(mtx.commit());
+  }
+  format::Superblock sb = core.sb;
+  sb.feature_incompat |= format::kFeatureIncompatOrphanList;
+  for (int i = 0; i < 2; ++i) {
+    ++sb.sequence;
+    PMEMFS_TRY(fs::write_superblock(*core.device, sb, sb.sequence % 2));
+  }
+  core.sb = sb;
+  return Status::ok();
+}
+
+// Superblock, journal recovery, the root directory; on a writable instance of a volume
+// made before the orphan list, the list.
+Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
+  PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
+  bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
+  PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
+  if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
+  return core;
+}
+
 Status check_format_options(const FormatOptions& options) {
   if (options.label.size() > kMaxLabelBytes)
     return Status::error(EINVAL, fmt::format("label of {} bytes exceeds {} bytes", options.label.size(), kMaxLabelBytes));
@@ -115,6 +146,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
   sb.created_ns = fs::now_ns();
   std::memcpy(sb.label, options.label.data(), options.label.size());
   sb.root_ino = format::kRootIno;
+  sb.feature_incompat = format::kFeatureIncompatOrphanList;
 
   const auto& p = dev->persister();
   // Invalidate any old superblock first, so a crash during mkfs leaves no volume that
@@ -142,6 +174,8 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
     root.nlink = 2;
     root.size_bytes = 64;
     core->store_inode(mtx.tx(), root);
+    format::OrphanHead orphans{};  // an empty orphan list
+    core->store_orphan_head(mtx.tx(), orphans);
     PMEMFS_TRY(mtx.commit());
   }
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
@@ -156,9 +190,16 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
-  PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
-  bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
-  PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
+  PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
+  // After recovery: the orphan list verified and, writable, every orphan freed (a crash
+  // left them, or a process that had them open ended without closing them).
+  PMEMFS_TRY(core->recover_orphans());
+  return std::unique_ptr<Volume>(new Volume(std::move(core)));
+}
+
+Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr<device::Device> dev,
+                                                                 const OpenOptions& options) {
+  PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 

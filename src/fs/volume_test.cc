@@ -7,15 +7,32 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
+#include <shared_mutex>
 #include <string>
+#include <vector>
 
+#include "format/checksum.h"
+#include "format/format.h"
+#include "fs/core.h"
+#include "fs/filemap.h"
 #include "pmemfs/file.h"
+#include "pmemfs/fsck.h"
 #include "pmemfs/volume.h"
 #include "testutil/testutil.h"
 
 namespace pmemfs {
 namespace {
+
+std::string read_all_of(Volume& v, const std::string& p) {
+  auto f = v.open_file(p, O_RDONLY);
+  if (!f.is_ok()) return "<" + f.status().to_string() + ">";
+  std::string out(1 << 16, '\0');
+  auto n = f->pread(std::as_writable_bytes(std::span(out.data(), out.size())), 0);
+  out.resize(n.is_ok() ? *n : 0);
+  return out;
+}
 
 class VolumeTest : public ::testing::Test {
  protected:
@@ -274,6 +291,312 @@ TEST_F(VolumeTest, UnlinkedOpenFileLivesUntilClose) {
   f->close();
   auto after = vol_->statfs();
   EXPECT_EQ(after->free_inodes, before->free_inodes + 1);
+}
+
+// ---------------------------------------------------------------- the orphan list
+
+// The head of the orphan list as the volume holds it (count and first inode).
+format::OrphanHead orphan_head(Volume& v) {
+  auto& core = v.core();
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  auto h = core.load_orphan_head(r);
+  EXPECT_TRUE(h.is_ok()) << h.status().to_string();
+  return h.is_ok() ? *h : format::OrphanHead{};
+}
+
+std::uint64_t last_sequence(Volume& v) { return v.core().journal->last_sequence(); }
+
+// Forces tiny bounded transactions for as long as it lives.
+struct SmallTransactions {
+  explicit SmallTransactions(std::uint64_t bytes) { fs::test_edit_budget_bytes().store(bytes); }
+  ~SmallTransactions() { fs::test_edit_budget_bytes().store(0); }
+};
+
+// Writes every other 4 KiB block of `path` (`extents` blocks): one extent each.
+void write_fragmented(Volume& v, const std::string& path, int extents) {
+  auto f = v.open_file(path, O_CREAT | O_WRONLY | O_EXCL, 0644);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  const std::string block(format::kBlockBytes, 'x');
+  for (int i = 0; i < extents; ++i) {
+    auto n = f->pwrite(std::as_bytes(std::span(block.data(), block.size())), std::uint64_t{2} * i * format::kBlockBytes);
+    ASSERT_TRUE(n.is_ok()) << n.status().to_string();
+  }
+}
+
+FsckReport fsck(const std::string& path, bool repair = false) {
+  FsckOptions fo;
+  fo.repair = repair;
+  fo.device.emulated_pmem = true;
+  auto r = check_volume(path, fo);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  return r.is_ok() ? *r : FsckReport{};
+}
+
+std::string problems(const FsckReport& r) {
+  std::string out;
+  for (const auto& p : r.problems) out += "\n  " + p.structure + " @ " + std::to_string(p.offset) + ": " + p.message;
+  return out;
+}
+
+void copy_image(const std::string& from, const std::string& to) {
+  const std::string bytes = testutil::read_file(from);
+  FILE* out = std::fopen(to.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+  std::fclose(out);
+}
+
+TEST_F(VolumeTest, UnlinkedOpenFileIsAnOrphanUntilItsLastClose) {
+  auto before = vol_->statfs();
+  create("/f", std::string(10000, 'q'));
+  const std::uint64_t ino = vol_->stat("/f")->ino;
+  auto f = vol_->open_file("/f", O_RDWR);
+  auto g = vol_->open_file("/f", O_RDONLY);
+  ASSERT_TRUE(f.is_ok() && g.is_ok());
+  ASSERT_TRUE(vol_->unlink("/f").is_ok());
+  EXPECT_EQ(vol_->stat("/f").errnum(), ENOENT);
+  // The unlink's transaction put it on the list; its blocks and inode are still in use.
+  format::OrphanHead h = orphan_head(*vol_);
+  EXPECT_EQ(h.count, 1u);
+  EXPECT_EQ(h.first_ino, ino);
+  EXPECT_EQ(vol_->statfs()->free_inodes, before->free_inodes - 1);
+  EXPECT_EQ(f->stat()->nlink, 0u);
+  // Still a working file: written and read through the handles.
+  const std::string more = "written after the unlink";
+  ASSERT_TRUE(f->pwrite(std::as_bytes(std::span(more.data(), more.size())), 20000).is_ok());
+  std::string buf(more.size(), '\0');
+  auto n = g->pread(std::as_writable_bytes(std::span(buf.data(), buf.size())), 20000);
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(buf, more);
+  f->close();
+  EXPECT_EQ(orphan_head(*vol_).count, 1u) << "freed while a handle is still open";
+  g->close();
+  // The last close freed it: nothing on the list, every block and the inode back.
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  auto after = vol_->statfs();
+  EXPECT_EQ(after->free_inodes, before->free_inodes);
+  EXPECT_EQ(after->free_blocks, before->free_blocks);
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
+TEST_F(VolumeTest, SeveralOrphansLeaveTheListInAnyOrder) {
+  auto before = vol_->statfs();
+  std::vector<File> open;
+  for (int i = 0; i < 5; ++i) {
+    const std::string p = "/o" + std::to_string(i);
+    create(p, std::string(5000 + i, 'o'));
+    auto f = vol_->open_file(p, O_RDONLY);
+    ASSERT_TRUE(f.is_ok());
+    open.push_back(std::move(*f));
+    ASSERT_TRUE(vol_->unlink(p).is_ok());
+  }
+  EXPECT_EQ(orphan_head(*vol_).count, 5u);
+  // Middle, first (newest), last (oldest), then the rest: every removal relinks neighbours.
+  for (int i : {2, 4, 0, 1, 3}) {
+    open[i].close();
+    {
+      auto& core = vol_->core();
+      std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+      auto r = core.media();
+      auto count = core.verify_orphans(r, true);
+      ASSERT_TRUE(count.is_ok()) << count.status().to_string();
+    }
+  }
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  EXPECT_EQ(vol_->statfs()->free_inodes, before->free_inodes);
+  EXPECT_EQ(vol_->statfs()->free_blocks, before->free_blocks);
+}
+
+TEST_F(VolumeTest, RenameOverAnOpenFileAndRmdirOfAnOpenDirectoryMakeOrphans) {
+  auto before = vol_->statfs();
+  create("/target", "old");
+  create("/source", "new");
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  auto t = vol_->open_file("/target", O_RDONLY);
+  auto d = vol_->open_file("/d", O_RDONLY | O_DIRECTORY);
+  ASSERT_TRUE(t.is_ok() && d.is_ok());
+  ASSERT_TRUE(vol_->rename("/source", "/target").is_ok());
+  ASSERT_TRUE(vol_->rmdir("/d").is_ok());
+  EXPECT_EQ(orphan_head(*vol_).count, 2u);
+  EXPECT_EQ(read_all("/target"), "new");
+  t->close();
+  d->close();
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  ASSERT_TRUE(vol_->unlink("/target").is_ok());
+  EXPECT_EQ(vol_->statfs()->free_inodes, before->free_inodes);
+  EXPECT_EQ(vol_->statfs()->free_blocks, before->free_blocks);
+}
+
+// A block map freed one extent per transaction (an edit budget of 1 byte: every step
+// stops after its first piece), as a map too big for the journal's limit is: the unlink
+// commits at once, its file is freed in as many transactions as it has extents, and
+// every block comes back. (One transaction frees hundreds of extents of a file written
+// like this at the real budget: the budget counts journal lines, and neighbouring
+// extents share them.)
+TEST_F(VolumeTest, UnlinkOfAFileTooBigForOneTransaction) {
+  auto before = vol_->statfs();
+  constexpr int kExtents = 200;
+  write_fragmented(*vol_, "/frag", kExtents);
+  ASSERT_FALSE(HasFatalFailure());
+  SmallTransactions small(1);
+  const std::uint64_t seq = last_sequence(*vol_);
+  ASSERT_TRUE(vol_->unlink("/frag").is_ok());
+  EXPECT_GE(last_sequence(*vol_) - seq, std::uint64_t{kExtents}) << "not freed a piece per transaction";
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  EXPECT_EQ(vol_->statfs()->free_blocks, before->free_blocks);
+  EXPECT_EQ(vol_->statfs()->free_inodes, before->free_inodes);
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
+TEST_F(VolumeTest, LastCloseFreesAFragmentedOrphanInSteps) {
+  auto before = vol_->statfs();
+  constexpr int kExtents = 200;
+  write_fragmented(*vol_, "/frag", kExtents);
+  ASSERT_FALSE(HasFatalFailure());
+  SmallTransactions small(1);
+  auto f = vol_->open_file("/frag", O_RDONLY);
+  ASSERT_TRUE(f.is_ok());
+  std::uint64_t seq = last_sequence(*vol_);
+  ASSERT_TRUE(vol_->unlink("/frag").is_ok());
+  EXPECT_EQ(last_sequence(*vol_) - seq, 1u) << "an open file's unlink is one transaction";
+  EXPECT_EQ(orphan_head(*vol_).count, 1u);
+  seq = last_sequence(*vol_);
+  f->close();
+  EXPECT_GE(last_sequence(*vol_) - seq, std::uint64_t{kExtents});
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  EXPECT_EQ(vol_->statfs()->free_blocks, before->free_blocks);
+  EXPECT_EQ(vol_->statfs()->free_inodes, before->free_inodes);
+}
+
+// A process that ends with unlinked files open (here: a copy of the device taken while
+// they are open, as a crash would leave it): a read-only open leaves the orphans, fsck
+// finds the volume clean, and the next writable open frees them.
+TEST_F(VolumeTest, OpenFreesTheOrphansACrashLeft) {
+  create("/kept", "kept");
+  auto before = vol_->statfs();
+  create("/a", std::string(30000, 'a'));
+  write_fragmented(*vol_, "/b", 40);
+  ASSERT_FALSE(HasFatalFailure());
+  auto fa = vol_->open_file("/a", O_RDONLY);
+  auto fb = vol_->open_file("/b", O_RDONLY);
+  ASSERT_TRUE(fa.is_ok() && fb.is_ok());
+  ASSERT_TRUE(vol_->unlink("/a").is_ok());
+  ASSERT_TRUE(vol_->unlink("/b").is_ok());
+  const std::string crashed = dir_.file("crashed");
+  copy_image(path_, crashed);
+  ASSERT_FALSE(HasFatalFailure());
+  fa->close();
+  fb->close();
+  vol_.reset();
+
+  OpenOptions ro;
+  ro.read_only = true;
+  ro.device.emulated_pmem = true;
+  {
+    auto v = Volume::open(crashed, ro);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_EQ(orphan_head(**v).count, 2u) << "a read-only open must leave the orphans";
+    EXPECT_EQ((*v)->statfs()->free_inodes, before->free_inodes - 2);
+  }
+  const std::string image = testutil::read_file(crashed);
+  FsckReport r = fsck(crashed);
+  EXPECT_EQ(r.exit_code, 0) << "pending orphans are not damage:" << problems(r);
+  EXPECT_EQ(testutil::read_file(crashed), image) << "a read-only check wrote";
+
+  OpenOptions rw;
+  rw.device.emulated_pmem = true;
+  {
+    auto v = Volume::open(crashed, rw);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_EQ(orphan_head(**v).count, 0u);
+    auto st = (*v)->statfs();
+    EXPECT_EQ(st->free_inodes, before->free_inodes);
+    EXPECT_EQ(st->free_blocks, before->free_blocks);
+  }
+  r = fsck(crashed);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
+TEST_F(VolumeTest, FsckRepairFreesPendingOrphans) {
+  auto before = vol_->statfs();
+  create("/a", std::string(30000, 'a'));
+  auto fa = vol_->open_file("/a", O_RDONLY);
+  ASSERT_TRUE(fa.is_ok());
+  ASSERT_TRUE(vol_->unlink("/a").is_ok());
+  const std::string crashed = dir_.file("crashed");
+  copy_image(path_, crashed);
+  ASSERT_FALSE(HasFatalFailure());
+  fa->close();
+  FsckReport r = fsck(crashed, /*repair=*/true);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+  OpenOptions ro;
+  ro.read_only = true;
+  ro.device.emulated_pmem = true;
+  auto v = Volume::open(crashed, ro);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ(orphan_head(**v).count, 0u);
+  EXPECT_EQ((*v)->statfs()->free_inodes, before->free_inodes);
+  EXPECT_EQ((*v)->statfs()->free_blocks, before->free_blocks);
+}
+
+// A volume made before the orphan list (no feature bit, no head) opens read-only as it is
+// and gets the list at its first writable open.
+TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
+  create("/f", "x");
+  vol_.reset();
+  {
+    std::string bytes = testutil::read_file(path_);
+    for (std::uint64_t copy = 0; copy < 2; ++copy) {
+      format::Superblock sb;
+      std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
+      ASSERT_EQ(sb.feature_incompat, format::kFeatureIncompatOrphanList) << "mkfs sets the bit";
+      sb.feature_incompat = 0;
+      sb.checksum = 0;
+      sb.checksum = format::checksum64(&sb, sizeof sb, 0);
+      std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
+    }
+    std::memset(bytes.data() + format::kOrphanHeadOffset, 0, sizeof(format::OrphanHead));
+    FILE* out = std::fopen(path_.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+    std::fclose(out);
+  }
+  const std::string old_image = testutil::read_file(path_);
+  OpenOptions ro;
+  ro.read_only = true;
+  ro.device.emulated_pmem = true;
+  {
+    auto v = Volume::open(path_, ro);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_FALSE((*v)->core().has_orphan_list());
+    EXPECT_EQ(read_all_of(**v, "/f"), "x");
+  }
+  EXPECT_EQ(testutil::read_file(path_), old_image) << "a read-only open wrote";
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_TRUE(vol_->core().has_orphan_list());
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  {
+    auto f = vol_->open_file("/f", O_RDONLY);
+    ASSERT_TRUE(f.is_ok());
+    ASSERT_TRUE(vol_->unlink("/f").is_ok());
+    EXPECT_EQ(orphan_head(*vol_).count, 1u);
+  }
+  EXPECT_EQ(orphan_head(*vol_).count, 0u);
+  vol_.reset();
+  const std::string bytes = testutil::read_file(path_);
+  for (std::uint64_t copy = 0; copy < 2; ++copy) {
+    format::Superblock sb;
+    std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
+    EXPECT_EQ(sb.feature_incompat, format::kFeatureIncompatOrphanList) << "superblock copy " << copy;
+  }
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
 }
 
 TEST_F(VolumeTest, FormatRefusesExistingVolumeWithoutForce) {

@@ -3,10 +3,16 @@
 // Passes: superblock copies; the journal (through a read-only open: a volume that needs
 // recovery is reported, not checked, unless repairing); group descriptors against their
 // bitmaps; every inode slot against the inode bitmap; every tree and extent, claiming each
-// block exactly once; directory entries against inodes (types, link counts, ".."); that
-// every inode is reachable from the root; claimed blocks against the block bitmap.
-// Repairs (only with options.repair, each in its own journal transaction): leaked blocks
-// and orphaned inodes are freed, wrong link counts set, a bad superblock copy rewritten.
+// block exactly once; the orphan list (every entry an inode in use without links, each
+// reached from the one its orphan_prev names, as many as the head counts, no links on an
+// inode off the list); directory entries against inodes (types, link counts, ".."); that
+// every inode is reachable from the root or, without links, on the orphan list; claimed
+// blocks against the block bitmap. An orphan on the list is pending work (freed by the
+// next writable open), not damage.
+// Repairs (only with options.repair, each in its own journal transaction): a damaged
+// orphan list is rebuilt from the inodes without links; inodes without links that the
+// list misses are put on it; every orphan is then freed in bounded steps; wrong link
+// counts are set, leaked blocks freed, a bad superblock copy rewritten.
 #include "pmemfs/fsck.h"
 
 #include <dirent.h>
@@ -16,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fs/core.h"
@@ -33,6 +40,7 @@ struct InodeInfo {
   std::uint32_t subdirs = 0;  // for directories: entries that are directories
   std::uint64_t parent = 0;   // for directories: parent_ino as stored
   std::uint64_t found_in = 0; // for directories: the directory that names it
+  std::uint64_t orphan_next = 0, orphan_prev = 0;  // orphan list links as stored
 };
 
 class Checker {
@@ -45,6 +53,7 @@ class Checker {
     auto r = core_.media();
     check_groups(r);
     scan_inodes(r);
+    check_orphan_list(r);
     check_namespace();
     check_bitmap(r);
     if (options_.repair) repair();
@@ -137,6 +146,8 @@ class Checker {
       info.mode = inode->mode;
       info.nlink = inode->nlink;
       info.parent = inode->parent_ino;
+      info.orphan_next = inode->orphan_next;
+      info.orphan_prev = inode->orphan_prev;
       infos_[ino] = info;
       check_inode_space(r, *inode);
     }
@@ -212,6 +223,60 @@ class Checker {
     entries_.push_back(std::move(e));
   }
 
+  // Walks the orphan list over what scan_inodes found. Damage in it is reported under
+  // "orphan list" and makes the repair rebuild the list.
+  void check_orphan_list(journal::MetaReader& r) {
+    if (!core_.has_orphan_list()) return;  // a volume made before the list (read-only check)
+    const std::uint64_t head_off = format::kOrphanHeadOffset;
+    auto head = core_.load_orphan_head(r);
+    if (!head.is_ok()) {
+      problem("orphan list", head_off, head.status());
+      list_damaged_ = true;
+      return;
+    }
+    auto broken = [&](std::uint64_t ino, std::string what) {
+      problem("orphan list", ino == 0 ? head_off : inode_off(ino), std::move(what));
+      list_damaged_ = true;
+    };
+    std::uint64_t prev = 0, seen = 0;
+    for (std::uint64_t cur = head->first_ino; cur != 0;) {
+      const std::string from = prev == 0 ? "the head" : fmt::format("inode {}", prev);
+      if (seen == head->count) {
+        broken(prev, fmt::format("the head counts {} orphans but the list goes on from {} to inode {}", head->count, from, cur));
+        return;
+      }
+      if (listed_.count(cur) != 0) {
+        broken(cur, fmt::format("inode {} is reached twice ({} names it again: a cycle)", cur, from));
+        return;
+      }
+      auto it = infos_.find(cur);
+      if (it == infos_.end()) {
+        broken(cur, fmt::format("{} names inode {} at offset {}, which is not a valid inode in use", from, cur, inode_off(cur)));
+        return;
+      }
+      const InodeInfo& info = it->second;
+      if (info.nlink != 0) {
+        broken(cur, fmt::format("{} names inode {} at offset {}, which has {} links", from, cur, inode_off(cur), info.nlink));
+        return;
+      }
+      if (info.orphan_prev != prev) {
+        broken(cur, fmt::format("inode {} at offset {} is reached from {} but its orphan_prev is {}", cur, inode_off(cur), from,
+                                info.orphan_prev));
+        return;
+      }
+      listed_.insert(cur);
+      ++seen;
+      prev = cur;
+      cur = info.orphan_next;
+    }
+    if (seen != head->count)
+      broken(0, fmt::format("the head at offset {} counts {} orphans but the list holds {}", head_off, head->count, seen));
+    for (const auto& [ino, info] : infos_) {
+      if ((info.orphan_next != 0 || info.orphan_prev != 0) && listed_.count(ino) == 0)
+        broken(ino, fmt::format("inode {} at offset {} has orphan list links but is not on the list", ino, inode_off(ino)));
+    }
+  }
+
   void check_namespace() {
     std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> children;
     for (const auto& e : entries_) {
@@ -252,16 +317,20 @@ class Checker {
       }
     }
     for (auto& [ino, info] : infos_) {
+      if (info.refs == 0 && info.nlink == 0 && ino != format::kRootIno) {
+        // Unlinked: pending on the orphan list, or leaked.
+        orphans_.push_back(ino);
+        if (listed_.count(ino) == 0)
+          problem(fmt::format("inode {}", ino), inode_off(ino),
+                  core_.has_orphan_list() ? "no links and not on the orphan list (a leaked inode)"
+                                          : "orphaned inode (unlinked while open, then the volume was not closed)");
+        continue;
+      }
       if (S_ISDIR(info.mode)) {
         std::uint32_t want = 2 + info.subdirs;
         if (info.nlink != want)
           problem(fmt::format("inode {}", ino), inode_off(ino), fmt::format("directory link count {} but {} expected", info.nlink, want));
       } else if (info.refs != info.nlink) {
-        if (info.refs == 0 && info.nlink == 0) {
-          orphans_.push_back(ino);
-          problem(fmt::format("inode {}", ino), inode_off(ino), "orphaned inode (unlinked while open, then the volume was not closed)");
-          continue;
-        }
         nlink_fix_.emplace_back(ino, info.refs);
         problem(fmt::format("inode {}", ino), inode_off(ino), fmt::format("link count {} but {} directory entries name it", info.nlink, info.refs));
       }
@@ -292,18 +361,62 @@ class Checker {
       leaked_.clear();  // a damaged inode may own them: do not free what we cannot account for
   }
 
-  void repair() {
-    // Each repair is a transaction of its own; a failure stops repairing.
-    for (std::uint64_t ino : orphans_) {
+  // Rebuilds a damaged orphan list: an empty head, then every inode that has list links
+  // or no links gets its links cleared and, without links and names, goes on the new list.
+  // Each step is a transaction; a crash part way leaves a list fsck checks and repairs again.
+  bool rebuild_orphan_list() {
+    {
+      fs::MetaTx mtx(core_);
+      format::OrphanHead head{};
+      core_.store_orphan_head(mtx.tx(), head);
+      if (!mtx.commit().is_ok()) return false;
+    }
+    for (const auto& [ino, info] : infos_) {
+      const bool orphan = info.refs == 0 && info.nlink == 0 && ino != format::kRootIno;
+      if (!orphan && info.orphan_next == 0 && info.orphan_prev == 0) continue;
       fs::MetaTx mtx(core_);
       auto inode = core_.load_inode(mtx.tx(), ino);
-      if (!inode.is_ok() || !core_.free_inode(mtx.tx(), *inode).is_ok() || !mtx.commit().is_ok()) return;
+      if (!inode.is_ok()) return false;
+      inode->orphan_next = inode->orphan_prev = 0;
+      if (orphan && !core_.orphan_add(mtx.tx(), *inode).is_ok()) return false;
+      core_.store_inode(mtx.tx(), *inode);
+      if (!mtx.commit().is_ok()) return false;
+    }
+    mark_repaired("orphan list");
+    return true;
+  }
+
+  void repair() {
+    // Each repair is a transaction of its own (an orphan's freeing several bounded ones);
+    // a failure stops repairing.
+    if (list_damaged_) {
+      if (!rebuild_orphan_list()) return;
+    } else {
+      for (std::uint64_t ino : orphans_) {
+        if (listed_.count(ino) != 0) continue;
+        // A leaked inode goes on the list first, so that freeing it in bounded steps is
+        // crash-safe like any other orphan's.
+        fs::MetaTx mtx(core_);
+        auto inode = core_.load_inode(mtx.tx(), ino);
+        if (!inode.is_ok() || !core_.orphan_add(mtx.tx(), *inode).is_ok()) return;
+        core_.store_inode(mtx.tx(), *inode);
+        if (!mtx.commit().is_ok()) return;
+      }
+    }
+    for (std::uint64_t ino : orphans_) {
+      if (!core_.reap_orphan(ino).is_ok()) return;
       mark_repaired(fmt::format("inode {}", ino));
     }
     for (auto [ino, refs] : nlink_fix_) {
       fs::MetaTx mtx(core_);
       auto inode = core_.load_inode(mtx.tx(), ino);
       if (!inode.is_ok()) return;
+      if (inode->nlink == 0) {
+        // Named but counted as unlinked: it may be on the orphan list, and leaves it.
+        auto listed = core_.on_orphan_list(mtx.tx(), *inode);
+        if (!listed.is_ok()) return;
+        if (*listed && !core_.orphan_remove(mtx.tx(), *inode).is_ok()) return;
+      }
       inode->nlink = refs;
       core_.store_inode(mtx.tx(), *inode);
       if (!mtx.commit().is_ok()) return;
@@ -334,7 +447,9 @@ class Checker {
   std::unordered_map<std::uint64_t, InodeInfo> infos_;
   std::vector<Entry> entries_;
   std::vector<std::uint64_t> bad_inodes_;
-  std::vector<std::uint64_t> orphans_;
+  std::vector<std::uint64_t> orphans_;  // allocated, no links, no names: listed or leaked
+  std::unordered_set<std::uint64_t> listed_;  // on the orphan list (when it verified)
+  bool list_damaged_ = false;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> nlink_fix_;
   std::vector<std::uint64_t> leaked_;
 };
@@ -368,7 +483,12 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   OpenOptions oo;
   oo.read_only = !options.repair;
   oo.device = options.device;
-  auto vol = Volume::open(path, oo);
+  // The orphan list is this checker's to verify and repair: open leaves it alone.
+  DeviceOptions dopt = options.device;
+  dopt.read_only = !options.repair;
+  auto dev = device::Device::open(path, dopt);
+  if (!dev.is_ok()) return dev.status();
+  auto vol = fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
     if (vol.errnum() == EROFS) {
       report.problems.push_back(FsckProblem{"journal", 0,
@@ -382,6 +502,8 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     return report;
   }
   auto& core = (*vol)->core();
+  if (options.repair && core.read_only)
+    return Status::error(EROFS, "the volume uses read-only-compatible features this fsck does not know: it cannot repair it");
   core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards
   report.journal_replayed = core.recovery.transactions_replayed > 0;
   if (options.repair) {

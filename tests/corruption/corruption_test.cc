@@ -1234,8 +1234,17 @@ std::vector<CaseDef> catalogue() {
     return volume_state_spec(f);
   });
   add("VolumeStateZeroed", [](Image& img, const Facts& f) {
-    img.zero(kStateOffset, kBlockBytes);
+    img.zero(kStateOffset, sizeof(format::VolumeState));
     return volume_state_spec(f);
+  });
+  add("StateBlockZeroed", [](Image& img, const Facts&) {
+    // The volume state and the orphan list head: open reads the head.
+    img.zero(kStateOffset, kBlockBytes);
+    Spec s;
+    s.names = {"orphan list head", at(format::kOrphanHeadOffset)};
+    s.open_fails = true;
+    s.fsck_names = "volume state";
+    return s;
   });
   add("VolumeStateFreeBlocksAboveCapacity", [](Image& img, const Facts& f) {
     auto st = img.get<format::VolumeState>(kStateOffset);
@@ -1334,9 +1343,9 @@ std::vector<CaseDef> catalogue() {
     img.put_inode(n);
     return inode_spec(f, f.small, damaged_small_file_ops());
   });
-  add("InodeReservedNotZero", [](Image& img, const Facts& f) {
+  add("InodeOrphanLinkOnALinkedInode", [](Image& img, const Facts& f) {
     auto n = img.inode(f.small);
-    n.reserved[1] = 1;
+    n.orphan_prev = f.a;
     img.put_inode(n);
     return inode_spec(f, f.small, damaged_small_file_ops());
   });
