@@ -4,7 +4,9 @@
 // One image is built once through the public API: directories, a directory of 400 entries
 // (a two-level B+tree), files whose extents live in a two-level extent tree (every other
 // 4 KiB block written; two files written block by block in turn), small files with inline
-// extents, an inline and a block symlink, a hard link. Each case copies it, damages one
+// extents, an inline and a block symlink, a hard link. A second image holds three orphans
+// (files unlinked while open, copied before they were closed: the orphan list as a crash
+// leaves it), one of them with a two-level extent tree. Each case copies one, damages one
 // structure (flipped bytes, zeroed blocks, bad lengths, cycles, out-of-range pointers,
 // duplicate references; where a checksum would hide the damage, the checksum is recomputed
 // so the deeper check is what fires) and then checks the contract:
@@ -155,6 +157,9 @@ struct Facts {
   std::uint64_t dir = 0, sub = 0, small = 0, a = 0, b = 0, contiguous = 0, sparse = 0;
   std::uint64_t frag1 = 0, frag2 = 0, link = 0, longlink = 0, big = 0;
   std::uint64_t free_blocks = 0, free_inodes = 0;  // statfs at close
+  // The orphan template: /kept, and the orphans newest first (the list's order).
+  std::uint64_t kept = 0;
+  std::vector<std::uint64_t> orphans;
 
   std::uint64_t inode_off(std::uint64_t ino) const {
     return sb.itable_block * kBlockBytes + ino * format::kInodeBytes;
@@ -279,6 +284,68 @@ const Template& the_template() {
   return t;
 }
 
+constexpr int kOrphanFragBlocks = 200;  // the fragmented orphan: a two-level extent tree
+
+// Three orphans on the list: /o1 and /o2 (small) and /ofrag (200 extents), unlinked in
+// that order while open, the image copied before any is closed; /kept stays.
+Template build_orphan_template() {
+  testutil::TempDir dir("/dev/shm");
+  const std::string path = dir.file("orphans.img");
+  FormatOptions fo;
+  fo.size_bytes = kVolumeBytes;
+  fo.device = pmem_device();
+  Template t;
+  auto vr = Volume::format(path, fo);
+  must(vr.status(), "format");
+  Volume& v = **vr;
+  write_file(v, "/kept", 100, 'k');
+  write_file(v, "/o1", 3000, '1');
+  write_file(v, "/o2", 3000, '2');
+  {
+    auto f = v.open_file("/ofrag", O_CREAT | O_WRONLY, 0644);
+    must(f.status(), "create /ofrag");
+    for (int i = 0; i < kOrphanFragBlocks; ++i)
+      must(put_bytes(*f, std::uint64_t{2} * i * kBlockBytes, kBlockBytes, 'f'), "write /ofrag");
+  }
+  Facts& f = t.facts;
+  f.sb = v.core().sb;
+  f.seed = v.core().seed;
+  f.kept = ino_of(v, "/kept");
+  std::vector<File> open;
+  for (const char* p : {"/o1", "/o2", "/ofrag"}) {
+    f.orphans.insert(f.orphans.begin(), ino_of(v, p));
+    auto h = v.open_file(p, O_RDONLY);
+    must(h.status(), std::string("open ") + p);
+    open.push_back(std::move(*h));
+    must(v.unlink(p), std::string("unlink ") + p);
+  }
+  {
+    std::shared_lock<std::shared_mutex> lk(v.core().meta_lock);
+    auto r = v.core().media();
+    auto head = v.core().load_orphan_head(r);
+    must(head.status(), "orphan head");
+    auto frag = v.core().load_inode(r, f.orphans[0]);
+    must(frag.status(), "load /ofrag");
+    if (head->count != 3 || head->first_ino != f.orphans[0] || frag->tree_depth != 2) {
+      std::fprintf(stderr, "corruption_test orphan template: %llu orphans, first %llu, /ofrag tree depth %u\n",
+                   static_cast<unsigned long long>(head->count), static_cast<unsigned long long>(head->first_ino),
+                   frag->tree_depth);
+      std::abort();
+    }
+  }
+  t.bytes = load(path);  // while the orphans are open: as a crash would leave the volume
+  if (t.bytes.size() != kVolumeBytes) {
+    std::fprintf(stderr, "corruption_test orphan template: image of %zu bytes\n", t.bytes.size());
+    std::abort();
+  }
+  return t;
+}
+
+const Template& orphan_template() {
+  static const Template t = build_orphan_template();
+  return t;
+}
+
 // ------------------------------------------------------------------------ damage tools
 
 // A 4 KiB B+tree node, edited as bytes (btree.cc's layout: NodeHeader, then internal
@@ -381,6 +448,15 @@ class Image {
     fix_state();
   }
   void fix_block_group(std::uint64_t g) { fix_group(bdesc_off(g), bline_off(g), format::kTagBlockGroup, g); }
+
+  // ---- orphan list
+  format::OrphanHead orphan_head() const { return get<format::OrphanHead>(format::kOrphanHeadOffset); }
+  // Stores a head with its checksum recomputed.
+  void put_orphan_head(format::OrphanHead h) {
+    h.checksum = 0;
+    h.checksum = format::checksum64(&h, sizeof h, f_.seed);
+    put(format::kOrphanHeadOffset, h);
+  }
 
   // ---- volume state
   void fix_state() {
@@ -609,6 +685,7 @@ struct Spec {
 struct CaseDef {
   std::string name;
   std::function<Spec(Image&, const Facts&)> build;
+  bool orphans = false;  // damages the orphan template (else the main one)
 };
 
 void PrintTo(const CaseDef& c, std::ostream* os) { *os << c.name; }
@@ -924,7 +1001,7 @@ FsckOutcome parse_fsck(const std::vector<std::string>& lines) {
 class Corruption : public ::testing::TestWithParam<CaseDef> {};
 
 TEST_P(Corruption, Case) {
-  const Template& t = the_template();
+  const Template& t = GetParam().orphans ? orphan_template() : the_template();
   Image img(t.bytes, t.facts);
   const Spec spec = GetParam().build(img, t.facts);
   ASSERT_FALSE(HasFatalFailure());
@@ -1174,6 +1251,8 @@ void swap_slots(Node& n, std::uint32_t i, std::uint32_t j) {
   n.set(Node::slot_off(i), b);
   n.set(Node::slot_off(j), a);
 }
+
+void add_orphan_cases(std::vector<CaseDef>& c);
 
 std::vector<CaseDef> catalogue() {
   std::vector<CaseDef> c;
@@ -1857,7 +1936,167 @@ std::vector<CaseDef> catalogue() {
     s.repairable = true;
     return s;
   });
+  add_orphan_cases(c);
   return c;
+}
+
+// ---------------------------------------------------------------- the orphan list
+// On the orphan template (f.orphans newest first: /ofrag, /o2, /o1). Open verifies the
+// whole list before it frees anything, so every case of damage in it fails the open with
+// EUCLEAN naming the head or the inode and the offset, and writes nothing; a damaged list
+// is rebuilt by the repair from the inodes without links.
+Spec orphan_spec(std::vector<std::string> names, bool repairable = true) {
+  Spec s;
+  s.names = std::move(names);
+  s.open_fails = true;
+  s.fsck_names = "orphan list";
+  s.repairable = repairable;
+  return s;
+}
+
+Spec orphan_head_spec() { return orphan_spec({"orphan list head", at(format::kOrphanHeadOffset)}); }
+
+Spec orphan_inode_spec(const Facts& f, std::uint64_t ino) {
+  return orphan_spec({"orphan list", inode_name(ino), at(f.inode_off(ino))});
+}
+
+void add_orphan_cases(std::vector<CaseDef>& c) {
+  auto add = [&c](std::string name, std::function<Spec(Image&, const Facts&)> fn) {
+    c.push_back(CaseDef{std::move(name), std::move(fn), true});
+  };
+  add("OrphanHeadFlippedByte", [](Image& img, const Facts&) {
+    img.flip(format::kOrphanHeadOffset + offsetof(format::OrphanHead, first_ino));
+    return orphan_head_spec();
+  });
+  add("OrphanHeadZeroed", [](Image& img, const Facts&) {
+    img.zero(format::kOrphanHeadOffset, sizeof(format::OrphanHead));
+    return orphan_head_spec();
+  });
+  add("OrphanHeadReservedNotZero", [](Image& img, const Facts&) {
+    auto h = img.orphan_head();
+    h.reserved = 1;
+    img.put_orphan_head(h);
+    return orphan_head_spec();
+  });
+  add("OrphanHeadCountsMoreThanTheList", [](Image& img, const Facts&) {
+    auto h = img.orphan_head();
+    h.count += 1;
+    img.put_orphan_head(h);
+    return orphan_head_spec();
+  });
+  add("OrphanHeadCountsLessThanTheList", [](Image& img, const Facts& f) {
+    auto h = img.orphan_head();
+    h.count -= 1;
+    img.put_orphan_head(h);
+    return orphan_inode_spec(f, f.orphans[1]);  // where the list goes on past the count
+  });
+  add("OrphanHeadFirstOutOfRange", [](Image& img, const Facts& f) {
+    auto h = img.orphan_head();
+    h.first_ino = f.sb.inode_count + 7;
+    img.put_orphan_head(h);
+    return orphan_head_spec();
+  });
+  add("OrphanHeadNamesAFreeInode", [](Image& img, const Facts& f) {
+    auto h = img.orphan_head();
+    h.first_ino = f.sb.inode_count - 1;  // never allocated
+    img.put_orphan_head(h);
+    return orphan_inode_spec(f, f.sb.inode_count - 1);
+  });
+  add("OrphanHeadNamesALinkedFile", [](Image& img, const Facts& f) {
+    auto h = img.orphan_head();
+    h.first_ino = f.kept;
+    img.put_orphan_head(h);
+    return orphan_inode_spec(f, f.kept);
+  });
+  add("OrphanListCycle", [](Image& img, const Facts& f) {
+    // The oldest orphan links back to the newest: the walk would never end. The count
+    // stops it at the oldest.
+    auto n = img.inode(f.orphans[2]);
+    n.orphan_next = f.orphans[0];
+    img.put_inode(n);
+    return orphan_inode_spec(f, f.orphans[2]);
+  });
+  add("OrphanListCycleWithinTheCount", [](Image& img, const Facts& f) {
+    // The same cycle with a count that lets the walk reach the newest a second time (a
+    // duplicate): it records no predecessor, so the back link shows.
+    auto n = img.inode(f.orphans[2]);
+    n.orphan_next = f.orphans[0];
+    img.put_inode(n);
+    auto h = img.orphan_head();
+    h.count += 2;
+    img.put_orphan_head(h);
+    return orphan_inode_spec(f, f.orphans[0]);
+  });
+  add("OrphanLinkToItself", [](Image& img, const Facts& f) {
+    auto n = img.inode(f.orphans[1]);
+    n.orphan_next = f.orphans[1];
+    img.put_inode(n);
+    Spec s = orphan_spec({inode_name(f.orphans[1]), at(f.inode_off(f.orphans[1]))}, /*repairable=*/false);
+    s.fsck_names = inode_name(f.orphans[1]);  // the inode fails its own verification
+    return s;
+  });
+  add("OrphanNextOutOfRange", [](Image& img, const Facts& f) {
+    auto n = img.inode(f.orphans[1]);
+    n.orphan_next = f.sb.inode_count + 1;
+    img.put_inode(n);
+    Spec s = orphan_spec({inode_name(f.orphans[1]), at(f.inode_off(f.orphans[1]))}, /*repairable=*/false);
+    s.fsck_names = inode_name(f.orphans[1]);
+    return s;
+  });
+  add("OrphanNextNamesAFreeInode", [](Image& img, const Facts& f) {
+    auto n = img.inode(f.orphans[1]);
+    n.orphan_next = f.sb.inode_count - 1;
+    img.put_inode(n);
+    return orphan_inode_spec(f, f.sb.inode_count - 1);
+  });
+  add("OrphanPrevWrong", [](Image& img, const Facts& f) {
+    auto n = img.inode(f.orphans[1]);
+    n.orphan_prev = f.kept;
+    img.put_inode(n);
+    return orphan_inode_spec(f, f.orphans[1]);
+  });
+  add("OrphanLinksOnAnInodeOffTheList", [](Image& img, const Facts& f) {
+    // /o1 (the oldest) cut off the list consistently, its own links left: a leaked orphan
+    // that still says it is listed. The list verifies; fsck finds the inode.
+    auto mid = img.inode(f.orphans[1]);
+    mid.orphan_next = 0;
+    img.put_inode(mid);
+    auto h = img.orphan_head();
+    h.count -= 1;
+    img.put_orphan_head(h);
+    Spec s;
+    s.ops = std::vector<Op>{stat_op("/kept", kOk), read_op("/kept", kOk)} + create_and_write("/new-file", kOk);
+    s.fsck_names = "orphan list";
+    s.repairable = true;
+    return s;
+  });
+  add("OrphanNotOnTheList", [](Image& img, const Facts& f) {
+    // /o1 cut off the list with its links cleared: an inode without links that nothing
+    // will free (a leak): open cannot know; fsck reports it and the repair frees it.
+    auto mid = img.inode(f.orphans[1]);
+    mid.orphan_next = 0;
+    img.put_inode(mid);
+    auto old = img.inode(f.orphans[2]);
+    old.orphan_prev = 0;
+    img.put_inode(old);
+    auto h = img.orphan_head();
+    h.count -= 1;
+    img.put_orphan_head(h);
+    Spec s;
+    s.ops = std::vector<Op>{stat_op("/kept", kOk), read_op("/kept", kOk)} + create_and_write("/new-file", kOk);
+    s.fsck_names = "not on the orphan list";
+    s.repairable = true;
+    return s;
+  });
+  add("OrphanExtentTreeLeafFlipped", [](Image& img, const Facts& f) {
+    // What freeing the orphan reads is verified before anything is freed.
+    const TwoLevel t = two_level(img, f.orphans[0]);
+    img.flip(t.leaves[0] * kBlockBytes + 200);
+    Spec s = orphan_spec({fmt::format("extent tree of inode {}", f.orphans[0]), at(t.leaves[0] * kBlockBytes)},
+                         /*repairable=*/false);
+    s.fsck_names = inode_name(f.orphans[0]);
+    return s;
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Volume, Corruption, ::testing::ValuesIn(catalogue()),
