@@ -6,7 +6,10 @@
 // (mode=pairs, 144 runs), and seeded random sequences (mode=random). Metadata operations
 // must be all or nothing (clause 1), writes may tear only at 8-byte units while in flight
 // (clause 2), and everything must be there once the operation returned; a sample of the
-// images is probed (create, write, mkdir) and fsck'd clean.
+// images is probed (create, write, mkdir) and fsck'd clean. The single script includes the
+// orphan list's steps (unlink, rename and rmdir of what is open, unlink of a fragmented
+// file), and they run again alone in tiny transactions: no image may leak an inode or a
+// block, and open must free every orphan a crash left, even when it crashes doing so.
 //
 // The default sweep is bounded (release: well under a minute of CPU for the file; less
 // under sanitizers, where pairs are sampled). PMEMFS_CRASH_SECONDS=<s> (or
@@ -32,14 +35,15 @@ void print_report(const std::string& what, const SweepReport& r, const VolumeWor
   std::printf("[crash] volume %s: %s\n", what.c_str(), r.summary().c_str());
   std::printf("[crash] volume %s: %llu ops (%llu failed as predicted), %llu images checked, %llu needed "
               "a replay; %llu showed the state before the op, %llu after; %llu writes seen torn "
-              "between units; %llu fsck'd; deepest directory tree %llu, extent tree %llu; %llu journal wraps\n",
+              "between units; %llu fsck'd; deepest directory tree %llu, extent tree %llu; %llu journal wraps; "
+              "%llu images with orphans for the open to free\n",
               what.c_str(), static_cast<unsigned long long>(c.ops),
               static_cast<unsigned long long>(c.ops_failed_as_predicted),
               static_cast<unsigned long long>(c.checks), static_cast<unsigned long long>(c.replayed),
               static_cast<unsigned long long>(c.state_before), static_cast<unsigned long long>(c.state_after),
               static_cast<unsigned long long>(c.write_mixed), static_cast<unsigned long long>(c.fscks),
               static_cast<unsigned long long>(c.max_dir_depth), static_cast<unsigned long long>(c.max_map_depth),
-              static_cast<unsigned long long>(c.journal_wraps));
+              static_cast<unsigned long long>(c.journal_wraps), static_cast<unsigned long long>(c.orphans_at_open));
   for (const Violation& v : r.reported) std::printf("[crash]   VIOLATION %s\n", v.to_string().c_str());
   std::fflush(stdout);
 }
@@ -79,6 +83,7 @@ void expect_healthy(const SweepReport& r, const VolumeWorkloadCounters& c) {
 TEST(VolumeCrash, SingleOperations) {
   VolumeWorkloadParams params;
   params.mode = "single";
+  params.open_unlink = true;
   VolumeWorkloadCounters counters;
   SweepOptions o = base_options();
   o.seed = 1;
@@ -90,6 +95,32 @@ TEST(VolumeCrash, SingleOperations) {
   EXPECT_EQ(counters.ops_failed_as_predicted, 5u);  // the script's EEXIST, ENOTEMPTY, EINVAL, EPERM
   EXPECT_GE(counters.max_dir_depth, 2u) << "no directory leaf split";
   EXPECT_GE(counters.max_map_depth, 1u) << "no extent tree";
+  EXPECT_GT(counters.orphans_at_open, 0u) << "no crash image left an orphan for the open to free";
+}
+
+// The orphan list's steps alone, in tiny transactions (fs::test_edit_budget_bytes): the
+// unlink of a fragmented file and the last closes free the inodes over many transactions,
+// and crashes during recovery (which frees the orphans) are checked often.
+TEST(VolumeCrash, OrphansInSmallTransactions) {
+  VolumeWorkloadParams params;
+  params.mode = "single";
+  params.open_unlink = true;
+  params.edit_budget = 512;
+  const auto first = volume_single_step("rename: over an open file, then closed", true);
+  const auto end = volume_single_step("create: in place of the unlinked file", true);
+  ASSERT_TRUE(first.has_value() && end.has_value());
+  params.from = *first;
+  params.to = *end;
+  VolumeWorkloadCounters counters;
+  SweepOptions o = base_options();
+  o.seed = 1;
+  o.recovery_crash_every = sanitized_build() ? 128 : 64;
+  SweepReport r = sweep(params, o, &counters);
+  print_report("orphans in small transactions", r, counters);
+  expect_healthy(r, counters);
+  EXPECT_EQ(counters.ops, *end - *first);
+  EXPECT_GT(r.recovery_images, 0u) << "no crash during recovery (while open frees orphans) was checked";
+  EXPECT_GT(counters.orphans_at_open, 0u) << "no crash image left an orphan for the open to free";
 }
 
 // Every ordered pair of the 12 representative operations: seed s runs pair s % 144, so

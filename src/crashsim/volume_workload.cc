@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <shared_mutex>
 #include <utility>
 
 #include "device/device.h"
@@ -57,6 +58,9 @@ namespace pmemfs::crashsim {
 namespace {
 
 constexpr std::uint64_t kDeviceBytes = kMinDeviceBytes;  // 8 MiB
+// open_unlink: extents of /o/many and /o/many-open (an extent tree; under a small
+// edit_budget, many transactions to free).
+constexpr std::uint64_t kOrphanFileExtents = 12;
 constexpr std::uint64_t kPageBytes = 4096;
 constexpr std::uint64_t kPairKinds = 12;
 
@@ -281,11 +285,9 @@ bool model_is_ancestor(const State& s, std::uint32_t ancestor, std::uint32_t id)
 // ---------------------------------------------------------------------------- operations
 
 // Op::flags for a write: O_APPEND and write(2) (the offset is then the size before);
-// for a truncate to 0: open(O_TRUNC); for an unlink: the file is open meanwhile (open,
-// unlink, append 5000 bytes to the unlinked file, close: the last close frees it).
+// for a truncate to 0: open(O_TRUNC).
 constexpr unsigned kAppend = 1;
 constexpr unsigned kOpenTrunc = 1;
-constexpr unsigned kWhileOpen = 1;
 
 enum class Kind : std::uint8_t {
   kCreate, kWrite, kTruncate, kFallocate, kUnlink, kMkdir, kRmdir, kRename, kLink, kSymlink,
@@ -306,6 +308,10 @@ struct Op {
   std::vector<std::byte> data;  // write
   std::string target;           // symlink
   int expect = -1;              // script: the errno the step must give (-1: not checked)
+  // unlink, rmdir, rename: the inode that loses its last name is held open by a File
+  // meanwhile, and closed at the end of the operation (an unlinked file is also appended
+  // 5000 bytes to): the unlink puts it on the orphan list, the close frees it.
+  bool hold_open = false;
 };
 
 std::string describe(const Op& op) {
@@ -316,14 +322,15 @@ std::string describe(const Op& op) {
     case Kind::kTruncate:
       return op.flags & kOpenTrunc ? fmt::format("open {} O_TRUNC", op.a) : fmt::format("truncate {} to {}", op.a, op.length);
     case Kind::kFallocate: return fmt::format("fallocate {} mode {:#x} [{}, +{})", op.a, op.mode, op.offset, op.length);
-    case Kind::kUnlink: return fmt::format("unlink {}{}", op.a, op.flags & kWhileOpen ? " (open meanwhile)" : "");
+    case Kind::kUnlink: return fmt::format("unlink {}{}", op.a, op.hold_open ? " (open meanwhile)" : "");
     case Kind::kMkdir: return fmt::format("mkdir {} {:o}", op.a, op.mode);
-    case Kind::kRmdir: return fmt::format("rmdir {}", op.a);
+    case Kind::kRmdir: return fmt::format("rmdir {}{}", op.a, op.hold_open ? " (open meanwhile)" : "");
     case Kind::kRename:
-      return fmt::format("rename {} -> {}{}", op.a, op.b,
+      return fmt::format("rename {} -> {}{}{}", op.a, op.b,
                          op.flags == kRenameExchange    ? " (exchange)"
                          : op.flags == kRenameNoReplace ? " (noreplace)"
-                                                        : "");
+                                                        : "",
+                         op.hold_open ? " (the destination open meanwhile)" : "");
     case Kind::kLink: return fmt::format("link {} -> {}", op.a, op.b);
     case Kind::kSymlink: return fmt::format("symlink {} -> '{}'{}", op.a, op.target.substr(0, 24),
                                             op.target.size() > 24 ? fmt::format("… ({} bytes)", op.target.size()) : "");
@@ -519,18 +526,30 @@ Status live_apply(Volume& v, const Op& op) {
       return f.fallocate(static_cast<int>(op.mode), op.offset, op.length);
     }
     case Kind::kUnlink: {
-      if (!(op.flags & kWhileOpen)) return v.unlink(op.a);
+      if (!op.hold_open) return v.unlink(op.a);
       PMEMFS_ASSIGN_OR_RETURN(File f, v.open_file(op.a, O_RDWR | O_APPEND));
       PMEMFS_TRY(v.unlink(op.a));
       std::vector<std::byte> data(5000, std::byte{0x6f});
       PMEMFS_ASSIGN_OR_RETURN(std::size_t n, f.write(std::span<const std::byte>(data)));
       if (n != data.size()) return Status::error(EIO, "short write to the unlinked file");
-      f.close();  // the last close frees the inode (its own transaction)
+      f.close();  // the last close frees the orphan (bounded transactions of its own)
       return Status::ok();
     }
     case Kind::kMkdir: return v.mkdir(op.a, op.mode);
-    case Kind::kRmdir: return v.rmdir(op.a);
-    case Kind::kRename: return v.rename(op.a, op.b, op.flags);
+    case Kind::kRmdir: {
+      if (!op.hold_open) return v.rmdir(op.a);
+      PMEMFS_ASSIGN_OR_RETURN(File d, v.open_file(op.a, O_RDONLY | O_DIRECTORY));
+      PMEMFS_TRY(v.rmdir(op.a));
+      d.close();
+      return Status::ok();
+    }
+    case Kind::kRename: {
+      if (!op.hold_open) return v.rename(op.a, op.b, op.flags);
+      PMEMFS_ASSIGN_OR_RETURN(File f, v.open_file(op.b, O_RDONLY));
+      PMEMFS_TRY(v.rename(op.a, op.b, op.flags));
+      f.close();
+      return Status::ok();
+    }
     case Kind::kLink: return v.link(op.a, op.b);
     case Kind::kSymlink: return v.symlink(op.target, op.a);
     case Kind::kChmod: return v.chmod(op.a, op.mode);
@@ -636,24 +655,52 @@ Status take_snapshot(Volume& v, Snapshot* out) {
   return Status::ok();
 }
 
-// Space accounting: the inodes in use are exactly the ones the tree names, and the data
-// blocks in use exactly the ones they own (st_blocks counts data and tree nodes). A
-// difference is a leak (or a double use) no namespace comparison would show.
-std::string check_space(Volume& v, const Snapshot& snap) {
+// The orphans pending on the volume's list (unlinked, not freed yet) and the blocks they
+// own, read through the core.
+struct Orphans {
+  std::uint64_t count = 0;
+  std::uint64_t blocks = 0;
+};
+Result<Orphans> pending_orphans(Volume& v) {
+  fs::VolumeCore& core = v.core();
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  PMEMFS_ASSIGN_OR_RETURN(std::uint64_t count, core.verify_orphans(r, /*deep=*/false));
+  PMEMFS_ASSIGN_OR_RETURN(format::OrphanHead head, core.load_orphan_head(r));
+  Orphans o;
+  o.count = count;
+  for (std::uint64_t ino = head.first_ino; ino != 0;) {
+    PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.load_inode(r, ino));
+    o.blocks += inode.blocks;
+    ino = inode.orphan_next;
+  }
+  return o;
+}
+
+// Space accounting: the inodes in use are exactly the ones the tree names plus the
+// orphans pending on the list, and the data blocks in use exactly the ones they own
+// (st_blocks counts data and tree nodes). A difference is a leak (or a double use) no
+// namespace comparison would show. A volume just opened (after recovery) must have no
+// orphans left: open frees them (allow_orphans false).
+std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
   auto fs = v.statfs();
   if (!fs.is_ok()) return "statfs failed: " + fs.status().to_string();
+  auto orphans = pending_orphans(v);
+  if (!orphans.is_ok()) return "the orphan list is unreadable: " + orphans.status().to_string();
+  if (!allow_orphans && orphans->count != 0)
+    return fmt::format("{} orphans are still pending after the open (open must free them)", orphans->count);
   std::map<std::uint64_t, std::uint64_t> blocks_of;
   for (const auto& [path, e] : snap) blocks_of[e.ino] = e.blocks;
-  std::uint64_t blocks = 0;
+  std::uint64_t blocks = orphans->blocks;
   for (const auto& [ino, b] : blocks_of) blocks += b;
   const std::uint64_t inodes_used = fs->total_inodes - fs->free_inodes;
   const std::uint64_t blocks_used = fs->total_blocks - fs->free_blocks;
-  if (inodes_used != blocks_of.size()) {
-    return fmt::format("{} inodes are in use but the tree names {} (a leaked or lost inode)", inodes_used,
-                       blocks_of.size());
+  if (inodes_used != blocks_of.size() + orphans->count) {
+    return fmt::format("{} inodes are in use but the tree names {} and {} orphans are pending (a leaked or lost inode)",
+                       inodes_used, blocks_of.size(), orphans->count);
   }
   if (blocks_used != blocks) {
-    return fmt::format("{} data blocks are in use but the tree's inodes own {} (leaked or doubly used blocks)",
+    return fmt::format("{} data blocks are in use but the tree's inodes and the orphans own {} (leaked or doubly used blocks)",
                        blocks_used, blocks);
   }
   return {};
@@ -1122,7 +1169,14 @@ std::vector<Op> single_script(Rng& rng, bool open_unlink) {
   add(make_op(Kind::kUnlink, "unlink: one of two links", "/b/f2link"));
   add(make_op(Kind::kUnlink, "unlink: last link", "/b/g"));
   if (open_unlink) {
-    add(with(make_op(Kind::kUnlink, "unlink: an open file, written, then closed", "/c"), [](Op& o) { o.flags = kWhileOpen; }));
+    // The orphan list: each inode below loses its last name while open or while its map
+    // is big (under edit_budget, many transactions), and is freed after the commit.
+    auto open_meanwhile = [](Op& o) { o.hold_open = true; };
+    add(with(make_op(Kind::kRename, "rename: over an open file, then closed", "/o/src", "/o/dst"), open_meanwhile));
+    add(with(make_op(Kind::kRmdir, "rmdir: an open directory, then closed", "/o/dir"), open_meanwhile));
+    add(make_op(Kind::kUnlink, "unlink: a fragmented file", "/o/many"));
+    add(with(make_op(Kind::kUnlink, "unlink: an open fragmented file, then closed", "/o/many-open"), open_meanwhile));
+    add(with(make_op(Kind::kUnlink, "unlink: an open file, written, then closed", "/c"), open_meanwhile));
     add(with(make_op(Kind::kCreate, "create: in place of the unlinked file", "/c"), [](Op& o) { o.mode = 0644; }));
     add(make_write(rng, "write: the recreated file", "/c", 0, 20000));
   }
@@ -1186,7 +1240,8 @@ class VolumeWorkload final : public Workload {
     if (p_.mode == "single") {
       script_ = single_script(gen_.rng(), p_.open_unlink);
       first_step_ = std::min<std::uint64_t>(p_.from, script_.size());
-      op_count_ = script_.size() - first_step_;
+      const std::uint64_t end = p_.to == 0 ? script_.size() : std::min<std::uint64_t>(p_.to, script_.size());
+      op_count_ = end > first_step_ ? end - first_step_ : 0;
     } else if (p_.mode == "pairs") {
       pair_ = seed % volume_pair_count();
       op_count_ = 2;
@@ -1232,7 +1287,7 @@ class VolumeWorkload final : public Workload {
     r.parent = kRootId;
     model_.nodes.emplace(kRootId, std::move(r));
 
-    PMEMFS_TRY(p_.mode == "single" ? build_single_tree() : build_small_tree());
+    PMEMFS_TRY(p_.mode == "single" ? build_single_tree(p_.open_unlink) : build_small_tree());
     // mode=single, from=K: the first K steps are part of the setup (not crash-checked).
     for (std::uint64_t i = 0; i < first_step_; ++i) {
       Op op = script_[i];
@@ -1316,7 +1371,7 @@ class VolumeWorkload final : public Workload {
     if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {
       return Status::error(EIO, fmt::format("after {} the live volume differs from the model: {}", name, d));
     }
-    if (std::string d = check_space(*volume_, snap); !d.empty()) {
+    if (std::string d = check_space(*volume_, snap, /*allow_orphans=*/true); !d.empty()) {
       return Status::error(EIO, fmt::format("after {} (live volume): {}", name, d));
     }
     std::uint64_t ring = 0;
@@ -1354,6 +1409,12 @@ class VolumeWorkload final : public Workload {
  private:
   Verdict check_image(std::byte* image, std::uint64_t size_bytes, const CrashContext& ctx) {
     const std::string& name = names_.at(ctx.op);
+    if (counters_ != nullptr) {
+      // Orphans on the list as the crash left it (before recovery): the open must free them.
+      format::OrphanHead head;
+      std::memcpy(&head, image + format::kOrphanHeadOffset, sizeof head);
+      if (head.magic == format::kOrphanMagic && head.count != 0) ++counters_->orphans_at_open;
+    }
     auto opened = fs::VolumeOpener::open(device::Device::wrap_memory(image, size_bytes, plain_persister()), OpenOptions{});
     if (!opened.is_ok()) return Verdict::fail("recovery: the volume does not open: " + opened.status().to_string());
     std::unique_ptr<Volume> vol = std::move(opened).value();
@@ -1364,7 +1425,7 @@ class VolumeWorkload final : public Workload {
     if (Status s = take_snapshot(*vol, &snap); !s.is_ok()) {
       return Verdict::fail("the recovered volume cannot be read: " + s.to_string());
     }
-    if (std::string d = check_space(*vol, snap); !d.empty()) return Verdict::fail("space after recovery: " + d);
+    if (std::string d = check_space(*vol, snap, /*allow_orphans=*/false); !d.empty()) return Verdict::fail("space after recovery: " + d);
     bool mixed = false;
     if (ctx.op_returned) {
       if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {
@@ -1472,8 +1533,20 @@ class VolumeWorkload final : public Workload {
     return s.is_ok() ? s : s.with_context("setup: " + describe(op));
   }
 
-  // mode=single: the tree the script expects.
-  Status build_single_tree() {
+  // mode=single: the tree the script expects (with_orphans: and /o for its orphan steps).
+  Status build_single_tree(bool with_orphans) {
+    if (with_orphans) {
+      PMEMFS_TRY(mk(Kind::kMkdir, "/o", 0755));
+      PMEMFS_TRY(mk(Kind::kMkdir, "/o/dir", 0755));
+      for (const char* f : {"/o/src", "/o/dst", "/o/many", "/o/many-open"}) PMEMFS_TRY(mk(Kind::kCreate, f, 0644));
+      PMEMFS_TRY(put("/o/src", 0, 3000));
+      PMEMFS_TRY(put("/o/dst", 0, 9000));
+      // Every other block: one extent each, an extent tree of kOrphanFileExtents.
+      for (std::uint64_t i = 0; i < kOrphanFileExtents; ++i) {
+        PMEMFS_TRY(put("/o/many", 2 * i * 4096, 4096));
+        PMEMFS_TRY(put("/o/many-open", 2 * i * 4096 + 100, 4000));
+      }
+    }
     for (const char* d : {"/a", "/a/sub", "/b", "/b/emptydir", "/b/deep", "/b/deep/x"}) PMEMFS_TRY(mk(Kind::kMkdir, d, 0755));
     for (const char* f : {"/a/f1", "/a/f2", "/b/g", "/c", "/top", "/b/deep/x/leaf", "/b/frag"}) PMEMFS_TRY(mk(Kind::kCreate, f, 0644));
     PMEMFS_TRY(put("/a/f1", 0, 3000));
@@ -1538,9 +1611,9 @@ std::uint64_t volume_pair_count() { return kPairKinds * kPairKinds; }
 
 std::string volume_pair_op_name(std::uint64_t k) { return k < kPairKinds ? kPairNames[k] : "?"; }
 
-std::optional<std::uint64_t> volume_single_step(const std::string& label) {
+std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink) {
   Rng rng(0);
-  const std::vector<Op> script = single_script(rng, false);
+  const std::vector<Op> script = single_script(rng, open_unlink);
   for (std::uint64_t i = 0; i < script.size(); ++i) {
     if (script[i].label == label) return i;
   }
@@ -1570,6 +1643,9 @@ std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const Worklo
     } else if (key == "ring_fill") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.ring_fill = v != 0;
+    } else if (key == "to") {
+      if (!parse_u64(value, &v)) return fail("want a script step index (0: to the end)");
+      p.to = v;
     } else if (key == "open_unlink") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.open_unlink = v != 0;
@@ -1599,6 +1675,7 @@ WorkloadSpec VolumeWorkloadParams::to_spec() const {
   if (ops != d.ops) spec.params.emplace_back("ops", std::to_string(ops));
   if (fsck_every != d.fsck_every) spec.params.emplace_back("fsck_every", std::to_string(fsck_every));
   if (from != d.from) spec.params.emplace_back("from", std::to_string(from));
+  if (to != d.to) spec.params.emplace_back("to", std::to_string(to));
   if (probe != d.probe) spec.params.emplace_back("probe", probe ? "1" : "0");
   if (open_unlink != d.open_unlink) spec.params.emplace_back("open_unlink", open_unlink ? "1" : "0");
   if (edit_budget != d.edit_budget) spec.params.emplace_back("edit_budget", std::to_string(edit_budget));

@@ -42,7 +42,9 @@
 //     bytes), every byte outside it is old;
 //   - space: the inodes in use (statfs) are exactly the ones the tree names, and the data
 //     blocks in use exactly the ones their inodes own (st_blocks: data and tree nodes) —
-//     a leak or a double use, on every image;
+//     a leak or a double use, on every image. The recovered volume has no orphans left
+//     (open frees them); on the live volume between operations, orphans pending on the
+//     list (and the blocks they own) are counted in;
 //   - every `fsck_every`-th image checked: a probe (create + write + mkdir) succeeds on the
 //     recovered volume and check_volume() then finds it clean (exit code 0).
 // After every operation the live volume must equal the model (a model or API bug fails the
@@ -62,17 +64,21 @@
 //   ops         random: operations per run (default 40)
 //   from        single: steps before this index run in setup, unchecked (the planted-bug
 //               tests start at the step that trips their bug; default 0)
+//   to          single: the script stops before this step index (default 0: at its end)
 //   fsck_every  fsck every Nth image checked (default 16; 1 = all, 0 = never); replay
 //               commands ask for 1 (fsck never writes: the replayed run is the same)
 //   probe       0/1 (default 1): the probe before fsck
 //   ring_fill   0/1 (default 0): setup runs utimens until the journal's head is 8 KiB
 //               from the ring's end, so that the checked operations wrap the ring
-//   open_unlink 0/1 (default 0): single: three more steps after "unlink: last link" —
-//               unlink /c while it is open (then write to it and close it: the last close
-//               frees it in its own transaction), create /c again, write it. Off by
-//               default: a crash between the unlink and the close leaves an orphan inode
-//               that nothing reclaims and fsck reports (docs/design.md: "a crash-safe
-//               multi-step free needs an orphan record (next step)").
+//   open_unlink 0/1 (default 0): single: the orphan list's steps after "unlink: last link"
+//               (and a directory /o for them in the setup) — rename over a file held open
+//               meanwhile, rmdir of an open directory, unlink of a fragmented file (an
+//               extent tree of 12 extents: many transactions under edit_budget), unlink of
+//               an open fragmented file, unlink /c while it is open (then write to it and
+//               close it), create /c again, write it. Each last close, and the unlink of
+//               the big file, frees the orphan in bounded transactions after the unlink's
+//               commit; a crash in between leaves it on the orphan list and the recovered
+//               open frees it (the space check then finds no leak).
 //   edit_budget bytes (default 0 = the volume's own): fs::test_edit_budget_bytes() during the
 //               checked operations, so that truncate, fallocate, punch and unlink of big
 //               maps run as many small transactions (punch and zero-range may then leave a
@@ -96,6 +102,7 @@ struct VolumeWorkloadParams {
   std::string mode = "single";  // single | pairs | random
   std::uint64_t ops = 40;       // random: operations per run
   std::uint64_t from = 0;       // single: the first script step checked (earlier: setup)
+  std::uint64_t to = 0;         // single: the script stops before this step (0: at its end)
   std::uint64_t fsck_every = 16;  // fsck every Nth checked image (1: all, 0: never)
   bool probe = true;            // a create/write/mkdir on the recovered volume before fsck
   bool ring_fill = false;       // setup brings the journal's head near the ring's end
@@ -116,8 +123,9 @@ struct VolumeWorkloadParams {
 // Number of ordered pairs in mode=pairs (12 x 12), and the name of operation kind k < 12.
 std::uint64_t volume_pair_count();
 std::string volume_pair_op_name(std::uint64_t k);
-// mode=single: the index of the script step with this label (for from=).
-std::optional<std::uint64_t> volume_single_step(const std::string& label);
+// mode=single: the index of the script step with this label (for from= and to=), in the
+// script with or without the open_unlink steps.
+std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink = false);
 
 // Counters a test may look at after a sweep (summed over every workload the factory made).
 struct VolumeWorkloadCounters {
@@ -133,6 +141,7 @@ struct VolumeWorkloadCounters {
   std::uint64_t max_dir_depth = 0;    // deepest directory B+tree seen (2: a leaf split)
   std::uint64_t max_map_depth = 0;    // deepest extent tree seen (1: outgrew the inode)
   std::uint64_t journal_wraps = 0;    // checked operations after which the ring had wrapped
+  std::uint64_t orphans_at_open = 0;  // images whose orphan list (before recovery) held orphans
 };
 
 WorkloadFactory volume_workload_factory(const VolumeWorkloadParams& params,
