@@ -113,6 +113,10 @@ struct VolumeCore {
   std::unique_ptr<alloc::InodeAllocator> ialloc;
   btree::Context bctx;
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
+  // Speculative preallocation (file.cc): per inode, the block range [first, end) this
+  // process mapped unwritten past the end of a file being appended to; trimmed at close.
+  std::mutex speculative_lock;
+  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> speculative;
   bool read_only = false;
   journal::RecoveryStats recovery;
 

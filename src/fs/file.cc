@@ -65,6 +65,19 @@ namespace {
 constexpr std::uint64_t kLargeWriteBytes = 256 * 1024;
 // Mappings looked up per hold of the shared meta_lock.
 constexpr std::size_t kMapBatch = 32;
+// Speculative preallocation: an append (a write at the end of file) that leaves a file of at
+// least kSpeculativeMinBytes with nothing mapped after its last block maps unwritten
+// blocks past the new end
+// (as many as the file has, kSpeculativeMinBlocks..kSpeculativeMaxBlocks) in a second
+// transaction, so the appends that follow only copy and publish (no allocator, smaller
+// transactions). Only while free space is ample (kSpeculativeFreeFactor times the
+// request free); trimmed at a close of the file. Blocks past the end are never trusted,
+// so a crash that leaves them changes nothing anybody can read (fsck sees fallocate
+// KEEP_SIZE blocks).
+constexpr std::uint64_t kSpeculativeMinBytes = 64 * 1024;
+constexpr std::uint64_t kSpeculativeMinBlocks = 16;
+constexpr std::uint64_t kSpeculativeMaxBlocks = 512;  // 2 MiB
+constexpr std::uint64_t kSpeculativeFreeFactor = 16;
 
 using Mapping = VolumeCore::Mapping;
 
@@ -220,11 +233,73 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
   return Status::ok();
 }
 
+// Maps unwritten blocks after `end` (the file's size) for the appends
+// to come; see kSpeculativeMinBytes. Best effort: any failure discards the transaction
+// (nothing changes) and the write that called it has already succeeded.
+void preallocate_after(VolumeCore& core, std::uint64_t ino, std::uint64_t end) {
+  const std::uint64_t from = ceil_blocks(end);
+  const std::uint64_t want = std::clamp(from, kSpeculativeMinBlocks, kSpeculativeMaxBlocks);
+  if (from >= fs::kMaxFileBlocks || want > fs::kMaxFileBlocks - from) return;
+  MetaTx mtx(core);
+  journal::Transaction& tx = mtx.tx();
+  if (!core.check_writable().is_ok()) return;
+  const auto& st = tx.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
+  if (!alloc::verify_volume_state(st, core.sb).is_ok() || st.free_blocks / kSpeculativeFreeFactor < want) return;
+  auto inode = core.load_inode(tx, ino);
+  if (!inode.is_ok() || inode->size_bytes != end || (inode->flags & format::kInodeSealed) != 0) return;
+  MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
+  std::uint64_t done = from;
+  if (!ed.allocate(from, want, NewBlocks::kUnwritten, &done, nullptr).is_ok() || done == from) return;
+  if (!ed.finish().is_ok()) return;
+  core.store_inode(tx, *inode);
+  if (!mtx.commit().is_ok()) return;
+  std::lock_guard<std::mutex> g(core.speculative_lock);
+  auto [it, fresh] = core.speculative.try_emplace(ino, from, done);
+  if (!fresh) it->second = {std::min(it->second.first, from), std::max(it->second.second, done)};
+}
+
+// Frees what speculative preallocation left past the end of `ino` (at a close). Best
+// effort, like the preallocation; stops at the first failure, leaving unwritten blocks
+// past the end (valid, and freed with the file).
+void trim_speculative(VolumeCore& core, std::uint64_t ino) {
+  std::pair<std::uint64_t, std::uint64_t> range;
+  {
+    std::lock_guard<std::mutex> g(core.speculative_lock);
+    auto it = core.speculative.find(ino);
+    if (it == core.speculative.end()) return;
+    range = it->second;
+    core.speculative.erase(it);
+  }
+  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  for (int step = 0; step < 64; ++step) {
+    MetaTx mtx(core);
+    journal::Transaction& tx = mtx.tx();
+    if (!core.check_writable().is_ok()) return;
+    auto inode = core.load_inode(tx, ino);
+    if (!inode.is_ok() || inode->nlink == 0) return;  // an unlinked file is freed whole
+    const std::uint64_t from = std::max(range.first, ceil_blocks(inode->size_bytes));
+    if (from >= range.second) return;
+    MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
+    std::uint64_t done = from;
+    if (!ed.punch(from, range.second - from, &done).is_ok() || !ed.finish().is_ok()) return;
+    core.store_inode(tx, *inode);
+    if (!mtx.commit().is_ok() || done >= range.second) return;
+    range.first = done;
+  }
+}
+
+// Forgets the speculative range of `ino` (its blocks past the end now belong to an explicit
+// fallocate or truncate, which the close must not take back).
+void forget_speculative(VolumeCore& core, std::uint64_t ino) {
+  std::lock_guard<std::mutex> g(core.speculative_lock);
+  core.speculative.erase(ino);
+}
+
 // A write of a few blocks: allocation, copy and size change in one transaction.
 // Returns the bytes written from `offset` (0 = only preparatory work was committed; call
 // again).
 Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
-                                std::uint64_t offset) {
+                                std::uint64_t offset, bool* map_ahead) {
   const std::uint64_t end = offset + data.size();
   const std::uint64_t first = offset / kBlockBytes;
   std::uint64_t limit = ceil_blocks(end) - first;
@@ -286,8 +361,17 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
     if (written_end > old_size) inode.size_bytes = written_end;
     if (written_end > offset) inode.mtime_ns = inode.ctime_ns = fs::now_ns();
     PMEMFS_TRY(ed.finish());
+    // Appending past kSpeculativeMinBytes with nothing mapped after the new end: map
+    // ahead once this write is committed.
+    bool ahead = false;
+    if (written_end == end && offset == old_size && end >= kSpeculativeMinBytes &&
+        ceil_blocks(end) + kSpeculativeMaxBlocks <= fs::kMaxFileBlocks && !sealed) {
+      auto next = core.map_lookup(tx, inode, ceil_blocks(end));
+      ahead = next.is_ok() && next->physical == 0;
+    }
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
+    *map_ahead = ahead;  // the caller preallocates once this transaction's lock is released
     return static_cast<std::size_t>(written_end > offset ? written_end - offset : 0);
   }
 }
@@ -371,13 +455,15 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
   std::size_t done = 0;
   while (done < data.size()) {
     const std::span<const std::byte> rest = data.subspan(done);
+    bool map_ahead = false;
     auto n = rest.size() > kLargeWriteBytes ? write_large(core, ino, rest, offset + done)
-                                            : write_small(core, ino, rest, offset + done);
+                                            : write_small(core, ino, rest, offset + done, &map_ahead);
     if (!n.is_ok()) {
       if (done > 0) return done;
       return n.status();
     }
     done += *n;
+    if (map_ahead) preallocate_after(core, ino, offset + done);
   }
   return done;
 }
@@ -595,6 +681,7 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
   std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  forget_speculative(*this, ino);
   for (;;) {
     MetaTx mtx(*this);
     journal::Transaction& tx = mtx.tx();
@@ -680,6 +767,7 @@ void File::close() {
   if (core_ == nullptr) return;
   std::shared_ptr<fs::VolumeCore> core = std::move(core_);
   core_.reset();
+  if (can_write(flags_)) trim_speculative(*core, ino_);
   core->note_close(ino_);
 }
 
@@ -780,6 +868,7 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
   std::unique_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  forget_speculative(*core_, ino_);
   return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
 }
 

@@ -356,15 +356,86 @@ TEST_F(FileTest, AppendsStayOneExtent) {
     ASSERT_TRUE(f.write(B(rec)).is_ok());
     all += rec;
   }
+  // While open, speculative preallocation keeps unwritten blocks mapped past the end:
+  // the written part is one extent, and the close trims the rest.
   auto ext = extents(f.ino());
-  ASSERT_EQ(ext.size(), 1u) << "1 MiB of appends should be one extent";
+  ASSERT_GE(ext.size(), 1u);
+  EXPECT_EQ(ext[0].block_count, 256u) << "1 MiB of appends should be one written extent";
+  EXPECT_EQ(ext[0].flags & format::kExtentUnwritten, 0u);
+  for (std::size_t i = 1; i < ext.size(); ++i) EXPECT_NE(ext[i].flags & format::kExtentUnwritten, 0u);
+  const std::uint64_t ino = f.ino();
+  f.close();
+  ext = extents(ino);
+  ASSERT_EQ(ext.size(), 1u) << "after the close, 1 MiB of appends should be one extent";
   EXPECT_EQ(ext[0].block_count, 256u);
+  EXPECT_EQ(inode_of(ino).blocks, 256u);
   // Odd-sized appends too.
   File g = open("/log2", O_WRONLY | O_CREAT | O_APPEND);
   for (int i = 0; i < 300; ++i) ASSERT_TRUE(g.write(B(pattern(1000 + i, i))).is_ok());
-  EXPECT_EQ(extents(g.ino()).size(), 1u);
+  const std::uint64_t g_ino = g.ino();
+  const std::uint64_t g_size = g.stat()->size_bytes;
+  EXPECT_EQ(extents(g_ino)[0].flags & format::kExtentUnwritten, 0u);
+  g.close();
+  EXPECT_EQ(extents(g_ino).size(), 1u);
+  EXPECT_EQ(inode_of(g_ino).blocks, (g_size + kBlock - 1) / kBlock) << "the close left preallocated blocks";
   File r = open("/log", O_RDONLY);
   EXPECT_TRUE(get_all(r) == all);
+}
+
+// Speculative preallocation (file.cc): appends past 64 KiB map unwritten blocks ahead,
+// invisible to reads and stat's size, and a close gives them back; an explicit
+// fallocate is never taken back; a nearly full volume gets none.
+TEST_F(FileTest, SpeculativePreallocationIsInvisibleAndTrimmedAtClose) {
+  File f = open("/log", O_RDWR | O_CREAT | O_APPEND);
+  const std::uint64_t free0 = free_blocks();  // after the directory got its first node
+  std::string all;
+  for (int i = 0; i < 20; ++i) {  // 80 KiB: past the 64 KiB threshold
+    std::string rec = pattern(kBlock, i);
+    ASSERT_TRUE(f.write(B(rec)).is_ok());
+    all += rec;
+  }
+  const std::uint64_t ino = f.ino();
+  auto st = f.stat();
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->size_bytes, all.size());
+  EXPECT_GT(inode_of(ino).blocks, 20u) << "no blocks were mapped ahead of the appends";
+  EXPECT_LT(free_blocks(), free0 - 20);
+  char c;
+  auto n = f.pread(std::as_writable_bytes(std::span(&c, 1)), all.size());
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(*n, 0u) << "a read past the end saw preallocated blocks";
+  EXPECT_TRUE(get_all(f) == all);
+  // The next appends land in the preallocated blocks: no new extent.
+  const auto before = extents(ino);
+  ASSERT_TRUE(f.write(B(pattern(kBlock, 99))).is_ok());
+  all += pattern(kBlock, 99);
+  EXPECT_EQ(extents(ino).size(), before.size());
+  f.close();
+  EXPECT_EQ(inode_of(ino).blocks, 21u);
+  EXPECT_EQ(free_blocks(), free0 - 21);
+  File r = open("/log", O_RDONLY);
+  EXPECT_TRUE(get_all(r) == all);
+  r.close();
+
+  // An explicit fallocate past the end survives the close.
+  File g = open("/kept", O_RDWR | O_CREAT | O_APPEND);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(g.write(B(pattern(kBlock, i))).is_ok());
+  ASSERT_TRUE(g.fallocate(kFallocKeepSize, 20 * kBlock, 64 * kBlock).is_ok());
+  const std::uint64_t g_ino = g.ino();
+  g.close();
+  EXPECT_EQ(inode_of(g_ino).blocks, 84u) << "the close took back blocks fallocate asked for";
+  check_map(g_ino);
+}
+
+TEST_F(FileTest, NoSpeculativePreallocationOnANearlyFullVolume) {
+  // Leave less than 16 x 16 blocks free, then append past 64 KiB.
+  File fill = open("/fill");
+  const std::uint64_t leave = 200;
+  ASSERT_TRUE(fill.fallocate(0, 0, (free_blocks() - leave) * kBlock).is_ok());
+  fill.close();
+  File f = open("/log", O_RDWR | O_CREAT | O_APPEND);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(f.write(B(pattern(kBlock, i))).is_ok());
+  EXPECT_EQ(inode_of(f.ino()).blocks, 20u) << "preallocated on a nearly full volume";
 }
 
 TEST_F(FileTest, BigFilesAre2MiBAligned) {
