@@ -20,7 +20,9 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(volume_image journal_replay cli_path)
 scripts/setup.sh
 cmake --preset fuzz >/dev/null
-nice cmake --build --preset fuzz --target "${targets[@]/#/fuzz_}"
+nice cmake --build --preset fuzz --target "${targets[@]/#/fuzz_}" fuzz_make_seeds
+# Whether the committed seeds still fit the template (a format change makes them stale).
+build/fuzz/fuzz/fuzz_make_seeds --check fuzz/corpus | tail -n 1 || true
 mkdir -p fuzz-artifacts
 status=0
 for t in "${targets[@]}"; do
