@@ -197,15 +197,12 @@ void reseal(std::vector<std::uint8_t>& img, std::uint64_t off, std::uint64_t len
   if (overlaps(off, len, kStateBlock * B, sizeof(VolumeState)))
     seal(p + kStateBlock * B, sizeof(VolumeState), offsetof(VolumeState, checksum), 8, seed);
 
-  // The orphan-list head (block 2, byte 128, 64 bytes, checksum at 8 seeded with the
-  // volume seed) of volumes that have one; resealed only where its magic "PMEMFSOR" is.
-  // fuzz_make_seeds --check (ctest fuzz_seeds_check) fails if this disagrees with mkfs.
-  constexpr std::uint64_t kOrphanHead = kStateBlock * B + 128;
-  constexpr std::uint64_t kOrphanHeadMagic = 0x524f53464d454d50ull;
-  if (overlaps(off, len, kOrphanHead, 64)) {
+  // The orphan-list head, where its magic is (volumes made before the list have none).
+  if (overlaps(off, len, kOrphanHeadOffset, sizeof(OrphanHead))) {
     std::uint64_t magic;
-    std::memcpy(&magic, p + kOrphanHead, 8);
-    if (magic == kOrphanHeadMagic) seal(p + kOrphanHead, 64, 8, 8, seed);
+    std::memcpy(&magic, p + kOrphanHeadOffset, 8);
+    if (magic == kOrphanMagic)
+      seal(p + kOrphanHeadOffset, sizeof(OrphanHead), offsetof(OrphanHead, checksum), 8, seed);
   }
 
   std::uint64_t jh = sb.journal_block * B;

@@ -11,8 +11,9 @@
 //    ring but not applied (a crash between the journal's fences 1 and 2), so open replays it;
 //  - volume_image/seed-after-OP: the template after OP (resealed patches);
 //  - volume_image/seed-hostile-*: one field of one structure set to a hostile value with a
-//    valid checksum (superblock geometry, volume state, checkpoint, group descriptors and
-//    bitmaps, inodes, inline extents, directory and extent tree nodes, directory entries).
+//    valid checksum (superblock geometry, volume state, orphan list, checkpoint, group
+//    descriptors and bitmaps, inodes, inline extents, directory and extent tree nodes,
+//    directory entries).
 // Before writing anything it checks that resealing the untouched template changes no byte
 // (fuzz_image.cc's checksums agree with the format) and that every seed replays cleanly
 // where it should (committed and after seeds open and pass fsck). --check DIR repeats
@@ -213,6 +214,10 @@ void write_file(const std::string& target, const std::string& name, const Bytes&
 }
 
 // ------------------------------------------------------------------ operations
+// Files an operation leaves open past the volume's close, as a crashed process would: the
+// image is read while they are open, then they are closed.
+std::vector<File> g_held;
+
 struct Op {
   const char* name;
   std::function<void(Volume&)> run;
@@ -255,6 +260,14 @@ const std::vector<Op>& ops() {
       {"chmod", [](Volume& v) { ok(v.chmod("/dir", 0711), "chmod"); }},
       {"chown", [](Volume& v) { ok(v.chown("/contiguous", 1000, 1000), "chown"); }},
       {"utimens", [](Volume& v) { ok(v.utimens("/dir/small", 1, 2), "utimens"); }},
+      // Unlinked while open: the inode goes on the orphan list; the after seed is the image
+      // of a crash while it was still open (open frees it).
+      {"unlink-open", [](Volume& v) {
+         auto f = v.open_file("/contiguous", O_RDWR);
+         check(f.is_ok(), "open /contiguous");
+         g_held.push_back(std::move(*f));
+         ok(v.unlink("/contiguous"), "unlink");
+       }},
   };
   return list;
 }
@@ -293,6 +306,26 @@ std::vector<Hostile> hostile(const Image& t) {
   std::uint64_t st = format::kStateBlock * B;
   h.push_back({"state-free-blocks-huge", {field(st + offsetof(format::VolumeState, free_blocks), ~0ull)}});
   h.push_back({"state-free-inodes-zero", {field(st + offsetof(format::VolumeState, free_inodes), std::uint64_t{0})}});
+
+  // The orphan list: a live inode on it, a wrong count, a number past the inode table, a
+  // cycle through one inode.
+  check(get<std::uint64_t>(t, format::kOrphanHeadOffset) == format::kOrphanMagic, "no orphan-list head");
+  {
+    using format::OrphanHead;
+    const std::uint64_t oh = format::kOrphanHeadOffset;
+    std::uint64_t small_ino = ino_of(t, "/dir/small");
+    std::uint64_t small_at = inode_at(g, small_ino);
+    h.push_back({"orphan-live-inode", {field(oh + offsetof(OrphanHead, first_ino), small_ino),
+                                       field(oh + offsetof(OrphanHead, count), std::uint64_t{1})}});
+    h.push_back({"orphan-count-wrong", {field(oh + offsetof(OrphanHead, count), std::uint64_t{3})}});
+    h.push_back({"orphan-first-past-table", {field(oh + offsetof(OrphanHead, first_ino), g.sb.inode_count + 7),
+                                             field(oh + offsetof(OrphanHead, count), std::uint64_t{1})}});
+    h.push_back({"orphan-cycle", {field(oh + offsetof(OrphanHead, first_ino), small_ino),
+                                  field(oh + offsetof(OrphanHead, count), std::uint64_t{2}),
+                                  field(small_at + offsetof(format::Inode, nlink), std::uint32_t{0}),
+                                  field(small_at + offsetof(format::Inode, orphan_next), small_ino),
+                                  field(small_at + offsetof(format::Inode, orphan_prev), small_ino)}});
+  }
 
   // The newest checkpoint slot: a tail in the middle of the ring, a far sequence.
   auto jh = get<format::JournalHeader>(t, g.journal);
@@ -495,6 +528,7 @@ int main(int argc, char** argv) {
     op.run(*o->vol);
     o->vol.reset();
     Image after = o->file.read();
+    g_held.clear();
 
     // The first transaction the operation committed, where the template's checkpoint says.
     std::uint64_t at = g.ring + g.cp.tail_bytes;
