@@ -184,6 +184,12 @@ class Volume {
   Result<StatFs> statfs();
   VolumeInfo info() const;
 
+  // Checkpoints the journal, so that the next open (or fsck, or a read-only open) has no
+  // transaction to replay. Never needed for durability: every operation is durable when it
+  // returns. Closing the volume does it too, when this process mapped the device itself.
+  // Thread-safe. Errors: EIO (the checkpoint's persist failed: the instance is poisoned).
+  Status sync();
+
   // Everything below the public API (tests, fsck, the crash simulator).
   fs::VolumeCore& core() { return *core_; }
 

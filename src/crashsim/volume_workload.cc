@@ -112,6 +112,7 @@ bool* bug_switch(journal::PlantedBugs& bugs, fs::DataPathBugs& data, const std::
   if (name == "skip_recovery_replay") return &bugs.skip_recovery_replay;
   if (name == "unchecked_commit") return &bugs.unchecked_commit;
   if (name == "skip_commit_drain") return &bugs.skip_commit_drain;
+  if (name == "skip_inplace_checkpoint") return &bugs.skip_inplace_checkpoint;
   if (name == "rename_split_tx") return &fs::metadata_planted_bugs().rename_split_tx;
   return nullptr;
 }
@@ -122,14 +123,8 @@ std::int64_t coarse_now_ns() {
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-// Where the journal's next transaction goes: the ring offset of the newest checkpoint.
-std::uint64_t journal_tail(Volume& v, std::uint64_t* ring_bytes) {
-  fs::VolumeCore& core = v.core();
-  format::JournalHeader h;
-  std::memcpy(&h, core.base() + core.sb.journal_block * format::kBlockBytes, sizeof h);
-  *ring_bytes = h.ring_bytes;
-  return h.slot[0].sequence >= h.slot[1].sequence ? h.slot[0].tail_bytes : h.slot[1].tail_bytes;
-}
+// Where the journal's next transaction goes (its head in the ring).
+std::uint64_t journal_tail(Volume& v, std::uint64_t* ring_bytes) { return v.core().journal->ring_head(ring_bytes); }
 
 // ---------------------------------------------------------------------------- model
 
@@ -1457,6 +1452,8 @@ class VolumeWorkload final : public Workload {
     if (p_.fsck_every == 0 || (checked_ - 1) % p_.fsck_every != 0) return Verdict::pass(replayed);
     if (p_.probe) {
       if (Status s = probe(*vol); !s.is_ok()) return Verdict::fail("the recovered volume refuses a change: " + s.to_string());
+      // The probe's transactions wait for a lazy checkpoint; fsck reads the image read-only.
+      if (Status s = vol->sync(); !s.is_ok()) return Verdict::fail("sync after the probe failed: " + s.to_string());
     }
     vol.reset();
     if (std::string problems = fsck(image, size_bytes); !problems.empty()) {

@@ -115,6 +115,7 @@ struct VolumeCore {
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
   // Speculative preallocation (file.cc): per inode, the block range [first, end) this
   // process mapped unwritten past the end of a file being appended to; trimmed at close.
+  bool speculative_enabled = true;  // PMEMFS_NO_SPECULATIVE=1 at open turns it off
   std::mutex speculative_lock;
   std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> speculative;
   bool read_only = false;

@@ -73,7 +73,7 @@ constexpr std::size_t kMapBatch = 32;
 // transactions). Only while free space is ample (kSpeculativeFreeFactor times the
 // request free); trimmed at a close of the file. Blocks past the end are never trusted,
 // so a crash that leaves them changes nothing anybody can read (fsck sees fallocate
-// KEEP_SIZE blocks).
+// KEEP_SIZE blocks). PMEMFS_NO_SPECULATIVE=1 in the environment at open turns it off.
 constexpr std::uint64_t kSpeculativeMinBytes = 64 * 1024;
 constexpr std::uint64_t kSpeculativeMinBlocks = 16;
 constexpr std::uint64_t kSpeculativeMaxBlocks = 512;  // 2 MiB
@@ -121,7 +121,11 @@ std::uint64_t end_bytes(const Mapping& m) { return (m.logical + m.count) * kBloc
 // between them would tear it. Splitting off the unaligned head and tail (each shorter
 // than 8 bytes, so holding no whole unit) leaves a body whose every move starts and ends
 // on 8-byte boundaries.
-int persist_copy(const persist::Persister& p, std::byte* dst, const std::byte* src, std::size_t len) {
+// Also checkpoints the journal first when a record since its last checkpoint wrote one of
+// the destination's blocks (Journal::prepare_inplace). 0 or an errno.
+int persist_copy(VolumeCore& core, std::byte* dst, const std::byte* src, std::size_t len) {
+  if (!core.journal->prepare_inplace(static_cast<std::uint64_t>(dst - core.base()), len).is_ok()) return EIO;
+  const persist::Persister& p = core.persister();
   const auto addr = reinterpret_cast<std::uintptr_t>(dst);
   std::size_t head = (8 - addr % 8) % 8;
   if (head > len) head = len;
@@ -194,7 +198,7 @@ Status copy_into(VolumeCore& core, std::uint64_t ino, std::span<const std::byte>
     for (std::size_t i = 0; i < n; ++i) {
       if (batch[i].physical == 0) return Status::error(EIO, fmt::format("inode {}: block {} not mapped for a write", ino, batch[i].logical));
       const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
-      if (persist_copy(core.persister(), media_at(core, batch[i], pos), data.data() + (pos - offset),
+      if (persist_copy(core, media_at(core, batch[i], pos), data.data() + (pos - offset),
                        piece_end - pos) != 0)
         return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
       pos = piece_end;
@@ -221,12 +225,14 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
   if (offset % kBlockBytes != 0) {
     const std::uint64_t lb = offset / kBlockBytes;
     PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
+    if (z) PMEMFS_TRY(core.journal->prepare_inplace(static_cast<std::uint64_t>(media_at(core, m, lb * kBlockBytes) - core.base()), kBlockBytes));
     if (z && core.persister().memset_nodrain(media_at(core, m, lb * kBlockBytes), 0, offset % kBlockBytes) != 0)
       return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
   }
   if (end % kBlockBytes != 0) {
     const std::uint64_t lb = end / kBlockBytes;
     PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
+    if (z) PMEMFS_TRY(core.journal->prepare_inplace(static_cast<std::uint64_t>(media_at(core, m, end) - core.base()), kBlockBytes - end % kBlockBytes));
     if (z && core.persister().memset_nodrain(media_at(core, m, end), 0, kBlockBytes - end % kBlockBytes) != 0)
       return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
   }
@@ -344,7 +350,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
         PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(tx, inode, pos / kBlockBytes));
         if (m.physical == 0) return Status::error(EIO, fmt::format("inode {}: block {} not mapped for a write", ino, m.logical));
         const std::uint64_t piece_end = std::min(bytes_end, end_bytes(m));
-        if (persist_copy(core.persister(), media_at(core, m, pos), data.data() + (pos - offset), piece_end - pos) != 0)
+        if (persist_copy(core, media_at(core, m, pos), data.data() + (pos - offset), piece_end - pos) != 0)
           return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
         pos = piece_end;
       }
@@ -364,7 +370,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
     // Appending past kSpeculativeMinBytes with nothing mapped after the new end: map
     // ahead once this write is committed.
     bool ahead = false;
-    if (written_end == end && offset == old_size && end >= kSpeculativeMinBytes &&
+    if (core.speculative_enabled && written_end == end && offset == old_size && end >= kSpeculativeMinBytes &&
         ceil_blocks(end) + kSpeculativeMaxBlocks <= fs::kMaxFileBlocks && !sealed) {
       auto next = core.map_lookup(tx, inode, ceil_blocks(end));
       ahead = next.is_ok() && next->physical == 0;
@@ -500,7 +506,7 @@ Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std:
         break;
       }
       const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
-      if (persist_copy(core.persister(), media_at(core, batch[i], pos), data.data() + (pos - offset),
+      if (persist_copy(core, media_at(core, batch[i], pos), data.data() + (pos - offset),
                        piece_end - pos) != 0)
         return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
       pos = piece_end;

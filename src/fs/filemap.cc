@@ -450,6 +450,10 @@ Status MapEditor::allocate(std::uint64_t lb, std::uint64_t count, NewBlocks how,
     }
     // The next allocations land here and just after: map those pages in the background.
     if (wcore_.prefaulter) wcore_.prefaulter->hint(run->start * kBlockBytes);
+    // Whatever is written into the new blocks in place (zeros here, data by the caller)
+    // must not be overwritten by a replay of records that wrote them before.
+    st = wcore_.journal->prepare_inplace(run->start * kBlockBytes, run->count * kBlockBytes);
+    if (!st.is_ok()) break;
     if (how == NewBlocks::kZeroed) {
       if (wcore_.persister().memset_nodrain(wcore_.base() + run->start * kBlockBytes, 0,
                                             run->count * kBlockBytes) != 0) {
@@ -536,6 +540,7 @@ Status MapEditor::zero_in_place(std::uint64_t offset, std::uint64_t len) {
   if (in_block + len > kBlockBytes) return Status::error(EINVAL, "zero_in_place: range crosses a block");
   PMEMFS_ASSIGN_OR_RETURN(auto m, lookup(offset / kBlockBytes));
   if (m.physical == 0 || m.unwritten) return Status::ok();
+  PMEMFS_TRY(wcore_.journal->prepare_inplace(m.physical * kBlockBytes + in_block, len));
   if (wcore_.persister().memset_persist(wcore_.base() + m.physical * kBlockBytes + in_block, 0, len) != 0)
     return Status::error(EIO, fmt::format("inode {}: zeroing the tail at offset {} failed", winode_.ino, offset));
   return Status::ok();
@@ -590,6 +595,7 @@ Status VolumeCore::map_allocate(journal::Transaction& tx, Inode& inode, std::uin
       PMEMFS_ASSIGN_OR_RETURN(auto m, ed.lookup(cur));
       const std::uint64_t n = std::min(m.count, logical + count - cur);
       if (m.physical != 0 && m.unwritten) {
+        PMEMFS_TRY(journal->prepare_inplace(m.physical * kBlockBytes, n * kBlockBytes));
         if (persister().memset_nodrain(base() + m.physical * kBlockBytes, 0, n * kBlockBytes) != 0)
           return Status::error(EIO, fmt::format("inode {}: zeroing unwritten blocks failed", inode.ino));
         zeroed = true;

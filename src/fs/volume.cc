@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "format/checksum.h"
@@ -44,7 +45,12 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   core->read_only = read_only;
   core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks,
                               &core->verified_nodes};
-  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery));
+  if (const char* e = std::getenv("PMEMFS_NO_SPECULATIVE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
+    core->speculative_enabled = false;
+  journal::JournalOptions jo;
+  jo.lazy_checkpoints = true;
+  jo.checkpoint_at_close = core->device->fd() >= 0;
+  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
   // byte-addressable backings this process mapped; see device/prefault.h.
   const device::Device& dev_ref = *core->device;
@@ -216,6 +222,8 @@ Result<StatFs> Volume::statfs() {
   s.free_inodes = st.free_inodes;
   return s;
 }
+
+Status Volume::sync() { return core_->journal->checkpoint(); }
 
 VolumeInfo Volume::info() const {
   const auto& core = *core_;

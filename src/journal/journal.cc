@@ -37,6 +37,7 @@ constexpr std::uint64_t kLineBytes = 64;
 constexpr std::uint64_t kLinesPerBlock = kBlockBytes / kLineBytes;
 static_assert(kLinesPerBlock == 64, "one 64-bit dirty mask per block");
 constexpr std::uint64_t kTxAlignBytes = 64;
+constexpr std::size_t kLoggedFilterBits = 1 << 16;  // 8 KiB
 constexpr std::uint64_t kTxHeaderBytes = sizeof(TxHeader);
 constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
 // The superblocks (blocks 0 and 1) are never written through the journal.
@@ -163,7 +164,38 @@ struct Journal::Impl {
 
   // Guarded by `mutex`.
   std::uint64_t head = 0;      // ring offset where the next transaction goes
-  std::uint64_t sequence = 0;  // last committed and checkpointed transaction
+  std::uint64_t sequence = 0;  // last committed transaction
+
+  // Checkpoints. Eager: one after every commit (the journal's own tests). Lazy (volumes):
+  // only when the ring is half used, when the next transaction would not fit, when a
+  // write in place is about to overwrite a block that a record since the checkpoint
+  // wrote (prepare_inplace), and when the journal closes. Guarded by `mutex`.
+  bool lazy = false;
+  bool checkpoint_at_close = false;
+  bool opened = false;  // recovery done: head, sequence and the checkpoint are known
+  int ckpt_slot = 0;           // slot holding the newest checkpoint
+  std::uint64_t ckpt_tail = 0;  // its tail: [ckpt_tail, head) is still needed by recovery
+  // Blocks written by records since the newest checkpoint: a filter of kLoggedFilterBits
+  // bits indexed by a hash of the block number (a false hit costs an early checkpoint).
+  // Set under `mutex`; read by prepare_inplace from any thread.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> logged;
+  bool logged_any = false;
+  std::uint64_t used_bytes() const { return (head + ring_bytes - ckpt_tail) % ring_bytes; }
+  static std::size_t logged_bit(std::uint64_t block) {
+    return static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> 40) % kLoggedFilterBits;
+  }
+  void note_logged(std::uint64_t block) {
+    const std::size_t b = logged_bit(block);
+    logged[b / 64].fetch_or(std::uint64_t{1} << (b % 64), std::memory_order_relaxed);
+    logged_any = true;
+  }
+  bool maybe_logged(std::uint64_t block) const {
+    const std::size_t b = logged_bit(block);
+    return (logged[b / 64].load(std::memory_order_relaxed) >> (b % 64) & 1) != 0;
+  }
+  // Makes every applied record durable and writes a checkpoint at `head`: drain, then the
+  // slot that does not hold the newest checkpoint. 0 or an errno from the persist.
+  int checkpoint_now();
 
   // The open transaction's staging state; guarded by `mutex`.
   std::vector<StagedBlock> staged;
@@ -226,7 +258,7 @@ struct Journal::Impl {
   int apply_records(const std::byte* body, std::uint32_t record_count);
 
   // ---- recovery
-  Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest) const;
+  Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest, int* newest_slot) const;
   Status recover(const JournalCheckpoint& checkpoint, RecoveryStats* stats);
   JournalHeader* header() const { return reinterpret_cast<JournalHeader*>(base + journal_offset); }
   Status probe(std::uint64_t ring_offset, std::uint64_t expect_sequence, bool* found, bool* wrap,
@@ -259,7 +291,51 @@ PlantedBugs& Journal::planted_bugs() {
   return bugs;
 }
 
-Journal::~Journal() = default;
+Journal::~Journal() {
+  // Lazy checkpoints: leave the journal checkpointed, so the next open replays nothing
+  // (and a read-only open works). Best effort: recovery replays whatever this misses.
+  if (impl_ == nullptr) return;
+  Impl& j = *impl_;
+  std::lock_guard<std::mutex> lock(j.mutex);
+  if (j.opened && j.lazy && j.checkpoint_at_close && !j.read_only && j.head != j.ckpt_tail &&
+      !j.poisoned.load(std::memory_order_acquire)) {
+    (void)j.checkpoint_now();
+  }
+}
+
+std::uint64_t Journal::ring_head(std::uint64_t* ring_bytes) const {
+  Impl& j = *impl_;
+  std::lock_guard<std::mutex> lock(j.mutex);
+  if (ring_bytes != nullptr) *ring_bytes = j.ring_bytes;
+  return j.head;
+}
+
+Status Journal::checkpoint() {
+  Impl& j = *impl_;
+  std::lock_guard<std::mutex> lock(j.mutex);
+  if (!j.lazy || j.read_only || j.head == j.ckpt_tail) return Status::ok();
+  if (j.poisoned.load(std::memory_order_acquire)) return Status::error(EIO, "journal is poisoned");
+  const int err = j.checkpoint_now();
+  if (err != 0) return j.fail_persist("writing a checkpoint", err);
+  return Status::ok();
+}
+
+Status Journal::prepare_inplace(std::uint64_t offset, std::uint64_t len) {
+  Impl& j = *impl_;
+  if (!j.lazy || len == 0) return Status::ok();
+  if (Journal::planted_bugs().skip_inplace_checkpoint) return Status::ok();
+  const std::uint64_t first = offset / kBlockBytes, last = (offset + len - 1) / kBlockBytes;
+  bool hit = false;
+  for (std::uint64_t b = first; b <= last && !hit; ++b) hit = j.maybe_logged(b);
+  if (!hit) return Status::ok();
+  // This thread may hold a Transaction (a small write copies inside one): it has the lock.
+  std::unique_lock<std::mutex> lock(j.mutex, std::defer_lock);
+  if (j.owner.load(std::memory_order_relaxed) != std::this_thread::get_id()) lock.lock();
+  if (j.head == j.ckpt_tail) return Status::ok();  // checkpointed meanwhile
+  const int err = j.checkpoint_now();
+  if (err != 0) return j.fail_persist("writing a checkpoint before a write in place", err);
+  return Status::ok();
+}
 
 void Journal::poison(const std::string& why) { impl_->set_poison(why); }
 bool Journal::poisoned() const { return impl_->poisoned.load(std::memory_order_acquire); }
@@ -335,7 +411,7 @@ Status check_geometry(const device::Device& device, const format::Superblock& sb
 }  // namespace
 
 Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const format::Superblock& sb,
-                                               RecoveryStats* stats) {
+                                               RecoveryStats* stats, const JournalOptions& options) {
   PMEMFS_TRY(check_geometry(device, sb));
   std::unique_ptr<Journal> journal(new Journal());
   journal->impl_ = std::make_unique<Impl>();
@@ -353,18 +429,26 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
   j.read_only = device.read_only();
   j.scratch = new_block_buffer();
 
+  j.lazy = options.lazy_checkpoints;
+  j.checkpoint_at_close = options.checkpoint_at_close;
+  j.logged.reset(new std::atomic<std::uint64_t>[kLoggedFilterBits / 64]);
+  for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) j.logged[w].store(0, std::memory_order_relaxed);
+
   JournalCheckpoint checkpoint;
-  PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint));
+  PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint, &j.ckpt_slot));
+  j.ckpt_tail = checkpoint.tail_bytes;
   RecoveryStats local;
   PMEMFS_TRY(j.recover(checkpoint, &local));
   if (stats != nullptr) *stats = local;
+  j.opened = true;
   return journal;
 }
 
 // Verifies the header and picks the newest valid checkpoint. A slot whose checksum fails
 // was torn (or never written): the other is used. A slot whose checksum holds but whose
 // contents are impossible was damaged after it was written: that is corruption.
-Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoint* newest) const {
+Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoint* newest,
+                                    int* newest_slot) const {
   JournalHeader h;
   std::memcpy(&h, header(), sizeof(h));
   const std::string hdr = fmt::format("journal header at offset {}", journal_offset);
@@ -404,6 +488,7 @@ Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoi
   }
   if (best < 0) return corrupt(hdr + ": both checkpoint slots are damaged");
   *newest = h.slot[best];
+  *newest_slot = best;
   return Status::ok();
 }
 
@@ -568,6 +653,7 @@ int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_cou
   for (std::uint32_t i = 0; i < record_count; ++i) {
     TxRecord r;
     std::memcpy(&r, body + cursor, sizeof(r));
+    if (lazy) note_logged(r.offset / kBlockBytes);  // a record never crosses a block
     const int err =
         persister.memcpy_nodrain(base + r.offset, body + cursor + kTxRecordBytes, r.length);
     if (err != 0 && first_err == 0) first_err = err;
@@ -576,12 +662,29 @@ int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_cou
   return first_err;
 }
 
+// Into the slot that does not hold the newest checkpoint, so a torn write leaves that one
+// (whose transactions are all still in the ring: space is reused only behind a durable
+// checkpoint).
 int Journal::Impl::write_checkpoint(std::uint64_t sequence_no, std::uint64_t tail) {
   JournalCheckpoint c{};
   c.sequence = sequence_no;
   c.tail_bytes = tail;
   c.checksum = checkpoint_checksum(c, seed);
-  return persister.memcpy_persist(&header()->slot[sequence_no % 2], &c, sizeof(c));
+  const int slot = 1 - ckpt_slot;
+  const int err = persister.memcpy_persist(&header()->slot[slot], &c, sizeof(c));
+  if (err != 0) return err;
+  ckpt_slot = slot;
+  ckpt_tail = tail;
+  if (logged_any) {
+    for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) logged[w].store(0, std::memory_order_relaxed);
+    logged_any = false;
+  }
+  return 0;
+}
+
+int Journal::Impl::checkpoint_now() {
+  if (!Journal::planted_bugs().skip_apply_drain) persister.drain();
+  return write_checkpoint(sequence, head);
 }
 
 // ---------------------------------------------------------------------------- staging
@@ -784,6 +887,15 @@ Status Journal::Impl::commit_locked() {
     }
     records.reserve(static_cast<std::size_t>(align_up(total, kTxAlignBytes)));
     const std::uint64_t seq = sequence + 1;
+    if (lazy) {
+      // The transaction (and the ring's end it skips when it wraps) must fit in front of
+      // the checkpoint's tail, one alignment unit to spare (head never reaches the tail).
+      const std::uint64_t skipped = total > ring_bytes - head ? ring_bytes - head : 0;
+      if (used_bytes() + skipped + align_up(total, kTxAlignBytes) + kTxAlignBytes > ring_bytes) {
+        const int err = checkpoint_now();
+        if (err != 0) return fail_persist("writing a checkpoint", err);
+      }
+    }
     build(total, seq);
 
     const PlantedBugs& bugs = Journal::planted_bugs();
@@ -811,18 +923,25 @@ Status Journal::Impl::commit_locked() {
     head = next_head;
     last_sequence.store(seq, std::memory_order_release);
 
-    if (bugs.checkpoint_before_apply) {
+    // Lazy: the records are applied (flushed, not fenced: the next commit's first fence
+    // or the next checkpoint's drains them) and the checkpoint waits, unless the ring is
+    // half used. Recovery replays every transaction after the checkpoint, in order.
+    // (The planted checkpoint_before_apply forces one, written too early.)
+    const bool checkpoint = !lazy || bugs.checkpoint_before_apply || used_bytes() > ring_bytes / 2;
+    if (checkpoint && bugs.checkpoint_before_apply) {
       err = write_checkpoint(seq, next_head);
       if (err != 0) return fail_persist("writing a checkpoint", err);
     }
     // Fence 2: the records in place.
     err = apply_records(records.data() + kTxHeaderBytes, record_count);
     if (err != 0) return fail_persist("applying a committed transaction", err);
-    if (!bugs.skip_apply_drain) persister.drain();
-    // Fence 3: the checkpoint, after which the ring space may be reused.
-    if (!bugs.checkpoint_before_apply) {
-      err = write_checkpoint(seq, next_head);
-      if (err != 0) return fail_persist("writing a checkpoint", err);
+    if (checkpoint) {
+      if (!bugs.skip_apply_drain) persister.drain();
+      // Fence 3: the checkpoint, after which the ring space may be reused.
+      if (!bugs.checkpoint_before_apply) {
+        err = write_checkpoint(seq, next_head);
+        if (err != 0) return fail_persist("writing a checkpoint", err);
+      }
     }
   }
   for (std::function<void()>& fn : callbacks) fn();

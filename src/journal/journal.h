@@ -112,9 +112,24 @@ struct PlantedBugs {
   bool skip_recovery_replay = false;     // recovery ignores committed transactions
   bool unchecked_commit = false;         // recovery trusts a transaction without its checksum
   bool skip_commit_drain = false;        // no fence between the ring write and apply
+  bool skip_inplace_checkpoint = false;  // prepare_inplace never checkpoints (lazy mode)
 };
 
 class Transaction;
+
+struct JournalOptions {
+  // Checkpoint lazily (volumes): a commit is then one fence (the ring write) plus the
+  // apply's flushes; the checkpoint (drain + slot write) comes when the ring is half used,
+  // when a transaction would not fit, before a write in place over a block logged since
+  // the last checkpoint (prepare_inplace) and when the journal closes. Recovery replays
+  // every transaction after the checkpoint: time in proportion to half the ring at most.
+  // Eager (false): a checkpoint after every commit (three fences).
+  bool lazy_checkpoints = false;
+  // Lazy: checkpoint when the Journal is destroyed, so the next open (read-only too)
+  // replays nothing. Only when the device's memory outlives the Journal for certain (a
+  // device this process mapped); never for memory a caller wraps (the crash simulator).
+  bool checkpoint_at_close = false;
+};
 
 class Journal {
  public:
@@ -137,7 +152,8 @@ class Journal {
   // replay (recovery needs write access: open the volume read-write once); EIO when a
   // replay persist fails.
   static Result<std::unique_ptr<Journal>> open(device::Device& device, const format::Superblock& sb,
-                                               RecoveryStats* stats = nullptr);
+                                               RecoveryStats* stats = nullptr,
+                                               const JournalOptions& options = {});
 
   ~Journal();
   Journal(const Journal&) = delete;
@@ -148,6 +164,19 @@ class Journal {
   void poison(const std::string& why);
   bool poisoned() const;
   std::uint64_t last_sequence() const;
+
+  // Call before writing [offset, offset + len) of the volume in place, outside any record
+  // (file data, a new block's zeros): if a record since the last checkpoint wrote one of
+  // those blocks, checkpoints first, so recovery never replays that old record over the
+  // new bytes (a metadata block freed and reused for data, a tail zeroed through the
+  // journal). A no-op with eager checkpoints. Any thread, also one holding a Transaction.
+  // EIO when the checkpoint's persist fails (the journal is then poisoned).
+  [[nodiscard]] Status prepare_inplace(std::uint64_t offset, std::uint64_t len);
+  // Ring offset where the next transaction goes, and the ring's size (tests, tools).
+  std::uint64_t ring_head(std::uint64_t* ring_bytes = nullptr) const;
+  // Lazy: a checkpoint now, unless there is nothing after the last one (Volume::sync).
+  // Must not be called while this thread holds a Transaction. EIO as prepare_inplace.
+  [[nodiscard]] Status checkpoint();
 
   static PlantedBugs& planted_bugs();
 
