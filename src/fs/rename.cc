@@ -32,8 +32,23 @@ Result<bool> is_ancestor(fs::VolumeCore& core, journal::MetaReader& r, std::uint
 
 }  // namespace
 
+namespace {
+
+Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, std::string_view to, unsigned flags);
+
+}  // namespace
+
 Status Volume::rename(std::string_view from, std::string_view to, unsigned flags) {
-  auto& core = *core_;
+  Status s = rename_in_one_transaction(*core_, from, to, flags);
+  // A replaced file too big to free in the rename's transaction went on the orphan list:
+  // free it now, in bounded steps, with the metadata lock released.
+  core_->reap_queued();
+  return s;
+}
+
+namespace {
+
+Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, std::string_view to, unsigned flags) {
   if ((flags & ~(kRenameNoReplace | kRenameExchange)) != 0 ||
       flags == (kRenameNoReplace | kRenameExchange))
     return Status::error(EINVAL, fmt::format("rename: invalid flags {:#x}", flags));
@@ -120,5 +135,7 @@ Status Volume::rename(std::string_view from, std::string_view to, unsigned flags
   if (!same_parent) core.store_inode(tx2, ddir);
   return mtx.commit();
 }
+
+}  // namespace
 
 }  // namespace pmemfs
