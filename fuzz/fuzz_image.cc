@@ -323,15 +323,31 @@ void exercise(const std::string& path) {
     auto v = Volume::open(path, oo);
     if (v.is_ok()) {
       walk(**v, "/", 0);
-      // A few changes too: they must fail cleanly or succeed on a damaged volume.
-      auto f = (*v)->open_file("/fuzz-new", O_CREAT | O_WRONLY, 0644);
-      if (f.is_ok()) {
-        std::string d(5000, 'q');
-        (void)f->write(std::as_bytes(std::span(d.data(), d.size())));
+      // Changes too, one of each kind that rewrites metadata: on a damaged volume each
+      // must fail cleanly or succeed.
+      Volume& vol = **v;
+      std::string d(5000, 'q');
+      auto data = std::as_bytes(std::span(d.data(), d.size()));
+      {
+        auto f = vol.open_file("/fuzz-new", O_CREAT | O_WRONLY, 0644);
+        if (f.is_ok()) (void)f->write(data);
       }
-      (void)(*v)->mkdir("/fuzz-dir");
-      (void)(*v)->rename("/dir", "/dir2");
-      (void)(*v)->unlink("/hard");
+      (void)vol.mkdir("/fuzz-dir");
+      (void)vol.rename("/dir", "/dir2");                // within a directory
+      (void)vol.unlink("/hard");                        // one of two links
+      (void)vol.rename("/dir2/small", "/big/moved");    // a file to another directory
+      (void)vol.rename("/dir2/sub", "/fuzz-dir/sub");   // a directory to another one
+      (void)vol.rmdir("/fuzz-dir/sub");
+      (void)vol.link("/link", "/dir2/hl");
+      (void)vol.truncate("/dir2/sparse", 5000);         // an extent tree shrinks
+      (void)vol.symlink("fuzz-target", "/big/fuzz-link");
+      (void)vol.unlink("/big/entry-with-a-longish-name-7");
+      {
+        // Unlinked while open (the orphan list), written, then closed (freed).
+        auto f = vol.open_file("/contiguous", O_RDWR);
+        (void)vol.unlink("/contiguous");
+        if (f.is_ok()) (void)f->pwrite(data, 4096);
+      }
     }
   }
   FsckOptions fo;

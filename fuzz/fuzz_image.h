@@ -66,8 +66,9 @@ class ImageFile {
 
 // Opens the image as a volume, walks it (readdir every entry; stat, read or readlink the
 // first entries of each directory and one in 32 after that, so every leaf of a large
-// directory is reached), makes a few changes, then runs fsck on it. Any error is fine; a
-// crash, hang or sanitizer report is a bug.
+// directory is reached), makes changes (create and write, mkdir, rename within and across
+// directories, unlink, rmdir, link, truncate, symlink, unlink while open), then runs fsck
+// on it. Any error is fine; a crash, hang or sanitizer report is a bug.
 void exercise(const std::string& path);
 
 }  // namespace pmemfs::fuzz
