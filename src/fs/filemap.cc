@@ -297,11 +297,20 @@ Status MapEditor::raw_erase(std::uint64_t lb) {
     --winode_.extent_count;
     winode_.u.extents[winode_.extent_count] = Extent{};
   } else {
+    if (winode_.entry_count == 0)
+      return bad_inode(wcore_, winode_, fmt::format("entry_count is 0 but the tree holds file block {}", lb));
     btree::TreeRef t = tree_of(winode_);
     Status s = btree::erase(tx_, wcore_.bctx, t, nodes_, lb);
     sync_node_blocks();
     PMEMFS_TRY(s);
     set_tree(winode_, t);
+    --winode_.entry_count;
+    // The tree empties exactly when its last entry goes; otherwise the count is damaged
+    // (caught here rather than by the check before the inode is written).
+    if ((winode_.entry_count == 0) != (t.depth == 0))
+      return bad_inode(wcore_, winode_, fmt::format("entry_count {} disagrees with the extent tree (depth {})",
+                                                    winode_.entry_count, t.depth));
+    return Status::ok();
   }
   --winode_.entry_count;
   return Status::ok();
@@ -514,6 +523,9 @@ Status MapEditor::punch(std::uint64_t lb, std::uint64_t count, std::uint64_t* do
     const std::uint64_t a = std::max(cur, e->logical_block);
     // At most kMaxRunBlocks per free: the allocator stages ~72 bytes per group it touches.
     const std::uint64_t b = std::min({end, end_of(*e), a + alloc::kMaxRunBlocks});
+    if (winode_.blocks < b - a)
+      return bad_inode(wcore_, winode_, fmt::format("blocks is {}, fewer than the {} mapped at file block {}",
+                                                    winode_.blocks, b - a, a));
     PMEMFS_TRY(remove_piece(*e, a, b));
     PMEMFS_TRY(wcore_.balloc->free(tx_, e->physical_block + (a - e->logical_block), b - a));
     winode_.blocks -= b - a;

@@ -167,6 +167,10 @@ Stat to_stat(const format::Inode& i) {
 // An open one is freed by its last close; a big one is trimmed by reap_queued() after the
 // commit (the caller's) in bounded steps.
 Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode) {
+  if (inode.nlink == 0)  // a name pointed at it: the link count is damaged
+    return core.note_corruption(Status::error(
+        kErrCorrupt, fmt::format("inode {} at offset {}: a directory entry names it but its link count is 0",
+                                 inode.ino, core.inode_offset(inode.ino))));
   if (S_ISDIR(inode.mode)) inode.nlink = 0;
   else --inode.nlink;
   inode.ctime_ns = now_ns();

@@ -36,6 +36,15 @@ namespace {
 
 Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, std::string_view to, unsigned flags);
 
+// A directory losing a subdirectory's "..": it must have had at least 3 links (".", its
+// name, that ".."); fewer is damage, reported before anything is staged.
+Status check_subdir_link(fs::VolumeCore& core, const format::Inode& dir) {
+  if (dir.nlink >= 3) return Status::ok();
+  return core.note_corruption(Status::error(
+      kErrCorrupt, fmt::format("directory inode {} at offset {}: link count {} but it holds a subdirectory",
+                               dir.ino, core.inode_offset(dir.ino), dir.nlink)));
+}
+
 }  // namespace
 
 Status Volume::rename(std::string_view from, std::string_view to, unsigned flags) {
@@ -86,6 +95,8 @@ Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, st
       PMEMFS_ASSIGN_OR_RETURN(bool loop, is_ancestor(core, tx, dst.target.ino, sdir.ino));
       if (loop) return Status::error(EINVAL, "rename exchange: into its own subdirectory");
     }
+    if (!same_parent && src_dir && !dst_dir) PMEMFS_TRY(check_subdir_link(core, sdir));
+    if (!same_parent && dst_dir && !src_dir) PMEMFS_TRY(check_subdir_link(core, ddir));
     PMEMFS_TRY(core.dir_replace(tx, sdir, src.name, dst.target.ino, fs::dirent_type(dst.target.mode)));
     PMEMFS_TRY(core.dir_replace(tx, ddir, dst.name, src.target.ino, fs::dirent_type(src.target.mode)));
     if (!same_parent) {
@@ -107,12 +118,15 @@ Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, st
     if (dst_dir && dst.target.entry_count != 0)
       return Status::error(ENOTEMPTY, fmt::format("rename {}: directory not empty", std::string(to)));
     if (dst.target.ino == format::kRootIno) return Status::error(EBUSY, "rename: over the root directory");
+    if (dst_dir) PMEMFS_TRY(check_subdir_link(core, ddir));
+    if (src_dir && !same_parent) PMEMFS_TRY(check_subdir_link(core, sdir));
     PMEMFS_TRY(core.dir_replace(tx, ddir, dst.name, src.target.ino, fs::dirent_type(src.target.mode)));
     if (dst_dir) --ddir.nlink;  // the replaced directory's ".." no longer counts
     PMEMFS_TRY(fs::drop_link(core, tx, dst.target));
   } else {
     if (src_dir && ddir.nlink >= format::kMaxLinks)
       return Status::error(EMLINK, fmt::format("rename {}: target directory has too many links", std::string(to)));
+    if (src_dir && !same_parent) PMEMFS_TRY(check_subdir_link(core, sdir));
     PMEMFS_TRY(core.dir_insert(tx, ddir, dst.name, src.target.ino, fs::dirent_type(src.target.mode)));
     if (fs::metadata_planted_bugs().rename_split_tx && !src_dir) {  // test-only planted bug
       core.store_inode(mtx.tx(), ddir);
