@@ -162,7 +162,8 @@ TEST_P(VolumePairs, NoViolations) {
   print_report("pairs starting with " + volume_pair_op_name(first), total, counters);
   EXPECT_EQ(total.runs, kinds / stride);
   EXPECT_EQ(total.violations, 0u);
-  EXPECT_GT(total.images, 500u / stride);
+  // Lazy checkpoints make a commit one fence: fewer crash points than the eager journal's.
+  EXPECT_GT(total.images, 250u / stride);
   EXPECT_GT(counters.state_before + counters.state_after, 0u);
 }
 
