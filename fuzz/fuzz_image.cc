@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "format/checksum.h"
@@ -324,30 +326,43 @@ void exercise(const std::string& path) {
     if (v.is_ok()) {
       walk(**v, "/", 0);
       // Changes too, one of each kind that rewrites metadata: on a damaged volume each
-      // must fail cleanly or succeed.
-      Volume& vol = **v;
+      // must fail cleanly or succeed. A failed verification poisons the instance (every
+      // later change fails with EIO), so after one the volume is opened again: each change
+      // meets the damage itself.
+      std::unique_ptr<Volume> vol = std::move(*v);
+      auto step = [&](auto&& change) {
+        if (!vol) return;
+        const int err = change(*vol);
+        if (err == EUCLEAN || err == EIO) {
+          vol.reset();
+          auto again = Volume::open(path, oo);
+          if (again.is_ok()) vol = std::move(*again);
+        }
+      };
       std::string d(5000, 'q');
       auto data = std::as_bytes(std::span(d.data(), d.size()));
-      {
-        auto f = vol.open_file("/fuzz-new", O_CREAT | O_WRONLY, 0644);
-        if (f.is_ok()) (void)f->write(data);
-      }
-      (void)vol.mkdir("/fuzz-dir");
-      (void)vol.rename("/dir", "/dir2");                // within a directory
-      (void)vol.unlink("/hard");                        // one of two links
-      (void)vol.rename("/dir2/small", "/big/moved");    // a file to another directory
-      (void)vol.rename("/dir2/sub", "/fuzz-dir/sub");   // a directory to another one
-      (void)vol.rmdir("/fuzz-dir/sub");
-      (void)vol.link("/link", "/dir2/hl");
-      (void)vol.truncate("/dir2/sparse", 5000);         // an extent tree shrinks
-      (void)vol.symlink("fuzz-target", "/big/fuzz-link");
-      (void)vol.unlink("/big/entry-with-a-longish-name-7");
-      {
+      step([&](Volume& x) {
+        auto f = x.open_file("/fuzz-new", O_CREAT | O_WRONLY, 0644);
+        return f.is_ok() ? f->write(data).errnum() : f.errnum();
+      });
+      step([](Volume& x) { return x.mkdir("/fuzz-dir").errnum(); });
+      step([](Volume& x) { return x.rename("/dir", "/dir2").errnum(); });              // within a directory
+      step([](Volume& x) { return x.unlink("/hard").errnum(); });                      // one of two links
+      step([](Volume& x) { return x.rename("/dir2/small", "/big/moved").errnum(); });  // a file elsewhere
+      step([](Volume& x) { return x.rename("/dir2/sub", "/fuzz-dir/sub").errnum(); }); // a directory too
+      step([](Volume& x) { return x.rmdir("/fuzz-dir/sub").errnum(); });
+      step([](Volume& x) { return x.rmdir("/dir2/sub").errnum(); });  // where the move failed
+      step([](Volume& x) { return x.link("/link", "/dir2/hl").errnum(); });
+      step([](Volume& x) { return x.truncate("/dir2/sparse", 5000).errnum(); });       // a tree shrinks
+      step([](Volume& x) { return x.symlink("fuzz-target", "/big/fuzz-link").errnum(); });
+      step([](Volume& x) { return x.unlink("/big/entry-with-a-longish-name-7").errnum(); });
+      step([&](Volume& x) {
         // Unlinked while open (the orphan list), written, then closed (freed).
-        auto f = vol.open_file("/contiguous", O_RDWR);
-        (void)vol.unlink("/contiguous");
+        auto f = x.open_file("/contiguous", O_RDWR);
+        const int err = x.unlink("/contiguous").errnum();
         if (f.is_ok()) (void)f->pwrite(data, 4096);
-      }
+        return err;
+      });
     }
   }
   FsckOptions fo;
