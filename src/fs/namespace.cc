@@ -298,6 +298,11 @@ Status Volume::rmdir(std::string_view path) {
   if (!S_ISDIR(p.target.mode)) return Status::error(ENOTDIR, fmt::format("rmdir {}: not a directory", std::string(path)));
   if (p.target.ino == format::kRootIno) return Status::error(EBUSY, "rmdir: the root directory");
   if (p.target.entry_count != 0) return Status::error(ENOTEMPTY, fmt::format("rmdir {}: directory not empty", std::string(path)));
+  // The parent holds this subdirectory: fewer than 3 links (".", its name, this "..") is damage.
+  if (p.dir.nlink < 3)
+    return core.note_corruption(Status::error(
+        kErrCorrupt, fmt::format("directory inode {} at offset {}: link count {} but it holds a subdirectory",
+                                 p.dir.ino, core.inode_offset(p.dir.ino), p.dir.nlink)));
   PMEMFS_TRY(core.dir_remove(mtx.tx(), p.dir, p.name));
   --p.dir.nlink;
   core.store_inode(mtx.tx(), p.dir);
