@@ -28,6 +28,7 @@ bool* bug_switch(journal::PlantedBugs& bugs, const std::string& name) {
   if (name == "skip_recovery_replay") return &bugs.skip_recovery_replay;
   if (name == "unchecked_commit") return &bugs.unchecked_commit;
   if (name == "skip_commit_drain") return &bugs.skip_commit_drain;
+  if (name == "skip_pending_flush") return &bugs.skip_pending_flush;
   return nullptr;
 }
 
@@ -77,7 +78,9 @@ class JournalWorkload final : public Workload {
   Status setup(const SimTarget& target) override {
     device_ = device::Device::wrap_memory(target.base, target.size_bytes, target.persister);
     PMEMFS_TRY(journal::Journal::format(*device_, sb_.journal_block, sb_.journal_blocks, sb_.uuid));
-    auto j = journal::Journal::open(*device_, sb_);
+    journal::JournalOptions options;
+    options.lazy_checkpoints = p_.lazy;
+    auto j = journal::Journal::open(*device_, sb_, nullptr, options);
     if (!j.is_ok()) return j.status().with_context("open after format");
     journal_ = std::move(j).value();
     const std::uint64_t ring = (p_.journal_blocks - 1) * kBlockBytes;
@@ -111,10 +114,10 @@ class JournalWorkload final : public Workload {
     if (counters_ != nullptr) {
       ++counters_->txs;
       for (const Range& r : tx_.ranges) counters_->bytes_written += r.length;
-      // The live checkpoint of this transaction: a tail lower than the last one wrapped.
+      // The newest checkpoint: a tail lower than the last one wrapped.
       format::JournalHeader h;
       std::memcpy(&h, device_->base() + sb_.journal_block * kBlockBytes, sizeof h);
-      const std::uint64_t tail = h.slot[(op + 1) % 2].tail_bytes;
+      const std::uint64_t tail = h.slot[h.slot[1].sequence > h.slot[0].sequence ? 1 : 0].tail_bytes;
       if (tail < last_tail_) ++counters_->ring_wraps;
       last_tail_ = tail;
     }
@@ -344,7 +347,7 @@ bool parse_u64(const std::string& v, std::uint64_t* out) {
 const std::vector<std::string>& journal_planted_bug_names() {
   static const std::vector<std::string> kNames = {"skip_apply_drain", "checkpoint_before_apply",
                                                   "skip_recovery_replay", "unchecked_commit",
-                                                  "skip_commit_drain"};
+                                                  "skip_commit_drain", "skip_pending_flush"};
   return kNames;
 }
 
@@ -377,6 +380,9 @@ std::optional<JournalWorkloadParams> JournalWorkloadParams::from_spec(const Work
     } else if (key == "recommit") {
       ok = number(&tmp, 0, 1);
       p.recommit = tmp != 0;
+    } else if (key == "lazy") {
+      ok = number(&tmp, 0, 1);
+      p.lazy = tmp != 0;
     } else if (key == "bug") {
       journal::PlantedBugs scratch;
       if (!value.empty() && bug_switch(scratch, value) == nullptr) {
@@ -410,6 +416,7 @@ WorkloadSpec JournalWorkloadParams::to_spec() const {
   add("target_blocks", target_blocks, d.target_blocks);
   add("max_ranges", max_ranges, d.max_ranges);
   add("recommit", recommit ? 1 : 0, d.recommit ? 1 : 0);
+  add("lazy", lazy ? 1 : 0, d.lazy ? 1 : 0);
   if (!bug.empty()) spec.params.emplace_back("bug", bug);
   return spec;
 }

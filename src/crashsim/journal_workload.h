@@ -18,7 +18,7 @@
 //     afterwards finds that transaction and the same state: recovery left a usable ring.
 //
 // Parameters (WorkloadSpec params, all optional): txs, device_blocks, journal_blocks,
-// target_blocks, max_ranges, recommit (0/1), bug (a PlantedBugs field name: the switch is
+// target_blocks, max_ranges, recommit (0/1), lazy (0/1), bug (a PlantedBugs field name: the switch is
 // set while the workload exists and reset when it is destroyed).
 #pragma once
 
@@ -39,8 +39,12 @@ struct JournalWorkloadParams {
   std::uint64_t target_blocks = 16;
   std::uint32_t max_ranges = 4;
   bool recommit = true;
+  // Lazy checkpoints (as volumes open their journal): applied lines are flushed and the
+  // checkpoint written only when the ring is half used.
+  bool lazy = false;
   std::string bug;  // "", or a PlantedBugs field: skip_apply_drain, checkpoint_before_apply,
-                    // skip_recovery_replay, unchecked_commit, skip_commit_drain
+                    // skip_recovery_replay, unchecked_commit, skip_commit_drain,
+                    // skip_pending_flush (needs lazy)
 
   // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
   static std::optional<JournalWorkloadParams> from_spec(const WorkloadSpec& spec,

@@ -113,6 +113,7 @@ bool* bug_switch(journal::PlantedBugs& bugs, fs::DataPathBugs& data, const std::
   if (name == "unchecked_commit") return &bugs.unchecked_commit;
   if (name == "skip_commit_drain") return &bugs.skip_commit_drain;
   if (name == "skip_inplace_checkpoint") return &bugs.skip_inplace_checkpoint;
+  if (name == "skip_pending_flush") return &bugs.skip_pending_flush;
   if (name == "rename_split_tx") return &fs::metadata_planted_bugs().rename_split_tx;
   return nullptr;
 }

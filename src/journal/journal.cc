@@ -38,6 +38,11 @@ constexpr std::uint64_t kLinesPerBlock = kBlockBytes / kLineBytes;
 static_assert(kLinesPerBlock == 64, "one 64-bit dirty mask per block");
 constexpr std::uint64_t kTxAlignBytes = 64;
 constexpr std::size_t kLoggedFilterBits = 1 << 16;  // 8 KiB
+// Lazy mode: at most this many lines applied with ordinary stores wait for the next
+// checkpoint to be flushed (a 256 KiB table); past it, a line is flushed when applied.
+constexpr std::size_t kPendingLinesMax = 16384;
+constexpr std::size_t kPendingTableSlots = 2 * kPendingLinesMax;  // a power of two
+static_assert((kPendingTableSlots & (kPendingTableSlots - 1)) == 0);
 constexpr std::uint64_t kTxHeaderBytes = sizeof(TxHeader);
 constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
 // The superblocks (blocks 0 and 1) are never written through the journal.
@@ -193,8 +198,22 @@ struct Journal::Impl {
     const std::size_t b = logged_bit(block);
     return (logged[b / 64].load(std::memory_order_relaxed) >> (b % 64) & 1) != 0;
   }
-  // Makes every applied record durable and writes a checkpoint at `head`: drain, then the
-  // slot that does not hold the newest checkpoint. 0 or an errno from the persist.
+  // Lazy mode: the lines that commits applied with ordinary stores since the newest
+  // checkpoint (volume line index + 1 in an open-addressing table, each slot used listed
+  // in pending_slots). They are flushed once, at the checkpoint, instead of at every
+  // commit: a line that many transactions change (a bitmap word, a directory leaf's
+  // header, the volume state) is written back once per checkpoint, and stays in the cache
+  // between commits (a flush evicts the line on some CPUs). Guarded by `mutex`.
+  std::vector<std::uint64_t> pending_table;
+  std::vector<std::uint32_t> pending_slots;
+  // Records [offset, offset + len) as applied and not yet flushed; false when the table is
+  // full (the caller flushes the line at once).
+  bool pend_line(std::uint64_t line);
+  // Flushes the pending lines (no drain) and empties the set. 0 or an errno.
+  int flush_pending();
+  // Makes every applied record durable and writes a checkpoint at `head`: the pending
+  // lines flushed, drain, then the slot that does not hold the newest checkpoint. 0 or an
+  // errno from the persist.
   int checkpoint_now();
 
   // The open transaction's staging state; guarded by `mutex`.
@@ -255,7 +274,9 @@ struct Journal::Impl {
   Status commit_locked();
   Status fail_persist(const char* step, int err);
   int write_checkpoint(std::uint64_t sequence_no, std::uint64_t tail);
-  int apply_records(const std::byte* body, std::uint32_t record_count);
+  // Writes the records in place. `defer`: ordinary stores, the lines pending until the
+  // next checkpoint (commits in lazy mode); otherwise copies that flush (no drain).
+  int apply_records(const std::byte* body, std::uint32_t record_count, bool defer);
 
   // ---- recovery
   Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest, int* newest_slot) const;
@@ -512,7 +533,7 @@ Status Journal::Impl::recover(const JournalCheckpoint& checkpoint, RecoveryStats
     }
     for (const FoundTx& tx : found) {
       const std::byte* body = ring + tx.ring_offset + kTxHeaderBytes;
-      const int err = apply_records(body, tx.record_count);
+      const int err = apply_records(body, tx.record_count, false);
       if (err != 0) {
         return Status::error(EIO, fmt::format("{}: replay persist failed: {}",
                                               where(tx.ring_offset), errno_text(err)));
@@ -647,17 +668,74 @@ Status Journal::Impl::scan(std::uint64_t tail, std::uint64_t first_sequence,
   return corrupt(fmt::format("{}: the log does not end", where(tail)));
 }
 
-int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_count) {
+int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_count, bool defer) {
   int first_err = 0;
   std::uint64_t cursor = 0;
   for (std::uint32_t i = 0; i < record_count; ++i) {
     TxRecord r;
     std::memcpy(&r, body + cursor, sizeof(r));
-    if (lazy) note_logged(r.offset / kBlockBytes);  // a record never crosses a block
-    const int err =
-        persister.memcpy_nodrain(base + r.offset, body + cursor + kTxRecordBytes, r.length);
-    if (err != 0 && first_err == 0) first_err = err;
+    const std::byte* data = body + cursor + kTxRecordBytes;
     cursor += kTxRecordBytes + pad8(r.length);
+    if (lazy) {
+      // A record may run on into the next blocks (build merges adjacent lines).
+      const std::uint64_t last = (r.offset + r.length - 1) / kBlockBytes;
+      for (std::uint64_t b = r.offset / kBlockBytes; b <= last; ++b) note_logged(b);
+    }
+    if (!defer) {
+      const int err = persister.memcpy_nodrain(base + r.offset, data, r.length);
+      if (err != 0 && first_err == 0) first_err = err;
+      continue;
+    }
+    // Records of commits hold whole lines (build); recovery's may not, and never defers.
+    std::memcpy(base + r.offset, data, r.length);
+    const std::uint64_t end_line = (r.offset + r.length - 1) / kLineBytes;
+    for (std::uint64_t line = r.offset / kLineBytes; line <= end_line; ++line) {
+      if (pend_line(line)) continue;
+      const int err = persister.flush(base + line * kLineBytes, kLineBytes);
+      if (err != 0 && first_err == 0) first_err = err;
+    }
+  }
+  return first_err;
+}
+
+bool Journal::Impl::pend_line(std::uint64_t line) {
+  if (pending_table.empty()) pending_table.assign(kPendingTableSlots, 0);
+  const std::uint64_t key = line + 1;
+  std::size_t slot =
+      static_cast<std::size_t>((line * 0x9e3779b97f4a7c15ull) >> 40) & (kPendingTableSlots - 1);
+  for (;; slot = (slot + 1) & (kPendingTableSlots - 1)) {
+    if (pending_table[slot] == key) return true;
+    if (pending_table[slot] == 0) break;
+  }
+  if (pending_slots.size() >= kPendingLinesMax) return false;
+  pending_table[slot] = key;
+  pending_slots.push_back(static_cast<std::uint32_t>(slot));
+  return true;
+}
+
+int Journal::Impl::flush_pending() {
+  if (pending_slots.empty()) return 0;
+  if (Journal::planted_bugs().skip_pending_flush) {
+    for (std::uint32_t slot : pending_slots) pending_table[slot] = 0;
+    pending_slots.clear();
+    return 0;
+  }
+  // In address order, adjacent lines merged into one flush.
+  std::vector<std::uint64_t> lines;
+  lines.reserve(pending_slots.size());
+  for (std::uint32_t slot : pending_slots) {
+    lines.push_back(pending_table[slot] - 1);
+    pending_table[slot] = 0;
+  }
+  pending_slots.clear();
+  std::sort(lines.begin(), lines.end());
+  int first_err = 0;
+  for (std::size_t i = 0; i < lines.size();) {
+    std::size_t j = i + 1;
+    while (j < lines.size() && lines[j] == lines[j - 1] + 1) ++j;
+    const int err = persister.flush(base + lines[i] * kLineBytes, (j - i) * kLineBytes);
+    if (err != 0 && first_err == 0) first_err = err;
+    i = j;
   }
   return first_err;
 }
@@ -683,6 +761,8 @@ int Journal::Impl::write_checkpoint(std::uint64_t sequence_no, std::uint64_t tai
 }
 
 int Journal::Impl::checkpoint_now() {
+  const int err = flush_pending();
+  if (err != 0) return err;
   if (!Journal::planted_bugs().skip_apply_drain) persister.drain();
   return write_checkpoint(sequence, head);
 }
@@ -933,9 +1013,11 @@ Status Journal::Impl::commit_locked() {
       if (err != 0) return fail_persist("writing a checkpoint", err);
     }
     // Fence 2: the records in place.
-    err = apply_records(records.data() + kTxHeaderBytes, record_count);
+    err = apply_records(records.data() + kTxHeaderBytes, record_count, lazy);
     if (err != 0) return fail_persist("applying a committed transaction", err);
     if (checkpoint) {
+      err = flush_pending();
+      if (err != 0) return fail_persist("flushing applied records", err);
       if (!bugs.skip_apply_drain) persister.drain();
       // Fence 3: the checkpoint, after which the ring space may be reused.
       if (!bugs.checkpoint_before_apply) {

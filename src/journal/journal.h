@@ -113,6 +113,7 @@ struct PlantedBugs {
   bool unchecked_commit = false;         // recovery trusts a transaction without its checksum
   bool skip_commit_drain = false;        // no fence between the ring write and apply
   bool skip_inplace_checkpoint = false;  // prepare_inplace never checkpoints (lazy mode)
+  bool skip_pending_flush = false;       // a checkpoint leaves the applied lines unflushed (lazy)
 };
 
 class Transaction;
