@@ -207,9 +207,19 @@ struct VolumeCore {
   // ENOENT when absent.
   Result<DirLookup> dir_lookup(journal::MetaReader& r, const format::Inode& dir,
                                std::string_view name) const;
+  // A lookup that, when the name is absent, also says which key an insert of it takes.
+  struct DirProbe {
+    bool found = false;
+    DirLookup entry;            // when found
+    std::uint64_t free_key = 0;  // when absent: the lowest free key of the name's hash
+                                 // range (0: the range is full)
+  };
+  Result<DirProbe> dir_probe(journal::MetaReader& r, const format::Inode& dir, std::string_view name) const;
   // Adds an entry (EEXIST if present); updates dir's tree root, entry count, size, times.
+  // free_key: a DirProbe's, from the same transaction with dir unchanged since (saves the
+  // insert's own scan of the hash range), or 0 to scan.
   Status dir_insert(journal::Transaction& tx, format::Inode& dir, std::string_view name,
-                    std::uint64_t ino, std::uint8_t type);
+                    std::uint64_t ino, std::uint8_t type, std::uint64_t free_key = 0);
   // Removes an entry (ENOENT if absent).
   Status dir_remove(journal::Transaction& tx, format::Inode& dir, std::string_view name);
   // Points an existing entry at another inode (rename over an existing name).

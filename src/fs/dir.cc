@@ -114,26 +114,47 @@ void touch_dir(format::Inode& dir, std::int64_t delta_entries) {
 
 }  // namespace
 
-Result<VolumeCore::DirLookup> VolumeCore::dir_lookup(journal::MetaReader& r, const format::Inode& dir,
-                                                     std::string_view name) const {
-  if (dir.tree_depth == 0) return Status::error(ENOENT, fmt::format("{}: no such entry", name));
+Result<VolumeCore::DirProbe> VolumeCore::dir_probe(journal::MetaReader& r, const format::Inode& dir,
+                                                   std::string_view name) const {
   std::uint64_t base = hash_base(sb, name);
+  DirProbe p;
+  if (dir.tree_depth == 0) {
+    p.free_key = base;
+    return p;
+  }
   RangeScan rs;
   // The entry view points into the node; copy out what we need before returning.
   PMEMFS_TRY(scan_range(*this, r, bctx, dir, base, name, &rs));
-  if (!rs.found) return Status::error(ENOENT, fmt::format("{}: no such entry", name));
+  if (!rs.found) {
+    p.free_key = rs.free_key;
+    return p;
+  }
   if (rs.entry.ino == 0 || rs.entry.ino >= sb.inode_count)
     return Status::error(kErrCorrupt, fmt::format("directory inode {} at offset {}: entry '{}' points at inode {} out of range",
                                                   dir.ino, inode_offset(dir.ino), name, rs.entry.ino));
-  return DirLookup{rs.entry.ino, rs.entry.type, rs.key};
+  p.found = true;
+  p.entry = DirLookup{rs.entry.ino, rs.entry.type, rs.key};
+  return p;
+}
+
+Result<VolumeCore::DirLookup> VolumeCore::dir_lookup(journal::MetaReader& r, const format::Inode& dir,
+                                                     std::string_view name) const {
+  PMEMFS_ASSIGN_OR_RETURN(DirProbe p, dir_probe(r, dir, name));
+  if (!p.found) return Status::error(ENOENT, fmt::format("{}: no such entry", name));
+  return p.entry;
 }
 
 Status VolumeCore::dir_insert(journal::Transaction& tx, format::Inode& dir, std::string_view name,
-                              std::uint64_t ino, std::uint8_t type) {
+                              std::uint64_t ino, std::uint8_t type, std::uint64_t free_key) {
   std::uint64_t base = hash_base(sb, name);
   RangeScan rs;
-  if (dir.tree_depth != 0) PMEMFS_TRY(scan_range(*this, tx, bctx, dir, base, name, &rs));
-  else rs.free_key = base;
+  if (free_key != 0 && free_key >= base && free_key <= (base | kCollisionMask)) {
+    rs.free_key = free_key;  // the caller's probe (a stale one fails below with EEXIST)
+  } else if (dir.tree_depth != 0) {
+    PMEMFS_TRY(scan_range(*this, tx, bctx, dir, base, name, &rs));
+  } else {
+    rs.free_key = base;
+  }
   if (rs.found) return Status::error(EEXIST, fmt::format("{}: already exists", name));
   if (rs.free_key == 0)
     return Status::error(ENOSPC, fmt::format("directory inode {}: 65536 names share the hash of '{}'", dir.ino, name));

@@ -127,12 +127,12 @@ Result<Resolver::Parent> Resolver::parent(std::string_view path) {
   p.dir = dir;
   p.name.assign(last.data(), last.size());
   if (is_dot_name(last)) return p;
-  auto found = core_.dir_lookup(r_, dir, last);
-  if (found.is_ok()) {
-    PMEMFS_ASSIGN_OR_RETURN(p.target, load_named(dir, last, found->ino));
+  PMEMFS_ASSIGN_OR_RETURN(VolumeCore::DirProbe found, core_.dir_probe(r_, dir, last));
+  if (found.found) {
+    PMEMFS_ASSIGN_OR_RETURN(p.target, load_named(dir, last, found.entry.ino));
     p.exists = true;
-  } else if (found.errnum() != ENOENT) {
-    return found.status();
+  } else {
+    p.free_key = found.free_key;
   }
   return p;
 }
@@ -188,7 +188,7 @@ Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inod
 
 // Makes a new inode of `mode` under parent as `name` (the parent is stored by the caller).
 Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
-                                std::string_view name, std::uint32_t mode) {
+                                std::string_view name, std::uint32_t mode, std::uint64_t free_key) {
   if (S_ISDIR(mode) && parent.nlink >= format::kMaxLinks)
     return Status::error(EMLINK, fmt::format("directory inode {} has {} links", parent.ino, parent.nlink));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.new_inode(tx, mode, parent.uid, parent.gid, parent.ino));
@@ -199,7 +199,7 @@ Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, form
     inode.size_bytes = 64;
     ++parent.nlink;
   }
-  PMEMFS_TRY(core.dir_insert(tx, parent, name, inode.ino, dirent_type(mode)));
+  PMEMFS_TRY(core.dir_insert(tx, parent, name, inode.ino, dirent_type(mode), free_key));
   return inode;
 }
 
@@ -247,7 +247,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
       ino = target.ino;
     } else {
       if (flags & O_DIRECTORY) return Status::error(EINVAL, "open: O_CREAT with O_DIRECTORY");
-      PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFREG | (mode & 07777)));
+      PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFREG | (mode & 07777), p.free_key));
       core.store_inode(mtx.tx(), inode);
       core.store_inode(mtx.tx(), p.dir);
       PMEMFS_TRY(mtx.commit());
@@ -280,7 +280,7 @@ Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
   Resolver res(core, mtx.tx());
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("mkdir {}: already exists", std::string(path)));
-  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFDIR | (mode & 07777)));
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFDIR | (mode & 07777), p.free_key));
   core.store_inode(mtx.tx(), inode);
   core.store_inode(mtx.tx(), p.dir);
   return mtx.commit();
@@ -341,7 +341,7 @@ Status Volume::link(std::string_view existing, std::string_view new_path) {
   if (target.nlink >= format::kMaxLinks) return Status::error(EMLINK, fmt::format("link {}: {} links already", std::string(existing), target.nlink));
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(new_path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("link {}: already exists", std::string(new_path)));
-  PMEMFS_TRY(core.dir_insert(mtx.tx(), p.dir, p.name, target.ino, fs::dirent_type(target.mode)));
+  PMEMFS_TRY(core.dir_insert(mtx.tx(), p.dir, p.name, target.ino, fs::dirent_type(target.mode), p.free_key));
   if (p.dir.ino == target.ino) return Status::error(EPERM, "link: cannot link a directory into itself");
   ++target.nlink;
   target.ctime_ns = fs::now_ns();
@@ -360,7 +360,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
   Resolver res(core, mtx.tx());
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(link_path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("symlink {}: already exists", std::string(link_path)));
-  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777));
+  PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777, p.free_key));
   inode.size_bytes = target.size();
   if (target.size() <= format::kInlineBytes) {
     inode.flags |= format::kInodeInlineData;

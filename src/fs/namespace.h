@@ -25,6 +25,8 @@ class Resolver {
     std::string name;        // the last component ("." and ".." possible)
     bool exists = false;     // whether dir has an entry `name`
     format::Inode target{};  // that entry's inode (not followed) when exists
+    std::uint64_t free_key = 0;  // when !exists: the key inserting `name` takes (dir_insert's
+                                 // hint while dir is unchanged; 0 = none)
   };
   // The parent directory of `path` and its last component. EBUSY for the root itself.
   Result<Parent> parent(std::string_view path);
@@ -41,7 +43,8 @@ class Resolver {
 Stat to_stat(const format::Inode& inode);
 Result<std::string> read_symlink_target(VolumeCore& core, journal::MetaReader& r, const format::Inode& inode);
 Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode);
+// free_key: Parent::free_key of the lookup that found `name` absent, or 0.
 Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
-                                std::string_view name, std::uint32_t mode);
+                                std::string_view name, std::uint32_t mode, std::uint64_t free_key = 0);
 
 }  // namespace pmemfs::fs
