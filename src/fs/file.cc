@@ -12,15 +12,17 @@
 //   - Overwrite in place: the bytes are copied with the persister's copies and drained
 //     before returning. Nothing else changes, so there is nothing to be atomic with;
 //     aligned 8-byte units are never torn (persist_copy).
-//   - Small allocating write (<= kLargeWriteBytes): one transaction. New blocks are mapped
-//     written (kCallerFills); the data and the zeros around it in new or unwritten blocks
-//     are copied and drained before the commit, which then maps the blocks, turns
-//     unwritten blocks written and sets the size, all at once. A crash before the commit
-//     leaves the blocks free and the size unchanged; after it, everything.
-//   - Large write: transaction 1 maps the holes as unwritten blocks (size unchanged: a
-//     crash after it leaves only preallocated blocks that read as zeros); the data is
-//     copied with no metadata lock held and drained; transaction 2 turns the blocks
-//     written and sets the size. A crash between leaves the file as before.
+//   - Small allocating write (<= kLockedCopyMaxBytes, one block): one transaction. New
+//     blocks are mapped written (kCallerFills); the data and the zeros around it in new or
+//     unwritten blocks are copied and drained before the commit, which then maps the
+//     blocks, turns unwritten blocks written and sets the size, all at once. A crash before
+//     the commit leaves the blocks free and the size unchanged; after it, everything.
+//   - Larger write: transaction 1 maps the holes as unwritten blocks (size unchanged: a
+//     crash after it leaves only preallocated blocks that read as zeros), and is skipped
+//     when every block is mapped already and nothing past the end needs preparing (an
+//     append into preallocated blocks); the data is copied with no metadata lock held and
+//     drained; transaction 2 turns the blocks written and sets the size. A crash between
+//     leaves the file as before.
 //   - Growth (write past the end, truncate up, fallocate without KEEP_SIZE) first makes
 //     the uncovered bytes read as zeros (MapEditor::prepare_growth) in the same
 //     transaction that sets the new size.
@@ -60,9 +62,11 @@ using format::kBlockBytes;
 namespace {
 
 // Writes up to this size copy their data inside the transaction that allocates for them
-// (holding the journal for the copy); larger ones use two transactions around a copy
-// made without metadata locks.
-constexpr std::uint64_t kLargeWriteBytes = 256 * 1024;
+// (holding the metadata lock and the journal for the copy: at most one block, ~0.3 us,
+// less than the commit the same lock covers); larger ones copy with no metadata lock
+// held, between the transaction that maps their blocks (if any must be) and the one that
+// publishes them. The only data copy made under a volume-wide lock is this bounded one.
+constexpr std::uint64_t kLockedCopyMaxBytes = kBlockBytes;
 // Mappings looked up per hold of the shared meta_lock.
 constexpr std::size_t kMapBatch = 32;
 // Speculative preallocation: an append (a write at the end of file) that leaves a file of at
@@ -78,6 +82,9 @@ constexpr std::uint64_t kSpeculativeMinBytes = 64 * 1024;
 constexpr std::uint64_t kSpeculativeMinBlocks = 16;
 constexpr std::uint64_t kSpeculativeMaxBlocks = 512;  // 2 MiB
 constexpr std::uint64_t kSpeculativeFreeFactor = 16;
+// Appends larger than this are not followed by speculation: each allocates runs of its
+// own size (2 MiB-aligned from a group up), which small speculative runs would break.
+constexpr std::uint64_t kSpeculativeMaxWriteBytes = 256 * 1024;
 
 using Mapping = VolumeCore::Mapping;
 
@@ -301,7 +308,20 @@ void forget_speculative(VolumeCore& core, std::uint64_t ino) {
   core.speculative.erase(ino);
 }
 
-// A write of a few blocks: allocation, copy and size change in one transaction.
+// Whether a write of [offset, end) to a file of old_size, of which [offset, written_end)
+// is being published in `tx`, should map ahead once committed: an append past
+// kSpeculativeMinBytes, complete, with nothing mapped after the new end.
+bool speculate_after(VolumeCore& core, journal::MetaReader& r, const Inode& inode, std::uint64_t offset,
+                     std::uint64_t old_size, std::uint64_t end, std::uint64_t written_end) {
+  if (!core.speculative_enabled || written_end != end || offset != old_size || end < kSpeculativeMinBytes ||
+      end - offset > kSpeculativeMaxWriteBytes ||
+      ceil_blocks(end) + kSpeculativeMaxBlocks > fs::kMaxFileBlocks || (inode.flags & format::kInodeSealed) != 0)
+    return false;
+  auto next = core.map_lookup(r, inode, ceil_blocks(end));
+  return next.is_ok() && next->physical == 0;
+}
+
+// A write of at most one block: allocation, copy and size change in one transaction.
 // Returns the bytes written from `offset` (0 = only preparatory work was committed; call
 // again).
 Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
@@ -367,14 +387,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
     if (written_end > old_size) inode.size_bytes = written_end;
     if (written_end > offset) inode.mtime_ns = inode.ctime_ns = fs::now_ns();
     PMEMFS_TRY(ed.finish());
-    // Appending past kSpeculativeMinBytes with nothing mapped after the new end: map
-    // ahead once this write is committed.
-    bool ahead = false;
-    if (core.speculative_enabled && written_end == end && offset == old_size && end >= kSpeculativeMinBytes &&
-        ceil_blocks(end) + kSpeculativeMaxBlocks <= fs::kMaxFileBlocks && !sealed) {
-      auto next = core.map_lookup(tx, inode, ceil_blocks(end));
-      ahead = next.is_ok() && next->physical == 0;
-    }
+    const bool ahead = !sealed && speculate_after(core, tx, inode, offset, old_size, end, written_end);
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
     *map_ahead = ahead;  // the caller preallocates once this transaction's lock is released
@@ -382,15 +395,41 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
   }
 }
 
-// A large write: map the holes unwritten (tx 1), copy with no metadata lock, then turn
-// the blocks written and set the size (tx 2).
+// Whether a write of [offset, end) can copy at once, with no transaction before it: the
+// file is not sealed, every block of the range is mapped, and growth has nothing to
+// prepare (blocks past the old end are unwritten already, no gap in the old last block
+// to zero). Looked up under the shared meta_lock; the caller's exclusive inode lock keeps
+// it true until the copy is published.
+Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end) {
+  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  auto r = core.media();
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(r, ino));
+  PMEMFS_TRY(check_file_type(inode));
+  if ((inode.flags & format::kInodeSealed) != 0) return false;
+  const std::uint64_t old_size = inode.size_bytes;
+  if (end > old_size && old_size % kBlockBytes != 0 && offset > old_size) return false;
+  const std::uint64_t past_end = ceil_blocks(old_size);
+  for (std::uint64_t lb = offset / kBlockBytes; lb < ceil_blocks(end);) {
+    PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(r, inode, lb));
+    if (m.physical == 0) return false;
+    if (!m.unwritten && m.logical + m.count > past_end && past_end < ceil_blocks(end)) return false;
+    lb = m.logical + m.count;
+  }
+  return true;
+}
+
+// A larger write: map the holes unwritten (tx 1, unless mapped_for_copy), copy with no
+// metadata lock, then turn the blocks written and set the size (tx 2). *map_ahead as for
+// write_small.
 Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
-                                std::uint64_t offset) {
+                                std::uint64_t offset, bool* map_ahead) {
   const std::uint64_t end = offset + data.size();
   const std::uint64_t first = offset / kBlockBytes;
   std::uint64_t limit = ceil_blocks(end) - first;
   std::uint64_t done = first;
-  for (;;) {
+  PMEMFS_ASSIGN_OR_RETURN(bool ready, mapped_for_copy(core, ino, offset, end));
+  if (ready) done = first + limit;
+  while (!ready) {
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
     PMEMFS_TRY(core.check_writable());
@@ -422,7 +461,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
     PMEMFS_TRY(ed.finish());
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
-    break;
+    ready = true;
   }
   const std::uint64_t bytes_end = std::min(end, done * kBlockBytes);
   if (bytes_end <= offset) return std::size_t{0};
@@ -441,6 +480,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   journal::Transaction& tx = mtx.tx();
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+  const std::uint64_t old_size = inode.size_bytes;
   MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
   std::uint64_t converted = first;
   PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
@@ -449,6 +489,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   if (written_end > inode.size_bytes) inode.size_bytes = written_end;
   inode.mtime_ns = inode.ctime_ns = fs::now_ns();
   PMEMFS_TRY(ed.finish());
+  *map_ahead = speculate_after(core, tx, inode, offset, old_size, end, written_end);
   core.store_inode(tx, inode);
   PMEMFS_TRY(mtx.commit());
   return static_cast<std::size_t>(written_end - offset);
@@ -462,8 +503,8 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
   while (done < data.size()) {
     const std::span<const std::byte> rest = data.subspan(done);
     bool map_ahead = false;
-    auto n = rest.size() > kLargeWriteBytes ? write_large(core, ino, rest, offset + done)
-                                            : write_small(core, ino, rest, offset + done, &map_ahead);
+    auto n = rest.size() > kLockedCopyMaxBytes ? write_large(core, ino, rest, offset + done, &map_ahead)
+                                               : write_small(core, ino, rest, offset + done, &map_ahead);
     if (!n.is_ok()) {
       if (done > 0) return done;
       return n.status();

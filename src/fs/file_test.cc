@@ -14,7 +14,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <ctime>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "device/device.h"
 #include "format/format.h"
 #include "fs/core.h"
 #include "fs/filemap.h"
@@ -925,6 +929,89 @@ TEST_F(FileTest, ConcurrentWritersOnRegionsOfOneFile) {
   model.resize(all.size(), '\0');
   EXPECT_TRUE(all == model);
   check_map(f.ino());
+}
+
+// A persister that forwards to this process's CPU persister, except that once armed it
+// holds the first copy of at least kHeldCopyBytes (a file's data: metadata copies are
+// smaller) until released, or for kHeldCopyTimeout at most.
+struct HoldingPersister {
+  static constexpr std::size_t kHeldCopyBytes = 128u << 10;
+  static constexpr std::chrono::seconds kHeldCopyTimeout{10};
+  persist::Persister cpu;
+  std::mutex m;
+  std::condition_variable cv;
+  bool armed = false, copying = false, released = false, timed_out = false;
+
+  static HoldingPersister& of(void* ctx) { return *static_cast<HoldingPersister*>(ctx); }
+  static int flush(void* ctx, const void* a, std::size_t n) { return of(ctx).cpu.flush(a, n); }
+  static void drain(void* ctx) { of(ctx).cpu.drain(); }
+  static int persist(void* ctx, const void* a, std::size_t n) { return of(ctx).cpu.persist(a, n); }
+  static int memset_nodrain(void* ctx, void* d, int b, std::size_t n) { return of(ctx).cpu.memset_nodrain(d, b, n); }
+  static int memcpy_nodrain(void* ctx, void* d, const void* src, std::size_t n) {
+    HoldingPersister& h = of(ctx);
+    if (n >= kHeldCopyBytes) {
+      std::unique_lock<std::mutex> lk(h.m);
+      if (h.armed && !h.copying) {
+        h.copying = true;
+        h.cv.notify_all();
+        if (!h.cv.wait_for(lk, kHeldCopyTimeout, [&] { return h.released; })) h.timed_out = true;
+      }
+    }
+    return h.cpu.memcpy_nodrain(d, src, n);
+  }
+  static constexpr persist::Ops kOps{&flush, &drain, &persist, &memcpy_nodrain, &memset_nodrain};
+  persist::Persister persister() { return persist::Persister(&kOps, this, cpu.granularity(), "holding test persister"); }
+};
+
+// No volume-wide lock is held across a data copy: while a 200 KiB write's copy is stopped
+// in the middle, other threads create, write (a small file), stat, rename and unlink.
+TEST(FileLocks, ConcurrentMetadataWhileALargeCopyIsStopped) {
+  constexpr std::uint64_t kDeviceBytes = 64ull << 20;
+  std::vector<std::byte> memory(kDeviceBytes + 4096);
+  std::byte* base = memory.data() + (4096 - reinterpret_cast<std::uintptr_t>(memory.data()) % 4096) % 4096;
+  HoldingPersister holder;
+  FormatOptions fo;
+  fo.device.emulated_pmem = true;
+  auto v = fs::VolumeOpener::format(device::Device::wrap_memory(base, kDeviceBytes, holder.persister()), fo);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  Volume& vol = **v;
+  auto big = vol.open_file("/big", O_CREAT | O_RDWR, 0644);
+  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
+  const std::string data = pattern(200u << 10, 77);
+  {
+    std::lock_guard<std::mutex> lk(holder.m);
+    holder.armed = true;
+  }
+  std::thread writer([&] {
+    auto n = big->pwrite(B(data), 0);
+    EXPECT_TRUE(n.is_ok() && *n == data.size());
+  });
+  {
+    std::unique_lock<std::mutex> lk(holder.m);
+    ASSERT_TRUE(holder.cv.wait_for(lk, HoldingPersister::kHeldCopyTimeout, [&] { return holder.copying; }))
+        << "the large write never reached its copy";
+  }
+  // The copy is stopped: metadata operations must still complete.
+  EXPECT_TRUE(vol.mkdir("/dir").is_ok());
+  auto small = vol.open_file("/dir/small", O_CREAT | O_WRONLY | O_EXCL, 0644);
+  ASSERT_TRUE(small.is_ok()) << small.status().to_string();
+  EXPECT_TRUE(small->write(B(std::string(1000, 's'))).is_ok());
+  small->close();
+  EXPECT_TRUE(vol.rename("/dir/small", "/dir/moved").is_ok());
+  auto st = vol.stat("/dir/moved");
+  EXPECT_TRUE(st.is_ok() && st->size_bytes == 1000u);
+  EXPECT_TRUE(vol.unlink("/dir/moved").is_ok());
+  {
+    std::lock_guard<std::mutex> lk(holder.m);
+    holder.released = true;
+    holder.cv.notify_all();
+  }
+  writer.join();
+  EXPECT_FALSE(holder.timed_out) << "metadata operations waited for a data copy";
+  std::string back(data.size(), '\0');
+  auto n = big->pread(std::as_writable_bytes(std::span(back.data(), back.size())), 0);
+  ASSERT_TRUE(n.is_ok() && *n == data.size());
+  EXPECT_TRUE(back == data);
 }
 
 TEST_F(FileTest, ConcurrentWritersOnDifferentFilesAndAppenders) {
