@@ -12,7 +12,7 @@
 //   - Overwrite in place: the bytes are copied with the persister's copies and drained
 //     before returning. Nothing else changes, so there is nothing to be atomic with;
 //     aligned 8-byte units are never torn (persist_copy).
-//   - Small allocating write (<= kLockedCopyMaxBytes, one block): one transaction. New
+//   - Small write into a hole (<= kLockedCopyMaxBytes, one block): one transaction. New
 //     blocks are mapped written (kCallerFills); the data and the zeros around it in new or
 //     unwritten blocks are copied and drained before the commit, which then maps the
 //     blocks, turns unwritten blocks written and sets the size, all at once. A crash before
@@ -61,11 +61,12 @@ using format::kBlockBytes;
 
 namespace {
 
-// Writes up to this size copy their data inside the transaction that allocates for them
-// (holding the metadata lock and the journal for the copy: at most one block, ~0.3 us,
-// less than the commit the same lock covers); larger ones copy with no metadata lock
-// held, between the transaction that maps their blocks (if any must be) and the one that
-// publishes them. The only data copy made under a volume-wide lock is this bounded one.
+// Writes into holes up to this size copy their data inside the transaction that allocates
+// for them (holding the metadata lock and the journal for the copy: at most one block,
+// ~0.3 us, less than the commit the same lock covers); larger ones, and every write whose
+// blocks are all mapped already, copy with no metadata lock held, between the
+// transaction that maps their blocks (if any must be) and the one that publishes them.
+// The only data copy made under a volume-wide lock is this bounded one.
 constexpr std::uint64_t kLockedCopyMaxBytes = kBlockBytes;
 // Mappings looked up per hold of the shared meta_lock.
 constexpr std::size_t kMapBatch = 32;
@@ -143,6 +144,12 @@ int persist_copy(VolumeCore& core, std::byte* dst, const std::byte* src, std::si
   if (err == 0 && body != 0) err = p.memcpy_nodrain(dst + head, src + head, body);
   if (err == 0 && tail != 0) err = p.memcpy_nodrain(dst + head + body, src + head + body, tail);
   return err;
+}
+
+// Zeroes [dst, dst + len) of a block about to become written (flushed, not drained).
+int persist_copy_zero(VolumeCore& core, std::byte* dst, std::size_t len) {
+  if (!core.journal->prepare_inplace(static_cast<std::uint64_t>(dst - core.base()), len).is_ok()) return EIO;
+  return core.persister().memset_nodrain(dst, 0, len);
 }
 
 Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
@@ -395,12 +402,19 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
   }
 }
 
+// The mappings of a write whose blocks are all mapped (mapped_for_copy), looked up once.
+struct CopyPlan {
+  std::array<Mapping, kMapBatch> maps;
+  std::size_t count = 0;  // 0: more than kMapBatch mappings (look them up again to copy)
+};
+
 // Whether a write of [offset, end) can copy at once, with no transaction before it: the
 // file is not sealed, every block of the range is mapped, and growth has nothing to
 // prepare (blocks past the old end are unwritten already, no gap in the old last block
 // to zero). Looked up under the shared meta_lock; the caller's exclusive inode lock keeps
-// it true until the copy is published.
-Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end) {
+// it true until the copy is published. Fills *plan when true.
+Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end,
+                             CopyPlan* plan) {
   std::shared_lock<std::shared_mutex> ml(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(r, ino));
@@ -409,25 +423,63 @@ Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t 
   const std::uint64_t old_size = inode.size_bytes;
   if (end > old_size && old_size % kBlockBytes != 0 && offset > old_size) return false;
   const std::uint64_t past_end = ceil_blocks(old_size);
+  plan->count = 0;
+  bool fits = true;
   for (std::uint64_t lb = offset / kBlockBytes; lb < ceil_blocks(end);) {
     PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(r, inode, lb));
     if (m.physical == 0) return false;
     if (!m.unwritten && m.logical + m.count > past_end && past_end < ceil_blocks(end)) return false;
+    if (plan->count < kMapBatch) {
+      plan->maps[plan->count++] = m;
+    } else {
+      fits = false;
+    }
     lb = m.logical + m.count;
   }
+  if (!fits) plan->count = 0;
   return true;
+}
+
+// Copies data to [offset, end) through the plan's mappings, zeroing the uncovered parts
+// of an unwritten first or last block (they become written), and drains. No metadata lock.
+Status copy_planned(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data, std::uint64_t offset,
+                    const CopyPlan& plan) {
+  const std::uint64_t end = offset + data.size();
+  const Mapping& head = plan.maps[0];
+  const Mapping& tail = plan.maps[plan.count - 1];
+  if (!fs::data_path_planted_bugs().skip_zero_edges) {
+    if (offset % kBlockBytes != 0 && head.unwritten) {
+      std::byte* at = media_at(core, head, offset - offset % kBlockBytes);
+      if (persist_copy_zero(core, at, offset % kBlockBytes) != 0)
+        return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, offset / kBlockBytes));
+    }
+    if (end % kBlockBytes != 0 && tail.unwritten) {
+      if (persist_copy_zero(core, media_at(core, tail, end), kBlockBytes - end % kBlockBytes) != 0)
+        return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, end / kBlockBytes));
+    }
+  }
+  std::uint64_t pos = offset;
+  for (std::size_t i = 0; i < plan.count && pos < end; ++i) {
+    const std::uint64_t piece_end = std::min(end, end_bytes(plan.maps[i]));
+    if (persist_copy(core, media_at(core, plan.maps[i], pos), data.data() + (pos - offset), piece_end - pos) != 0)
+      return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+    pos = piece_end;
+  }
+  if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
+  return Status::ok();
 }
 
 // A larger write: map the holes unwritten (tx 1, unless mapped_for_copy), copy with no
 // metadata lock, then turn the blocks written and set the size (tx 2). *map_ahead as for
 // write_small.
+// `plan`: when the caller found mapped_for_copy true (under the same inode lock), its plan.
 Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
-                                std::uint64_t offset, bool* map_ahead) {
+                                std::uint64_t offset, bool* map_ahead, const CopyPlan* plan) {
   const std::uint64_t end = offset + data.size();
   const std::uint64_t first = offset / kBlockBytes;
   std::uint64_t limit = ceil_blocks(end) - first;
   std::uint64_t done = first;
-  PMEMFS_ASSIGN_OR_RETURN(bool ready, mapped_for_copy(core, ino, offset, end));
+  bool ready = plan != nullptr;
   if (ready) done = first + limit;
   while (!ready) {
     MetaTx mtx(core);
@@ -467,14 +519,18 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   if (bytes_end <= offset) return std::size_t{0};
 
   // The copy: the inode lock (exclusive, held by the caller) keeps the map still.
-  {
-    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
-    std::shared_lock<std::shared_mutex> ml(core.meta_lock);
-    auto r = core.media();
-    PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
+  if (plan != nullptr && plan->count > 0) {
+    PMEMFS_TRY(copy_planned(core, ino, data, offset, *plan));
+  } else {
+    {
+      PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
+      std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+      auto r = core.media();
+      PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
+    }
+    PMEMFS_TRY(copy_into(core, ino, data, offset, offset, bytes_end));
+    if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
   }
-  PMEMFS_TRY(copy_into(core, ino, data, offset, offset, bytes_end));
-  if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
 
   MetaTx mtx(core);
   journal::Transaction& tx = mtx.tx();
@@ -503,8 +559,17 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
   while (done < data.size()) {
     const std::span<const std::byte> rest = data.subspan(done);
     bool map_ahead = false;
-    auto n = rest.size() > kLockedCopyMaxBytes ? write_large(core, ino, rest, offset + done, &map_ahead)
-                                               : write_small(core, ino, rest, offset + done, &map_ahead);
+    // A write whose blocks are all mapped (an append into preallocated blocks) copies
+    // unlocked whatever its size; one that fills holes does when it is over one block.
+    CopyPlan plan;
+    Result<bool> mapped = mapped_for_copy(core, ino, offset + done, offset + done + rest.size(), &plan);
+    if (!mapped.is_ok()) {
+      if (done > 0) return done;
+      return mapped.status();
+    }
+    auto n = *mapped || rest.size() > kLockedCopyMaxBytes
+                 ? write_large(core, ino, rest, offset + done, &map_ahead, *mapped ? &plan : nullptr)
+                 : write_small(core, ino, rest, offset + done, &map_ahead);
     if (!n.is_ok()) {
       if (done > 0) return done;
       return n.status();
