@@ -40,6 +40,7 @@ nlohmann::json to_json(const std::string& path, const FsckReport& report) {
                         {"directories_checked", report.directories_checked},
                         {"blocks_in_use", report.blocks_in_use},
                         {"tree_nodes_checked", report.tree_nodes_checked},
+                        {"orphans_pending", report.orphans_pending},
                         {"problems", problems}};
 }
 
@@ -69,6 +70,10 @@ void print_human(const std::string& path, const FsckReport& report, bool repair)
                      count(report.directories_checked, "directory", "directories"),
                      count(report.tree_nodes_checked, "tree node", "tree nodes"),
                      count(report.blocks_in_use, "block", "blocks"));
+  if (report.orphans_pending > 0)
+    out += fmt::format("{}: {} unlinked while open, {} (not a problem)\n", path,
+                       count(report.orphans_pending, "file", "files"),
+                       repair ? "freed by this repair" : "freed by the next writable open or --repair");
   if (report.exit_code == 4 && !repair) out += fmt::format("{}: run with --repair to fix what can be fixed\n", path);
   std::fputs(out.c_str(), stdout);
 }
@@ -112,7 +117,8 @@ void register_fsck(CLI::App& app) {
       "other process has open. Each problem is printed as\n"
       "  PATH: STRUCTURE at offset N (0xN): MESSAGE [repaired]\n"
       "--json prints one object: path, exit_code, clean, journal_replayed, inodes_checked,\n"
-      "directories_checked, blocks_in_use, tree_nodes_checked, problems[{structure, offset,\n"
+      "directories_checked, blocks_in_use, tree_nodes_checked, orphans_pending (files unlinked\n"
+      "while open whose last close a crash prevented: not a problem), problems[{structure, offset,\n"
       "message, repaired}]. A progress line is shown on a terminal.\n"
       "Exit codes (fsck(8)): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
       "8 operational error (the volume could not be read; stderr says why), 16 usage error.\n");

@@ -48,6 +48,10 @@ struct FsckReport {
   std::uint64_t directories_checked = 0;
   std::uint64_t blocks_in_use = 0;
   std::uint64_t tree_nodes_checked = 0;
+  // Inodes on the orphan list when the check ran: files unlinked while open whose last
+  // close did not come (a crash). Not a problem: the next writable open frees them, and
+  // so does a repair.
+  std::uint64_t orphans_pending = 0;
   bool journal_replayed = false;
   // fsck(8) exit code: 0 clean, 1 corrected, 4 uncorrected, 8 operational error.
   int exit_code = 0;

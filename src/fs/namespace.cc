@@ -245,6 +245,9 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
       }
       if (S_ISDIR(target.mode)) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
       ino = target.ino;
+      // Counted open while the lock is held: an unlink that follows sees the handle and
+      // keeps the inode (on the orphan list) until it is closed.
+      core.note_open(ino);
     } else {
       if (flags & O_DIRECTORY) return Status::error(EINVAL, "open: O_CREAT with O_DIRECTORY");
       PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFREG | (mode & 07777), p.free_key));
@@ -266,7 +269,6 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
     core.note_open(ino);
     if (!(flags & O_TRUNC)) return File(core_, ino, flags);
   }
-  if (flags & O_CREAT) core.note_open(ino);
   File file(core_, ino, flags);
   // O_TRUNC truncates whatever the access mode (as open(2) does for O_RDONLY|O_TRUNC).
   if (flags & O_TRUNC) PMEMFS_TRY(core.file_truncate(ino, 0));
@@ -468,9 +470,10 @@ Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
     if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("truncate {}: is a directory", std::string(path)));
     if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("truncate {}: not a regular file", std::string(path)));
     ino = inode.ino;
+    // Held open (counted under the lock an unlink needs exclusively) so a concurrent
+    // unlink cannot free the inode under the truncate.
+    core.note_open(ino);
   }
-  // Held open so a concurrent unlink cannot free the inode under the truncate.
-  core.note_open(ino);
   Status s = core.file_truncate(ino, size_bytes);
   core.note_close(ino);
   return s;

@@ -271,6 +271,7 @@ class Checker {
     }
     if (seen != head->count)
       broken(0, fmt::format("the head at offset {} counts {} orphans but the list holds {}", head_off, head->count, seen));
+    report_.orphans_pending = seen;
     for (const auto& [ino, info] : infos_) {
       if ((info.orphan_next != 0 || info.orphan_prev != 0) && listed_.count(ino) == 0)
         broken(ino, fmt::format("inode {} at offset {} has orphan list links but is not on the list", ino, inode_off(ino)));

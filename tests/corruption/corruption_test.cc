@@ -2111,6 +2111,28 @@ INSTANTIATE_TEST_SUITE_P(Volume, Corruption, ::testing::ValuesIn(catalogue()),
 // volume.h: "After a failed persist or failed verification the instance is poisoned:
 // later changes fail with EIO (reads still work)" — clause 10's "never a write to a volume
 // that failed verification".
+// Orphans left by a crash are pending work, not damage: fsck counts them and stays clean.
+TEST(CorruptionInstance, FsckCountsPendingOrphans) {
+  const Template& t = orphan_template();
+  testutil::TempDir dir("/dev/shm");
+  const std::string path = dir.file("volume.img");
+  store(path, t.bytes);
+  FsckOptions fo;
+  fo.device = pmem_device();
+  auto r = check_volume(path, fo);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_TRUE(r->problems.empty()) << r->problems[0].structure << ": " << r->problems[0].message;
+  EXPECT_EQ(r->orphans_pending, t.facts.orphans.size());
+  ASSERT_EQ(t.facts.orphans.size(), 3u);
+  // After a writable open has freed them, none are pending.
+  { ASSERT_TRUE(Volume::open(path, open_options()).is_ok()); }
+  auto again = check_volume(path, fo);
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_EQ(again->exit_code, 0);
+  EXPECT_EQ(again->orphans_pending, 0u);
+}
+
 TEST(CorruptionInstance, AfterFailedVerificationLaterChangesFailWithEio) {
   const Template& t = the_template();
   Image img(t.bytes, t.facts);
