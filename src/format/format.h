@@ -239,6 +239,13 @@ struct Extent {
 };
 inline constexpr std::uint32_t kExtentUnwritten = 1;  // allocated, reads as zeros
 
+// The value of an extent-tree entry (kTreeExtents; key = the extent's logical block).
+struct ExtentValue {
+  std::uint64_t physical_block;
+  std::uint32_t block_count;
+  std::uint32_t flags;  // kExtent*
+};
+
 // Inode flags.
 inline constexpr std::uint32_t kInodeSealed = 1u << 0;       // block map immutable
 inline constexpr std::uint32_t kInodeExtentTree = 1u << 1;   // extents in a B+tree

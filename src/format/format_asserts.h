@@ -41,6 +41,9 @@ PMEMFS_PIN_SIZE(TxRecord, 16);
 
 PMEMFS_PIN_SIZE(GroupDesc, 8);
 PMEMFS_PIN_SIZE(Extent, 24);
+PMEMFS_PIN_SIZE(ExtentValue, 16);
+PMEMFS_PIN_OFFSET(ExtentValue, block_count, 8);
+PMEMFS_PIN_OFFSET(ExtentValue, flags, 12);
 
 PMEMFS_PIN_SIZE(Inode, 256);
 PMEMFS_PIN_OFFSET(Inode, ino, 8);

@@ -40,14 +40,7 @@
 
 namespace pmemfs::fs {
 
-// The value of an extent-tree entry (key = the extent's logical block). On media: 16
-// bytes, little-endian.
-struct ExtentValue {
-  std::uint64_t physical_block;
-  std::uint32_t block_count;
-  std::uint32_t flags;  // format::kExtent*
-};
-static_assert(sizeof(ExtentValue) == 16, "extent tree value is set in stone");
+using format::ExtentValue;
 
 // A tree shrinks back into the inode when it holds this many extents or fewer (below
 // kInlineExtents, so a file hovering at the boundary does not build and destroy a tree
