@@ -728,12 +728,17 @@ int Journal::Impl::flush_pending() {
     pending_table[slot] = 0;
   }
   pending_slots.clear();
+  // An msync backing flushes whole pages: one call per run of pages, not per line.
+  const std::uint64_t unit =
+      persister.granularity() == persist::Granularity::kPage ? persist::kPageBytes / kLineBytes : 1;
+  for (std::uint64_t& line : lines) line -= line % unit;
   std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
   int first_err = 0;
   for (std::size_t i = 0; i < lines.size();) {
     std::size_t j = i + 1;
-    while (j < lines.size() && lines[j] == lines[j - 1] + 1) ++j;
-    const int err = persister.flush(base + lines[i] * kLineBytes, (j - i) * kLineBytes);
+    while (j < lines.size() && lines[j] == lines[j - 1] + unit) ++j;
+    const int err = persister.flush(base + lines[i] * kLineBytes, (j - i) * unit * kLineBytes);
     if (err != 0 && first_err == 0) first_err = err;
     i = j;
   }
