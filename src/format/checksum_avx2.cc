@@ -1,5 +1,8 @@
 // XXH3-64 compiled for AVX2 (this file alone is built with -mavx2); checksum.cc calls it
 // only when the CPU and the OS support AVX2. See checksum.cc.
+// Keep the includes to checksum.h (<cstddef>, <cstdint>) and xxhash.h with XXH_INLINE_ALL
+// (every function static): an inline function shared with other files, compiled here with
+// AVX2, could be the copy the linker keeps for callers on CPUs without it.
 #include "format/checksum.h"
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -410,8 +410,9 @@ struct CopyPlan {
 
 // Whether a write of [offset, end) can copy at once, with no transaction before it: the
 // file is not sealed, every block of the range is mapped, and growth has nothing to
-// prepare (blocks past the old end are unwritten already, no gap in the old last block
-// to zero). Looked up under the shared meta_lock; the caller's exclusive inode lock keeps
+// prepare (every block from the old end to the new one is a hole or unwritten — including
+// those between the old end and the write, which the new size brings into the file — and
+// no gap in the old last block to zero). Looked up under the shared meta_lock; the caller's exclusive inode lock keeps
 // it true until the copy is published. Fills *plan when true.
 Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end,
                              CopyPlan* plan) {
@@ -423,6 +424,16 @@ Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t 
   const std::uint64_t old_size = inode.size_bytes;
   if (end > old_size && old_size % kBlockBytes != 0 && offset > old_size) return false;
   const std::uint64_t past_end = ceil_blocks(old_size);
+  // Blocks past the end are never trusted: written ones that the new size would bring in
+  // (left by an interrupted truncate) must be turned unwritten first (prepare_growth, in
+  // the transaction this then takes; so does a gap of more than kMapBatch mappings).
+  std::size_t gap_maps = 0;
+  for (std::uint64_t lb = past_end; end > old_size && lb < offset / kBlockBytes; ++gap_maps) {
+    if (gap_maps == kMapBatch) return false;
+    PMEMFS_ASSIGN_OR_RETURN(Mapping m, core.map_lookup(r, inode, lb));
+    if (m.physical != 0 && !m.unwritten) return false;
+    lb = m.logical + m.count;
+  }
   plan->count = 0;
   bool fits = true;
   for (std::uint64_t lb = offset / kBlockBytes; lb < ceil_blocks(end);) {
@@ -519,6 +530,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   if (bytes_end <= offset) return std::size_t{0};
 
   // The copy: the inode lock (exclusive, held by the caller) keeps the map still.
+  if (plan != nullptr) PMEMFS_TRY(core.check_writable());  // no transaction has checked it
   if (plan != nullptr && plan->count > 0) {
     PMEMFS_TRY(copy_planned(core, ino, data, offset, *plan));
   } else {

@@ -931,6 +931,45 @@ TEST_F(FileTest, ConcurrentWritersOnRegionsOfOneFile) {
   check_map(f.ino());
 }
 
+// Written blocks left past the end (a truncate interrupted after its first transaction)
+// stay invisible when a later write past them finds its own blocks mapped (preallocated)
+// and copies without a first transaction: the gap is turned unwritten all the same.
+// (Found in review: the unlocked path once looked only at the write's own blocks.)
+TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhenAWriteSkipsItsFirstTransaction) {
+  struct Case {
+    const char* what;
+    std::uint64_t blocks;  // written first (16 = 64 KiB: speculative preallocation follows)
+    bool fallocate;        // KEEP_SIZE preallocation of the range written next
+  };
+  for (const Case& c : {Case{"speculatively preallocated", 16, false}, Case{"fallocated", 16, true},
+                        Case{"a hole (no preallocation)", 15, false}}) {
+    SCOPED_TRACE(c.what);
+    File f = open(std::string("/gap-") + std::to_string(c.blocks) + (c.fallocate ? "f" : ""));
+    put(f, 0, std::string(c.blocks * kBlock, 'A'));
+    auto& core = vol_->core();
+    {
+      // What a truncate to 0 interrupted after its first transaction leaves: size 0,
+      // written blocks past the end.
+      fs::MetaTx mtx(core);
+      auto inode = core.load_inode(mtx.tx(), f.ino());
+      ASSERT_TRUE(inode.is_ok());
+      inode->size_bytes = 0;
+      core.store_inode(mtx.tx(), *inode);
+      ASSERT_TRUE(mtx.commit().is_ok());
+    }
+    if (c.fallocate) {
+      ASSERT_TRUE(f.fallocate(kFallocKeepSize, 16 * kBlock, 16 * kBlock).is_ok());
+    }
+    put(f, 16 * kBlock, std::string(2 * kBlock, 'B'));
+    std::string all = get_all(f);
+    ASSERT_EQ(all.size(), 18 * kBlock);
+    EXPECT_TRUE(all.substr(0, 16 * kBlock) == std::string(16 * kBlock, char{0}))
+        << "stale bytes exposed: " << all.substr(0, 8);
+    EXPECT_TRUE(all.substr(16 * kBlock) == std::string(2 * kBlock, 'B'));
+    check_map(f.ino());
+  }
+}
+
 // A persister that forwards to this process's CPU persister, except that once armed it
 // holds the first copy of at least kHeldCopyBytes (a file's data: metadata copies are
 // smaller) until released, or for kHeldCopyTimeout at most.

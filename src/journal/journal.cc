@@ -766,6 +766,9 @@ int Journal::Impl::write_checkpoint(std::uint64_t sequence_no, std::uint64_t tai
 }
 
 int Journal::Impl::checkpoint_now() {
+  // A failed flush poisoned the journal and may have dropped pending lines: no checkpoint
+  // may claim them applied.
+  if (poisoned.load(std::memory_order_acquire)) return EIO;
   const int err = flush_pending();
   if (err != 0) return err;
   if (!Journal::planted_bugs().skip_apply_drain) persister.drain();
