@@ -970,6 +970,49 @@ TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhenAWriteSkipsItsFirstTran
   }
 }
 
+// The same, with the written blocks left past the end in one extent that also reaches
+// into the write's range, and with a gap of more mappings than one lookup batch.
+TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhateverTheirShape) {
+  auto& core = vol_->core();
+  auto set_size = [&](std::uint64_t ino, std::uint64_t size) {
+    fs::MetaTx mtx(core);
+    auto inode = core.load_inode(mtx.tx(), ino);
+    ASSERT_TRUE(inode.is_ok());
+    inode->size_bytes = size;
+    core.store_inode(mtx.tx(), *inode);
+    ASSERT_TRUE(mtx.commit().is_ok());
+  };
+  {
+    // One written extent over [0, 20): the size cut to 3 blocks + 100 bytes, then a
+    // write of [10, 12) blocks, inside the stale extent.
+    File f = open("/straddle");
+    put(f, 0, std::string(20 * kBlock, 'A'));
+    set_size(f.ino(), 3 * kBlock + 100);
+    put(f, 10 * kBlock, std::string(2 * kBlock, 'B'));
+    std::string all = get_all(f);
+    ASSERT_EQ(all.size(), 12 * kBlock);
+    EXPECT_TRUE(all.substr(0, 3 * kBlock + 100) == std::string(3 * kBlock + 100, 'A'));
+    EXPECT_TRUE(all.substr(3 * kBlock + 100, 7 * kBlock - 100) == std::string(7 * kBlock - 100, char{0}))
+        << "stale bytes exposed";
+    EXPECT_TRUE(all.substr(10 * kBlock) == std::string(2 * kBlock, 'B'));
+    check_map(f.ino());
+  }
+  {
+    // 40 single-block written extents past the end (every other block), then unwritten
+    // blocks preallocated, then a write past them all.
+    File f = open("/many");
+    for (int i = 0; i < 40; ++i) put(f, 2 * i * kBlock, std::string(kBlock, 'A'));
+    set_size(f.ino(), 0);
+    ASSERT_TRUE(f.fallocate(kFallocKeepSize, 80 * kBlock, 8 * kBlock).is_ok());
+    put(f, 80 * kBlock, std::string(2 * kBlock, 'B'));
+    std::string all = get_all(f);
+    ASSERT_EQ(all.size(), 82 * kBlock);
+    EXPECT_TRUE(all.substr(0, 80 * kBlock) == std::string(80 * kBlock, char{0})) << "stale bytes exposed";
+    EXPECT_TRUE(all.substr(80 * kBlock) == std::string(2 * kBlock, 'B'));
+    check_map(f.ino());
+  }
+}
+
 // A persister that forwards to this process's CPU persister, except that once armed it
 // holds the first copy of at least kHeldCopyBytes (a file's data: metadata copies are
 // smaller) until released, or for kHeldCopyTimeout at most.
