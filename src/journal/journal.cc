@@ -1021,7 +1021,9 @@ Status Journal::Impl::commit_locked() {
       if (err != 0) return fail_persist("writing a checkpoint", err);
     }
     // Fence 2: the records in place.
-    err = apply_records(records.data() + kTxHeaderBytes, record_count, lazy);
+    // (With eADR, byte granularity, a flush is no work: nothing to defer.)
+    err = apply_records(records.data() + kTxHeaderBytes, record_count,
+                        lazy && persister.granularity() != persist::Granularity::kByte);
     if (err != 0) return fail_persist("applying a committed transaction", err);
     if (checkpoint) {
       err = flush_pending();
