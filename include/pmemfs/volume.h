@@ -17,7 +17,8 @@
 //
 // Thread safety: a Volume may be used by many threads at once. Metadata operations are
 // serialized by the journal; data copies (read/write) run in parallel and hold no
-// volume-wide lock.
+// volume-wide lock, except a write of at most 4 KiB into a hole, which copies inside its
+// one transaction (~0.3 us; docs/design.md).
 //
 // Errors: every call returns a Status/Result whose errno is one of those named at the
 // call; an operation that fails changes nothing. A damaged volume gives EUCLEAN with a
