@@ -239,15 +239,13 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
   if (offset % kBlockBytes != 0) {
     const std::uint64_t lb = offset / kBlockBytes;
     PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
-    if (z) PMEMFS_TRY(core.journal->prepare_inplace(static_cast<std::uint64_t>(media_at(core, m, lb * kBlockBytes) - core.base()), kBlockBytes));
-    if (z && core.persister().memset_nodrain(media_at(core, m, lb * kBlockBytes), 0, offset % kBlockBytes) != 0)
+    if (z && persist_copy_zero(core, media_at(core, m, lb * kBlockBytes), offset % kBlockBytes) != 0)
       return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
   }
   if (end % kBlockBytes != 0) {
     const std::uint64_t lb = end / kBlockBytes;
     PMEMFS_ASSIGN_OR_RETURN(bool z, needs_zeros(lb, &m));
-    if (z) PMEMFS_TRY(core.journal->prepare_inplace(static_cast<std::uint64_t>(media_at(core, m, end) - core.base()), kBlockBytes - end % kBlockBytes));
-    if (z && core.persister().memset_nodrain(media_at(core, m, end), 0, kBlockBytes - end % kBlockBytes) != 0)
+    if (z && persist_copy_zero(core, media_at(core, m, end), kBlockBytes - end % kBlockBytes) != 0)
       return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", inode.ino, lb));
   }
   return Status::ok();
@@ -394,7 +392,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
     if (written_end > old_size) inode.size_bytes = written_end;
     if (written_end > offset) inode.mtime_ns = inode.ctime_ns = fs::now_ns();
     PMEMFS_TRY(ed.finish());
-    const bool ahead = !sealed && speculate_after(core, tx, inode, offset, old_size, end, written_end);
+    const bool ahead = speculate_after(core, tx, inode, offset, old_size, end, written_end);
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
     *map_ahead = ahead;  // the caller preallocates once this transaction's lock is released
@@ -412,8 +410,9 @@ struct CopyPlan {
 // file is not sealed, every block of the range is mapped, and growth has nothing to
 // prepare (every block from the old end to the new one is a hole or unwritten — including
 // those between the old end and the write, which the new size brings into the file — and
-// no gap in the old last block to zero). Looked up under the shared meta_lock; the caller's exclusive inode lock keeps
-// it true until the copy is published. Fills *plan when true.
+// no gap in the old last block to zero). Looked up under the shared meta_lock; the
+// caller's exclusive inode lock keeps it true until the copy is published. Fills *plan
+// when true.
 Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end,
                              CopyPlan* plan) {
   std::shared_lock<std::shared_mutex> ml(core.meta_lock);
@@ -459,15 +458,12 @@ Status copy_planned(VolumeCore& core, std::uint64_t ino, std::span<const std::by
   const Mapping& head = plan.maps[0];
   const Mapping& tail = plan.maps[plan.count - 1];
   if (!fs::data_path_planted_bugs().skip_zero_edges) {
-    if (offset % kBlockBytes != 0 && head.unwritten) {
-      std::byte* at = media_at(core, head, offset - offset % kBlockBytes);
-      if (persist_copy_zero(core, at, offset % kBlockBytes) != 0)
-        return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, offset / kBlockBytes));
-    }
-    if (end % kBlockBytes != 0 && tail.unwritten) {
-      if (persist_copy_zero(core, media_at(core, tail, end), kBlockBytes - end % kBlockBytes) != 0)
-        return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, end / kBlockBytes));
-    }
+    if (offset % kBlockBytes != 0 && head.unwritten &&
+        persist_copy_zero(core, media_at(core, head, offset - offset % kBlockBytes), offset % kBlockBytes) != 0)
+      return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, offset / kBlockBytes));
+    if (end % kBlockBytes != 0 && tail.unwritten &&
+        persist_copy_zero(core, media_at(core, tail, end), kBlockBytes - end % kBlockBytes) != 0)
+      return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, end / kBlockBytes));
   }
   std::uint64_t pos = offset;
   for (std::size_t i = 0; i < plan.count && pos < end; ++i) {

@@ -21,6 +21,7 @@
 #include <ctime>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -116,6 +117,19 @@ class FileTest : public ::testing::Test {
     auto st = f.stat();
     EXPECT_TRUE(st.is_ok());
     return get(f, 0, st.is_ok() ? st->size_bytes : 0);
+  }
+
+  // Changes the stored inode directly, in one committed transaction: states the API does
+  // not make (what a truncate interrupted after its first transaction leaves: the size
+  // only, its blocks still mapped), or flags it does not set yet (sealed).
+  void edit_inode(std::uint64_t ino, const std::function<void(format::Inode&)>& change) {
+    auto& core = vol_->core();
+    fs::MetaTx mtx(core);
+    auto inode = core.load_inode(mtx.tx(), ino);
+    ASSERT_TRUE(inode.is_ok()) << inode.status().to_string();
+    change(*inode);
+    core.store_inode(mtx.tx(), *inode);
+    ASSERT_TRUE(mtx.commit().is_ok());
   }
 
   format::Inode inode_of(std::uint64_t ino) {
@@ -680,29 +694,14 @@ TEST_F(FileTest, TruncateZeroesPartialTails) {
 TEST_F(FileTest, BlocksPastEndAreNeverExposed) {
   File f = open("/stale");
   put(f, 0, std::string(3 * kBlock, 's'));
-  {
-    auto& core = vol_->core();
-    fs::MetaTx mtx(core);
-    auto inode = core.load_inode(mtx.tx(), f.ino());
-    ASSERT_TRUE(inode.is_ok());
-    inode->size_bytes = 100;  // size only: blocks 1 and 2 stay mapped and written
-    core.store_inode(mtx.tx(), *inode);
-    ASSERT_TRUE(mtx.commit().is_ok());
-  }
+  // Size only: blocks 1 and 2 stay mapped and written.
+  edit_inode(f.ino(), [](format::Inode& i) { i.size_bytes = 100; });
   ASSERT_TRUE(f.truncate(3 * kBlock).is_ok());
   EXPECT_EQ(get_all(f), std::string(100, 's') + std::string(3 * kBlock - 100, '\0'));
   // Same through a write past the end and a fallocate.
   File g = open("/stale2");
   put(g, 0, std::string(3 * kBlock, 's'));
-  {
-    auto& core = vol_->core();
-    fs::MetaTx mtx(core);
-    auto inode = core.load_inode(mtx.tx(), g.ino());
-    ASSERT_TRUE(inode.is_ok());
-    inode->size_bytes = 10;
-    core.store_inode(mtx.tx(), *inode);
-    ASSERT_TRUE(mtx.commit().is_ok());
-  }
+  edit_inode(g.ino(), [](format::Inode& i) { i.size_bytes = 10; });
   put(g, 2 * kBlock + 5, "w");
   EXPECT_EQ(get_all(g), std::string(10, 's') + std::string(2 * kBlock - 5, '\0') + "w");
   ASSERT_TRUE(g.fallocate(0, 0, 4 * kBlock).is_ok());
@@ -859,15 +858,7 @@ TEST_F(FileTest, SealedFileRefusesMapChanges) {
   { File keep = open("/keep"); }  // the directory keeps an entry after the unlink below
   File f = open("/sealed");
   put(f, 0, std::string(2 * kBlock, 'a'));
-  {
-    auto& core = vol_->core();
-    fs::MetaTx mtx(core);
-    auto inode = core.load_inode(mtx.tx(), f.ino());
-    ASSERT_TRUE(inode.is_ok());
-    inode->flags |= format::kInodeSealed;
-    core.store_inode(mtx.tx(), *inode);
-    ASSERT_TRUE(mtx.commit().is_ok());
-  }
+  edit_inode(f.ino(), [](format::Inode& i) { i.flags |= format::kInodeSealed; });
   put(f, 100, "inside is fine");
   EXPECT_EQ(f.pwrite(B("x"), 2 * kBlock).errnum(), ETXTBSY);
   EXPECT_EQ(f.pwrite(B("xx"), 2 * kBlock - 1).errnum(), ETXTBSY);
@@ -946,17 +937,9 @@ TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhenAWriteSkipsItsFirstTran
     SCOPED_TRACE(c.what);
     File f = open(std::string("/gap-") + std::to_string(c.blocks) + (c.fallocate ? "f" : ""));
     put(f, 0, std::string(c.blocks * kBlock, 'A'));
-    auto& core = vol_->core();
-    {
-      // What a truncate to 0 interrupted after its first transaction leaves: size 0,
-      // written blocks past the end.
-      fs::MetaTx mtx(core);
-      auto inode = core.load_inode(mtx.tx(), f.ino());
-      ASSERT_TRUE(inode.is_ok());
-      inode->size_bytes = 0;
-      core.store_inode(mtx.tx(), *inode);
-      ASSERT_TRUE(mtx.commit().is_ok());
-    }
+    // What a truncate to 0 interrupted after its first transaction leaves: size 0,
+    // written blocks past the end.
+    edit_inode(f.ino(), [](format::Inode& i) { i.size_bytes = 0; });
     if (c.fallocate) {
       ASSERT_TRUE(f.fallocate(kFallocKeepSize, 16 * kBlock, 16 * kBlock).is_ok());
     }
@@ -973,14 +956,8 @@ TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhenAWriteSkipsItsFirstTran
 // The same, with the written blocks left past the end in one extent that also reaches
 // into the write's range, and with a gap of more mappings than one lookup batch.
 TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhateverTheirShape) {
-  auto& core = vol_->core();
   auto set_size = [&](std::uint64_t ino, std::uint64_t size) {
-    fs::MetaTx mtx(core);
-    auto inode = core.load_inode(mtx.tx(), ino);
-    ASSERT_TRUE(inode.is_ok());
-    inode->size_bytes = size;
-    core.store_inode(mtx.tx(), *inode);
-    ASSERT_TRUE(mtx.commit().is_ok());
+    edit_inode(ino, [size](format::Inode& i) { i.size_bytes = size; });
   };
   {
     // One written extent over [0, 20): the size cut to 3 blocks + 100 bytes, then a

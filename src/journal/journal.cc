@@ -206,7 +206,7 @@ struct Journal::Impl {
   // between commits (a flush evicts the line on some CPUs). Guarded by `mutex`.
   std::vector<std::uint64_t> pending_table;
   std::vector<std::uint32_t> pending_slots;
-  // Records [offset, offset + len) as applied and not yet flushed; false when the table is
+  // Records volume line `line` as applied and not yet flushed; false when the table is
   // full (the caller flushes the line at once).
   bool pend_line(std::uint64_t line);
   // Flushes the pending lines (no drain) and empties the set. 0 or an errno.
@@ -715,11 +715,6 @@ bool Journal::Impl::pend_line(std::uint64_t line) {
 
 int Journal::Impl::flush_pending() {
   if (pending_slots.empty()) return 0;
-  if (Journal::planted_bugs().skip_pending_flush) {
-    for (std::uint32_t slot : pending_slots) pending_table[slot] = 0;
-    pending_slots.clear();
-    return 0;
-  }
   // In address order, adjacent lines merged into one flush.
   std::vector<std::uint64_t> lines;
   lines.reserve(pending_slots.size());
@@ -728,6 +723,7 @@ int Journal::Impl::flush_pending() {
     pending_table[slot] = 0;
   }
   pending_slots.clear();
+  if (Journal::planted_bugs().skip_pending_flush) return 0;
   // An msync backing flushes whole pages: one call per run of pages, not per line.
   const std::uint64_t unit =
       persister.granularity() == persist::Granularity::kPage ? persist::kPageBytes / kLineBytes : 1;
