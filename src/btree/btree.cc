@@ -43,6 +43,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <numeric>
 #include <string>
 #include <unordered_set>
@@ -368,27 +370,46 @@ std::uint64_t verified_tag(const Context& c, const TreeRef& t, std::uint64_t blo
 }
 
 // Copies node `block` into `out` and verifies it completely against `e` (intrinsic() is
-// skipped when c.verified remembers these very bytes passing it).
+// skipped when c.verified remembers these very bytes passing it). With c.cache, a copy
+// cached for this block of this tree is used instead of the media (level and key range
+// still checked), and a node read from media that passes is cached, unless the reader's
+// view of the block is not the media's.
 Status read_node(journal::MetaReader& r, const Context& c, const TreeRef& t, std::uint64_t block,
                  const Expect& e, Node& out) {
   NodeCheck check(out, c, t, block, &e);
   // Callers reach blocks only through verified child pointers or the checked root, so
   // this holds; it is checked again because the journal aborts on reads off the volume.
   if (block < c.data_block || block >= c.total_blocks) return check.fail("outside the data area");
+  const bool cacheable = c.cache != nullptr && !r.overlays(block);
+  if (cacheable && c.cache->get(block, t.owner_ino, t.kind, out.bytes)) {
+    PMEMFS_TRY(check.level());
+    return check.key_bounds();
+  }
   std::memcpy(out.bytes, r.read(block * kBlockBytes, kBlockBytes), kBlockBytes);
   PMEMFS_TRY(check.magic());
   const auto stored = out.get<std::uint64_t>(kOffChecksum);
   const std::uint64_t computed = node_checksum(out, c.seed);
   if (stored != computed)
     return check.fail("checksum mismatch (stored {:#018x}, computed {:#018x})", stored, computed);
-  if (c.verified == nullptr) return check.rest();
-  PMEMFS_TRY(check.level());
-  const std::uint64_t tag = verified_tag(c, t, block, computed);
-  if (!c.verified->contains(tag)) {
-    PMEMFS_TRY(check.intrinsic());
-    c.verified->insert(tag);
+  if (c.verified == nullptr) {
+    PMEMFS_TRY(check.rest());
+  } else {
+    PMEMFS_TRY(check.level());
+    const std::uint64_t tag = verified_tag(c, t, block, computed);
+    if (!c.verified->contains(tag)) {
+      PMEMFS_TRY(check.intrinsic());
+      c.verified->insert(tag);
+    }
+    PMEMFS_TRY(check.key_bounds());
   }
-  return check.key_bounds();
+  if (cacheable) c.cache->put(block, t.owner_ino, t.kind, out.bytes);
+  return Status::ok();
+}
+
+// Gives a node back to the NodeSource, its cached copy dropped first.
+Status free_node(journal::Transaction& tx, const Context& c, NodeSource& nodes, std::uint64_t block) {
+  if (c.cache != nullptr) c.cache->invalidate(block);
+  return nodes.free_node(tx, block);
 }
 
 // Last child whose key is <= key (0 if none: keys below the first are not in the range).
@@ -704,7 +725,7 @@ class Mutation {
       PMEMFS_TRY(shrink_root(&root, &depth));
     }
     for (auto& w : works_)
-      if (w->freed) PMEMFS_TRY(nodes_.free_node(tx_, w->block));
+      if (w->freed) PMEMFS_TRY(free_node(tx_, c_, nodes_, w->block));
     flush();
     t_.root_block = root;
     t_.depth = depth;
@@ -783,7 +804,7 @@ class Mutation {
       Result<std::uint64_t> block = nodes_.alloc_node(tx_);
       if (!block.is_ok()) {
         for (std::uint64_t b : fresh_) {
-          Status s = nodes_.free_node(tx_, b);
+          Status s = free_node(tx_, c_, nodes_, b);
           if (!s.is_ok()) return s;
         }
         fresh_.clear();
@@ -1067,7 +1088,7 @@ Status destroy(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSourc
     blocks.push_back(block);
     return Status::ok();
   }));
-  for (std::uint64_t b : blocks) PMEMFS_TRY(nodes.free_node(tx, b));
+  for (std::uint64_t b : blocks) PMEMFS_TRY(free_node(tx, c, nodes, b));
   t.root_block = 0;
   t.depth = 0;
   return Status::ok();
@@ -1080,7 +1101,9 @@ Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
   std::unordered_set<std::uint64_t> seen;
   bool have_prev = false;
   std::uint64_t prev = 0;
-  Walker walker(r, c, t);
+  Context media_only = c;  // every node from media (fsck)
+  media_only.cache = nullptr;
+  Walker walker(r, media_only, t);
   return walker.walk([&](std::uint64_t block, const Node& n) -> Status {
     if (!seen.insert(block).second)
       return NodeCheck(n, c, t, block, nullptr).fail("reached twice in one tree");
@@ -1101,6 +1124,70 @@ Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
     }
     return Status::ok();
   });
+}
+
+// ------------------------------------------------------------------------ NodeCache
+
+struct NodeCache::Slot {
+  std::mutex mutex;
+  std::atomic<std::uint64_t> block{0};  // 0: empty (block 0 is a superblock, never a node)
+  std::uint64_t owner = 0;
+  std::uint32_t kind = 0;
+};
+
+NodeCache::NodeCache()
+    : slots_(new Slot[kSlots]),
+      // Not initialised: pages are touched (and count as memory) only as slots fill.
+      bytes_(static_cast<std::byte*>(::operator new(kSlots * kBlockBytes, std::align_val_t{kLineBytes}))) {}
+
+NodeCache::~NodeCache() {
+  ::operator delete(bytes_, std::align_val_t{kLineBytes});
+  delete[] slots_;
+}
+
+bool NodeCache::get(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, std::byte* out) {
+  Slot& s = slots_[slot_of(block)];
+  if (s.block.load(std::memory_order_relaxed) != block) return false;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.block.load(std::memory_order_relaxed) != block || s.owner != owner || s.kind != kind) return false;
+  std::memcpy(out, bytes_ + slot_of(block) * kBlockBytes, kBlockBytes);
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void NodeCache::put(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, const std::byte* node) {
+  const std::size_t i = slot_of(block);
+  Slot& s = slots_[i];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  std::memcpy(bytes_ + i * kBlockBytes, node, kBlockBytes);
+  s.owner = owner;
+  s.kind = kind;
+  s.block.store(block, std::memory_order_relaxed);
+  fills_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void NodeCache::invalidate_blocks(std::uint64_t first, std::uint64_t end) {
+  auto drop = [](Slot& s, std::uint64_t b) {
+    if (s.block.load(std::memory_order_relaxed) != b) return;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.block.load(std::memory_order_relaxed) == b) s.block.store(0, std::memory_order_relaxed);
+  };
+  if (end > first && end - first > kSlots) {
+    // A long range: look at every slot once instead of at every block.
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      const std::uint64_t b = slots_[i].block.load(std::memory_order_relaxed);
+      if (b >= first && b < end) drop(slots_[i], b);
+    }
+    return;
+  }
+  for (std::uint64_t b = first; b < end; ++b) drop(slots_[slot_of(b)], b);
+}
+
+void NodeCache::clear() {
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    std::lock_guard<std::mutex> lock(slots_[i].mutex);
+    slots_[i].block.store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace pmemfs::btree

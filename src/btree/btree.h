@@ -88,13 +88,76 @@ class VerifiedNodes {
   std::array<std::atomic<std::uint64_t>, kSlots> slots_{};
 };
 
+// DRAM copies of recently read nodes, so that a path walked again (the parent directory's
+// leaf and its ancestors at every create, a file's extent tree at every write) is not
+// copied from media and checksummed each time.
+//
+// What it holds: a node's bytes exactly as on media, cached only after they passed every
+// check a read makes (checksum, magic, header, intrinsic structure) as node `block` of the
+// tree (owner, kind). A hit is served for the same (block, owner, kind) only, and the
+// checks that depend on the path (level, key range) still run on it. A node is verified
+// when it enters the cache, as a block device's metadata is verified when it enters the
+// buffer cache: damage the media takes while a copy is cached is found when the copy is
+// dropped and the node is read again (or by fsck, which never uses the cache).
+//
+// When a copy is dropped (the rules that keep it equal to the media):
+//   - the journal applies a record touching its block (the owner wires the journal's
+//     apply observer to invalidate_blocks; a commit changes nodes only that way);
+//   - the tree frees the node (NodeSource::free_node is always preceded by invalidate),
+//     so a block reused for file data is never served as a node;
+//   - a reader whose view of the block is not the media's (a transaction that staged
+//     lines in it: MetaReader::overlays) neither reads nor fills the copy.
+// Several processes sharing a volume will each have their own cache: one must clear it
+// when it sees another's commits (the journal sequence moved past its own).
+//
+// Direct-mapped, kSlots entries (kSlots * 4 KiB of DRAM at most, touched as used). Thread
+// safety: get and put take the slot's mutex, so readers holding the volume's metadata lock
+// shared may fill and read it concurrently; invalidation runs under the exclusive lock
+// (inside a transaction or its commit), when no reader runs.
+class NodeCache {
+ public:
+  static constexpr std::size_t kSlotBits = 10;
+  static constexpr std::size_t kSlots = std::size_t{1} << kSlotBits;
+  NodeCache();
+  ~NodeCache();
+  NodeCache(const NodeCache&) = delete;
+  NodeCache& operator=(const NodeCache&) = delete;
+
+  // Copies the cached node `block` of tree (owner, kind) into `out` (4 KiB); false when
+  // it is not cached.
+  bool get(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, std::byte* out);
+  // Caches the verified bytes of node `block` of tree (owner, kind), evicting what the slot
+  // held.
+  void put(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, const std::byte* node);
+  // Drops the copies of blocks [first, end).
+  void invalidate_blocks(std::uint64_t first, std::uint64_t end);
+  void invalidate(std::uint64_t block) { invalidate_blocks(block, block + 1); }
+  void clear();
+
+  // Counters (tests, benchmarks): relaxed, approximate under concurrency.
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t fills() const { return fills_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Slot;
+  static std::size_t slot_of(std::uint64_t block) {
+    return static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> (64 - kSlotBits));
+  }
+  Slot* slots_;
+  std::byte* bytes_;  // kSlots nodes
+  std::atomic<std::uint64_t> hits_{0};
+  std::atomic<std::uint64_t> fills_{0};
+};
+
 struct Context {
   const std::uint8_t* uuid = nullptr;  // 16 bytes, the volume's
   std::uint64_t seed = 0;              // format::volume_seed(uuid)
   std::uint64_t data_block = 0;        // Superblock::data_block
   std::uint64_t total_blocks = 0;      // Superblock::total_blocks
-  // Optional (fsck leaves it null: it checks every node completely, every time).
+  // Optional: remembered checks (see VerifiedNodes).
   VerifiedNodes* verified = nullptr;
+  // Optional: DRAM copies of nodes (see NodeCache). verify() never uses it.
+  NodeCache* cache = nullptr;
 };
 
 // Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,

@@ -94,7 +94,8 @@ class TestNodes final : public NodeSource {
 // A formatted journal over an aligned memory buffer, a tree context and a node source.
 class TestVolume {
  public:
-  TestVolume()
+  // cached: the context has a NodeCache, wired to the journal's apply as a volume does.
+  explicit TestVolume(bool cached = false)
       : mem_(static_cast<std::byte*>(std::aligned_alloc(kBlockBytes, kTotalBlocks * kBlockBytes))) {
     std::memset(mem_.get(), 0, kTotalBlocks * kBlockBytes);
     for (int i = 0; i < 16; ++i) uuid_[i] = static_cast<std::uint8_t>(0xa0 + i);
@@ -114,7 +115,14 @@ class TestVolume {
     sb.root_ino = format::kRootIno;
     Status s = journal::Journal::format(*device_, kJournalBlock, kJournalBlocks, uuid_);
     if (!s.is_ok()) die(s);
-    auto j = journal::Journal::open(*device_, sb);
+    journal::JournalOptions jo;
+    if (cached) {
+      cache_ = std::make_unique<NodeCache>();
+      NodeCache* cache = cache_.get();
+      jo.on_apply = [cache](std::uint64_t first, std::uint64_t end) { cache->invalidate_blocks(first, end); };
+      ctx_.cache = cache;
+    }
+    auto j = journal::Journal::open(*device_, sb, nullptr, jo);
     if (!j.is_ok()) die(j.status());
     journal_ = std::move(j).value();
     ctx_.uuid = uuid_;
@@ -125,6 +133,7 @@ class TestVolume {
 
   journal::Journal& journal() { return *journal_; }
   const Context& ctx() const { return ctx_; }
+  NodeCache* cache() { return cache_.get(); }
   TestNodes& nodes() { return nodes_; }
   journal::MediaReader media() const {
     return journal::MediaReader(mem_.get(), kTotalBlocks * kBlockBytes);
@@ -150,6 +159,7 @@ class TestVolume {
   std::unique_ptr<std::byte, Free> mem_;
   std::uint8_t uuid_[16];
   std::unique_ptr<device::Device> device_;
+  std::unique_ptr<NodeCache> cache_;  // before journal_: the journal's observer uses it
   std::unique_ptr<journal::Journal> journal_;
   Context ctx_;
   TestNodes nodes_{kDataBlock, kTotalBlocks};
@@ -435,6 +445,24 @@ TEST(btree_model, RandomOperationsMatchStdMap) {
   EXPECT_EQ(v.nodes().allocs(), v.nodes().frees());
 }
 
+// The same model with the node cache: every read after a commit goes through copies that
+// the journal's apply must have dropped wherever the commit changed a node, and the nodes
+// freed along the way come back (TestNodes reuses them first) as new nodes.
+TEST(btree_model, RandomOperationsMatchStdMapWithTheNodeCache) {
+  TestVolume v(/*cached=*/true);
+  Model m(v, test_seed());
+  m.run(14000, 80, 10, 5);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_GE(m.max_depth(), 3u);
+  m.run(8000, 15, 20, 60);
+  ASSERT_FALSE(HasFatalFailure());
+  m.erase_all();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_TRUE(v.nodes().live().empty());
+  EXPECT_GT(v.cache()->hits(), 1000u);
+  EXPECT_GT(v.cache()->fills(), 100u);
+}
+
 // ------------------------------------------------------------------------ shapes
 
 // Appends `n` keys (step 8) with values of `len` bytes, committing in batches.
@@ -715,6 +743,110 @@ TEST(btree, SmallInsertJournalsFewLines) {
   // line, the slot lines from the insert position on, the entry's lines.
   EXPECT_LE(tx.staged_bytes(), 64u + 3 * 16 + 6 * 64);
   ASSERT_TRUE(tx.commit().is_ok());
+}
+
+// ------------------------------------------------------------------------ node cache
+
+TEST(btree_cache, GetPutAndInvalidate) {
+  NodeCache cache;
+  std::vector<std::byte> node(kBlockBytes, std::byte{0x5a});
+  std::vector<std::byte> out(kBlockBytes);
+  EXPECT_FALSE(cache.get(600, kOwner, format::kTreeExtents, out.data()));
+  cache.put(600, kOwner, format::kTreeExtents, node.data());
+  ASSERT_TRUE(cache.get(600, kOwner, format::kTreeExtents, out.data()));
+  EXPECT_EQ(out, node);
+  // Another tree's view of the same block is a miss (its read would refuse the node).
+  EXPECT_FALSE(cache.get(600, kOwner + 1, format::kTreeExtents, out.data()));
+  EXPECT_FALSE(cache.get(600, kOwner, format::kTreeDirectory, out.data()));
+  // Range invalidation: around the block, then a range longer than the cache.
+  cache.invalidate_blocks(601, 700);
+  EXPECT_TRUE(cache.get(600, kOwner, format::kTreeExtents, out.data()));
+  cache.invalidate_blocks(500, 601);
+  EXPECT_FALSE(cache.get(600, kOwner, format::kTreeExtents, out.data()));
+  for (std::uint64_t b = 1000; b < 1000 + 64; ++b) cache.put(b, kOwner, format::kTreeExtents, node.data());
+  cache.invalidate_blocks(1010, 1010 + 4 * NodeCache::kSlots);  // every slot looked at once
+  for (std::uint64_t b = 1000; b < 1010; ++b) EXPECT_TRUE(cache.get(b, kOwner, format::kTreeExtents, out.data())) << b;
+  for (std::uint64_t b = 1010; b < 1064; ++b) EXPECT_FALSE(cache.get(b, kOwner, format::kTreeExtents, out.data())) << b;
+  cache.clear();
+  EXPECT_FALSE(cache.get(1000, kOwner, format::kTreeExtents, out.data()));
+}
+
+// A copy is verified once, when it enters the cache, and then used instead of the media
+// until something drops it: damage done behind the journal's back is found on the next
+// read from media, which a commit touching the node (the journal's apply) forces.
+TEST(btree_cache, CopyServesUntilACommitTouchesTheNode) {
+  TestVolume v(/*cached=*/true);
+  TreeRef t = new_tree();
+  append_keys(v, t, 2000, 40);  // depth 2
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_EQ(t.depth, 2u);
+  journal::MediaReader r = v.media();
+  Bytes out(64);
+  ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());  // root and first leaf cached
+  const std::uint64_t hits = v.cache()->hits();
+  ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());
+  EXPECT_EQ(v.cache()->hits(), hits + 2);
+  // Damage the root on media (a stray write): the cached copy still serves.
+  v.block(t.root_block)[200] ^= std::byte{1};
+  EXPECT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());
+  // A media-only walk (fsck's verify) finds it.
+  Status s = verify(r, v.ctx(), t, nullptr, nullptr);
+  EXPECT_EQ(s.errnum(), EUCLEAN) << s.to_string();
+  // A commit that writes the root drops the copy: the next read goes to media and
+  // refuses the damaged node. (The write is of a line elsewhere in the block.)
+  {
+    journal::Transaction tx(v.journal());
+    std::byte* p = tx.write(t.root_block * kBlockBytes + 4032, 64);
+    p[0] ^= std::byte{0};  // stage the line as it is: the block is rewritten, unchanged there
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  s = lookup(r, v.ctx(), t, 8, out).status();
+  EXPECT_EQ(s.errnum(), EUCLEAN) << s.to_string();
+  EXPECT_NE(s.message().find(fmt::format("node at block {}", t.root_block)), std::string::npos) << s.to_string();
+}
+
+// A transaction's staged node is neither served from the cache nor cached: the
+// transaction sees its own change, other readers the media's, until the commit.
+TEST(btree_cache, StagedNodesAreNeitherServedNorCached) {
+  TestVolume v(/*cached=*/true);
+  TreeRef t = new_tree();
+  append_keys(v, t, 2000, 40);
+  ASSERT_FALSE(HasFatalFailure());
+  journal::MediaReader r = v.media();
+  Bytes out(64);
+  ASSERT_EQ(lookup(r, v.ctx(), t, 9, out).errnum(), ENOENT);  // path cached
+  journal::Transaction tx(v.journal());
+  Bytes val = value_for(9, 40);
+  ASSERT_TRUE(insert(tx, v.ctx(), t, v.nodes(), 9, span_of(val)).is_ok());
+  auto in_tx = lookup(tx, v.ctx(), t, 9, out);
+  ASSERT_TRUE(in_tx.is_ok()) << in_tx.status().to_string();
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + *in_tx), val);
+  EXPECT_EQ(lookup(r, v.ctx(), t, 9, out).errnum(), ENOENT);  // the media's view
+  ASSERT_TRUE(tx.commit().is_ok());
+  auto after = lookup(r, v.ctx(), t, 9, out);
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + *after), val);
+}
+
+// A node the tree frees is dropped at once: its block may come back as file data (here:
+// garbage written in place) and must then never be served as a node.
+TEST(btree_cache, FreedNodesAreDropped) {
+  TestVolume v(/*cached=*/true);
+  TreeRef t = new_tree();
+  append_keys(v, t, 2000, 40);
+  ASSERT_FALSE(HasFatalFailure());
+  journal::MediaReader r = v.media();
+  Bytes out(64);
+  ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());
+  const TreeRef old = t;
+  {
+    journal::Transaction tx(v.journal());
+    ASSERT_TRUE(destroy(tx, v.ctx(), t, v.nodes()).is_ok());
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  std::memset(v.block(old.root_block), 0x77, kBlockBytes);  // reused in place
+  Status s = lookup(r, v.ctx(), old, 8, out).status();  // a stale reference to the old root
+  EXPECT_EQ(s.errnum(), EUCLEAN) << s.to_string();
 }
 
 // ------------------------------------------------------------------------ corruption

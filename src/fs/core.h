@@ -113,6 +113,7 @@ struct VolumeCore {
   std::unique_ptr<alloc::InodeAllocator> ialloc;
   btree::Context bctx;
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
+  btree::NodeCache node_cache;          // bctx.cache points here (the journal's apply drops copies)
   // Speculative preallocation (file.cc): per inode, the block range [first, end) this
   // process mapped unwritten past the end of a file being appended to; trimmed at close.
   bool speculative_enabled = true;  // PMEMFS_NO_SPECULATIVE=1 at open turns it off

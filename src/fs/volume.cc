@@ -44,12 +44,16 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   core->seed = format::volume_seed(core->sb.uuid);
   core->read_only = read_only;
   core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks,
-                              &core->verified_nodes};
+                              &core->verified_nodes, &core->node_cache};
+  if (const char* e = std::getenv("PMEMFS_NO_NODE_CACHE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
+    core->bctx.cache = nullptr;
   if (const char* e = std::getenv("PMEMFS_NO_SPECULATIVE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
     core->speculative_enabled = false;
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
+  btree::NodeCache* cache = &core->node_cache;
+  jo.on_apply = [cache](std::uint64_t first, std::uint64_t end) { cache->invalidate_blocks(first, end); };
   PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
   // byte-addressable backings this process mapped; see device/prefault.h.

@@ -177,6 +177,7 @@ struct Journal::Impl {
   // wrote (prepare_inplace), and when the journal closes. Guarded by `mutex`.
   bool lazy = false;
   bool checkpoint_at_close = false;
+  std::function<void(std::uint64_t, std::uint64_t)> on_apply;  // JournalOptions::on_apply
   bool opened = false;  // recovery done: head, sequence and the checkpoint are known
   int ckpt_slot = 0;           // slot holding the newest checkpoint
   std::uint64_t ckpt_tail = 0;  // its tail: [ckpt_tail, head) is still needed by recovery
@@ -452,6 +453,7 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
 
   j.lazy = options.lazy_checkpoints;
   j.checkpoint_at_close = options.checkpoint_at_close;
+  j.on_apply = options.on_apply;
   j.logged.reset(new std::atomic<std::uint64_t>[kLoggedFilterBits / 64]);
   for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) j.logged[w].store(0, std::memory_order_relaxed);
 
@@ -676,9 +678,10 @@ int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_cou
     std::memcpy(&r, body + cursor, sizeof(r));
     const std::byte* data = body + cursor + kTxRecordBytes;
     cursor += kTxRecordBytes + pad8(r.length);
+    // A record may run on into the next blocks (build merges adjacent lines).
+    const std::uint64_t last = (r.offset + r.length - 1) / kBlockBytes;
+    if (on_apply) on_apply(r.offset / kBlockBytes, last + 1);
     if (lazy) {
-      // A record may run on into the next blocks (build merges adjacent lines).
-      const std::uint64_t last = (r.offset + r.length - 1) / kBlockBytes;
       for (std::uint64_t b = r.offset / kBlockBytes; b <= last; ++b) note_logged(b);
     }
     if (!defer) {
@@ -1070,6 +1073,11 @@ const std::byte* Transaction::read(std::uint64_t offset, std::uint32_t len) {
   if (b == nullptr) return j.base + offset;
   j.load_lines(*b, line_mask(in_block, len));
   return b->data + in_block;
+}
+
+bool Transaction::overlays(std::uint64_t block) {
+  if (impl_ == nullptr) die_ended("overlays");
+  return impl_->find(block) != nullptr;
 }
 
 std::byte* Transaction::write(std::uint64_t offset, std::uint32_t len) {

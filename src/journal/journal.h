@@ -79,6 +79,9 @@ class MetaReader {
  public:
   virtual ~MetaReader() = default;
   virtual const std::byte* read(std::uint64_t offset, std::uint32_t len) = 0;
+  // Whether read() of 4 KiB block `block` may give other bytes than the media holds (a
+  // transaction's staged lines): such bytes must never be cached as the media's.
+  virtual bool overlays(std::uint64_t /*block*/) { return false; }
 
   template <typename T>
   const T& get(std::uint64_t offset) {
@@ -130,6 +133,10 @@ struct JournalOptions {
   // replays nothing. Only when the device's memory outlives the Journal for certain (a
   // device this process mapped); never for memory a caller wraps (the crash simulator).
   bool checkpoint_at_close = false;
+  // Called with the blocks [first, end) a record is about to write, for every record a
+  // commit (or recovery) applies, with the journal locked: keeps DRAM copies of metadata
+  // (btree::NodeCache) from outliving the bytes they copy. Must not use the journal.
+  std::function<void(std::uint64_t first, std::uint64_t end)> on_apply;
 };
 
 class Journal {
@@ -199,6 +206,8 @@ class Transaction final : public MetaReader {
 
   // The staged view: this transaction's writes, else the media.
   const std::byte* read(std::uint64_t offset, std::uint32_t len) override;
+  // True when this transaction staged lines in `block`.
+  bool overlays(std::uint64_t block) override;
   // A writable staged copy of [offset, offset+len); the bytes are logged at commit.
   // Must not cross a 4 KiB block boundary.
   std::byte* write(std::uint64_t offset, std::uint32_t len);
