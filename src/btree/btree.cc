@@ -294,6 +294,12 @@ class NodeCheck {
 
   // Marks bytes [begin, end) used; false if any already was.
   static bool mark(std::uint64_t (&bits)[kLinesPerNode], std::uint32_t begin, std::uint32_t end) {
+    if (begin / 64 == (end - 1) / 64) {  // the usual entry: within one word
+      const std::uint64_t m = (~std::uint64_t{0} >> (64 - (end - begin))) << (begin % 64);
+      if ((bits[begin / 64] & m) != 0) return false;
+      bits[begin / 64] |= m;
+      return true;
+    }
     for (std::uint32_t w = begin / 64; w * 64 < end; ++w) {
       const std::uint32_t lo = std::max(begin, w * 64) - w * 64;
       const std::uint32_t hi = std::min(end, w * 64 + 64) - w * 64;
@@ -315,12 +321,13 @@ class NodeCheck {
       return fail("heap_top {} outside [{}, {}]", heap_top, slots_end, kBlockBytes);
     std::uint64_t used_bits[kLinesPerNode] = {};
     std::uint32_t used = 0;
+    std::uint64_t prev_key = 0;
     for (std::uint32_t i = 0; i < count; ++i) {
       const std::uint32_t off = n_.slot(i);
       if (off < heap_top || off + kEntryHeaderBytes > kBlockBytes)
         return fail("slot {}: entry offset {} outside the heap [{}, {})", i, off, heap_top,
                     kBlockBytes);
-      const std::uint32_t len = n_.value_len(i);
+      const std::uint32_t len = n_.get<std::uint16_t>(off + 8);
       if (len > kMaxValueBytes)
         return fail("slot {}: value length {} exceeds the limit {}", i, len, kMaxValueBytes);
       const std::uint32_t end = off + kEntryHeaderBytes + len;
@@ -328,8 +335,9 @@ class NodeCheck {
         return fail("slot {}: entry [{}, {}) runs past the node's end", i, off, end);
       if (!mark(used_bits, off, end))
         return fail("slot {}: entry [{}, {}) overlaps another", i, off, end);
-      if (i > 0 && n_.leaf_key(i) <= n_.leaf_key(i - 1))
-        return fail("keys out of order at slot {}", i);
+      const std::uint64_t key = n_.get<std::uint64_t>(off);
+      if (i > 0 && key <= prev_key) return fail("keys out of order at slot {}", i);
+      prev_key = key;
       used += end - off;
     }
     if (n_.free_bytes() != kBlockBytes - heap_top - used)

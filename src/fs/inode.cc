@@ -36,16 +36,27 @@ constexpr std::uint32_t kKnownInodeFlags =
 
 }  // namespace
 
+Status verify_inode_fields(const VolumeCore& core, const format::Inode& inode, std::uint64_t offset);
+
 std::uint64_t VolumeCore::inode_offset(std::uint64_t ino) const {
   return sb.itable_block * format::kBlockBytes + ino * format::kInodeBytes;
 }
 
 Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset) const {
+  if (inode.magic != format::kInodeMagic)
+    return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: bad magic", inode.ino, offset));
+  if (inode.checksum != inode_checksum(inode, seed))
+    return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: checksum mismatch", inode.ino, offset));
+  return verify_inode_fields(*this, inode, offset);
+}
+
+// verify_inode's checks of everything but the magic and the checksum (store_inode has
+// just computed the checksum from these very bytes).
+Status verify_inode_fields(const VolumeCore& core, const format::Inode& inode, std::uint64_t offset) {
+  const format::Superblock& sb = core.sb;
   auto bad = [&](std::string_view what) {
     return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: {}", inode.ino, offset, what));
   };
-  if (inode.magic != format::kInodeMagic) return bad("bad magic");
-  if (inode.checksum != inode_checksum(inode, seed)) return bad("checksum mismatch");
   if (!valid_type(inode.mode)) return bad(fmt::format("invalid file type in mode {:o}", inode.mode));
   if ((inode.flags & ~kKnownInodeFlags) != 0) return bad(fmt::format("unknown flags {:#x}", inode.flags));
   if (inode.size_bytes > format::kMaxFileBytes) return bad("size beyond the maximum file size");
@@ -75,7 +86,7 @@ Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset
   if (inode.orphan_next != 0 && inode.orphan_next == inode.orphan_prev)
     return bad(fmt::format("orphan list links both ways to inode {}", inode.orphan_next));
   if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData)))
-    return verify_map(inode, offset);
+    return core.verify_map(inode, offset);
   return Status::ok();
 }
 
@@ -97,7 +108,7 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
   inode.magic = format::kInodeMagic;
   inode.checksum = inode_checksum(inode, seed);
   std::uint64_t off = inode_offset(inode.ino);
-  Status s = verify_inode(inode, off);
+  Status s = verify_inode_fields(*this, inode, off);
   if (!s.is_ok()) {
     // Writing an inode that fails verification is a bug in pmemfs, not bad media.
     std::fprintf(stderr, "pmemfs: refusing to write an invalid inode: %s\n", s.to_string().c_str());
