@@ -36,10 +36,18 @@ MetadataBugs& metadata_planted_bugs() {
 
 MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.emplace(*core.journal); }
 
-Status MetaTx::commit() { return tx_->commit(); }
+MetaTx::~MetaTx() { core_.inodes_to_cache.clear(); }  // not committed: nothing to install
+
+Status MetaTx::commit() {
+  Status s = tx_->commit();
+  core_.cache_stored_inodes(s.is_ok());
+  return s;
+}
 
 Status MetaTx::split_for_planted_bug() {
-  PMEMFS_TRY(tx_->commit());
+  Status s = tx_->commit();
+  core_.cache_stored_inodes(s.is_ok());
+  PMEMFS_TRY(s);
   tx_.reset();
   tx_.emplace(*core_.journal);
   return Status::ok();

@@ -52,6 +52,36 @@ class InodeLocks {
   std::array<std::shared_mutex, kShards> shards_;
 };
 
+// DRAM copies of recently loaded inodes, under the same rules as btree::NodeCache: an
+// inode is verified (magic, checksum, fields) when it is read from media and cached, and
+// its copy is dropped when the journal applies a record touching its inode-table block
+// (every change to an inode is a journal record: store_inode, free_inode). A reader whose
+// view of the block is not the media's (a transaction that staged lines in it) neither
+// reads nor fills it. Direct-mapped by inode number; kSlots * 256 bytes at most (touched as
+// used). get/put take a striped mutex, so readers under the shared metadata lock may use
+// it concurrently; invalidation runs under the exclusive lock.
+class InodeCache {
+ public:
+  static constexpr std::size_t kSlots = 4096;
+  InodeCache();
+  ~InodeCache();
+  InodeCache(const InodeCache&) = delete;
+  InodeCache& operator=(const InodeCache&) = delete;
+
+  bool get(std::uint64_t ino, format::Inode* out);
+  void put(const format::Inode& inode);
+  // Drops the copies of inodes [first, end).
+  void invalidate(std::uint64_t first, std::uint64_t end);
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr std::size_t kLocks = 64;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> tags_;  // ino per slot, 0 = empty
+  format::Inode* inodes_;                               // kSlots, not initialised
+  std::array<std::mutex, kLocks> locks_;
+  std::atomic<std::uint64_t> hits_{0};
+};
+
 // Current time in ns since the epoch (CLOCK_REALTIME).
 std::int64_t now_ns();
 
@@ -76,6 +106,9 @@ MetadataBugs& metadata_planted_bugs();
 class MetaTx {
  public:
   explicit MetaTx(VolumeCore& core);
+  ~MetaTx();
+  MetaTx(const MetaTx&) = delete;
+  MetaTx& operator=(const MetaTx&) = delete;
   journal::Transaction& tx() { return *tx_; }
   [[nodiscard]] Status commit();
   // Test-only (MetadataBugs): commits what is staged and starts a second transaction
@@ -108,12 +141,21 @@ struct VolumeCore {
   std::unique_ptr<device::Prefaulter> prefaulter;
   format::Superblock sb{};
   std::uint64_t seed = 0;  // format::volume_seed(sb.uuid)
+  // Declared before `journal`, whose apply observer drops their copies: they outlive it.
+  btree::NodeCache node_cache;     // bctx.cache points here
+  mutable InodeCache inode_cache;  // used by load_inode when inode_cache_enabled
+  bool inode_cache_enabled = true;  // PMEMFS_NO_INODE_CACHE=1 at open turns it off
+  // The inodes the open MetaTx stored (store_inode), cached once it commits, each only if
+  // the media then holds exactly its bytes (an inode stored and then freed or rewritten
+  // another way in the same transaction is not). Guarded by the exclusive meta_lock.
+  mutable std::vector<format::Inode> inodes_to_cache;
+  // MetaTx's end: installs inodes_to_cache when `committed`, and empties it.
+  void cache_stored_inodes(bool committed);
   std::unique_ptr<journal::Journal> journal;
   std::unique_ptr<alloc::BlockAllocator> balloc;
   std::unique_ptr<alloc::InodeAllocator> ialloc;
   btree::Context bctx;
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
-  btree::NodeCache node_cache;          // bctx.cache points here (the journal's apply drops copies)
   // Speculative preallocation (file.cc): per inode, the block range [first, end) this
   // process mapped unwritten past the end of a file being appended to; trimmed at close.
   bool speculative_enabled = true;  // PMEMFS_NO_SPECULATIVE=1 at open turns it off

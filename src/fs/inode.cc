@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <new>
 
 #include "format/checksum.h"
 #include "fs/core.h"
@@ -90,17 +92,59 @@ Status verify_inode_fields(const VolumeCore& core, const format::Inode& inode, s
   return Status::ok();
 }
 
+InodeCache::InodeCache()
+    : tags_(new std::atomic<std::uint64_t>[kSlots]),
+      inodes_(static_cast<format::Inode*>(::operator new(kSlots * sizeof(format::Inode), std::align_val_t{64}))) {
+  for (std::size_t i = 0; i < kSlots; ++i) tags_[i].store(0, std::memory_order_relaxed);
+}
+
+InodeCache::~InodeCache() { ::operator delete(inodes_, std::align_val_t{64}); }
+
+bool InodeCache::get(std::uint64_t ino, format::Inode* out) {
+  const std::size_t i = ino % kSlots;
+  if (tags_[i].load(std::memory_order_relaxed) != ino) return false;
+  std::lock_guard<std::mutex> lock(locks_[i % kLocks]);
+  if (tags_[i].load(std::memory_order_relaxed) != ino) return false;
+  std::memcpy(static_cast<void*>(out), &inodes_[i], sizeof(format::Inode));
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void InodeCache::put(const format::Inode& inode) {
+  const std::size_t i = inode.ino % kSlots;
+  std::lock_guard<std::mutex> lock(locks_[i % kLocks]);
+  std::memcpy(static_cast<void*>(&inodes_[i]), &inode, sizeof(format::Inode));
+  tags_[i].store(inode.ino, std::memory_order_relaxed);
+}
+
+void InodeCache::invalidate(std::uint64_t first, std::uint64_t end) {
+  if (end - first > kSlots) {
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      const std::uint64_t t = tags_[i].load(std::memory_order_relaxed);
+      if (t >= first && t < end) tags_[i].store(0, std::memory_order_relaxed);
+    }
+    return;
+  }
+  for (std::uint64_t ino = first; ino < end; ++ino) {
+    std::atomic<std::uint64_t>& t = tags_[ino % kSlots];
+    if (t.load(std::memory_order_relaxed) == ino) t.store(0, std::memory_order_relaxed);
+  }
+}
+
 Result<format::Inode> VolumeCore::load_inode(journal::MetaReader& r, std::uint64_t ino) const {
   if (ino == 0 || ino >= sb.inode_count)
     return Status::error(kErrCorrupt, fmt::format("inode number {} out of range (volume has {})", ino, sb.inode_count));
   std::uint64_t off = inode_offset(ino);
   format::Inode inode;
+  const bool cacheable = inode_cache_enabled && !r.overlays(off / format::kBlockBytes);
+  if (cacheable && inode_cache.get(ino, &inode)) return inode;
   std::memcpy(&inode, r.read(off, sizeof inode), sizeof inode);
   if (inode.magic == 0)
     return Status::error(ENOENT, fmt::format("inode {} is not in use (stale handle)", ino));
   if (inode.ino != ino)
     return note_corruption(Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: holds number {}", ino, off, inode.ino)));
   PMEMFS_TRY(note_corruption(verify_inode(inode, off)));
+  if (cacheable) inode_cache.put(inode);
   return inode;
 }
 
@@ -115,6 +159,15 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
     std::abort();
   }
   std::memcpy(tx.write(off, sizeof inode), &inode, sizeof inode);
+  if (inode_cache_enabled) inodes_to_cache.push_back(inode);
+}
+
+void VolumeCore::cache_stored_inodes(bool committed) {
+  if (committed) {
+    for (const format::Inode& inode : inodes_to_cache)
+      if (std::memcmp(base() + inode_offset(inode.ino), &inode, sizeof inode) == 0) inode_cache.put(inode);
+  }
+  inodes_to_cache.clear();
 }
 
 Result<format::Inode> VolumeCore::new_inode(journal::Transaction& tx, std::uint32_t mode,

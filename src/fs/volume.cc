@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "format/checksum.h"
@@ -52,8 +53,18 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
-  btree::NodeCache* cache = &core->node_cache;
-  jo.on_apply = [cache](std::uint64_t first, std::uint64_t end) { cache->invalidate_blocks(first, end); };
+  if (const char* e = std::getenv("PMEMFS_NO_INODE_CACHE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
+    core->inode_cache_enabled = false;
+  // Every change to metadata is a journal record: its apply drops the DRAM copies of what
+  // it overwrites (nodes by block, inodes by their table block).
+  jo.on_apply = [c = core.get()](std::uint64_t first, std::uint64_t end) {
+    c->node_cache.invalidate_blocks(first, end);
+    const std::uint64_t itable = c->sb.itable_block;
+    const std::uint64_t itable_end = itable + c->sb.inode_count / format::kInodesPerBlock;
+    const std::uint64_t lo = std::max(first, itable), hi = std::min(end, itable_end);
+    if (lo < hi)
+      c->inode_cache.invalidate((lo - itable) * format::kInodesPerBlock, (hi - itable) * format::kInodesPerBlock);
+  };
   PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
   // byte-addressable backings this process mapped; see device/prefault.h.

@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <shared_mutex>
@@ -634,6 +636,75 @@ TEST_F(VolumeTest, ReadOnlyOpenRefusesChanges) {
   EXPECT_EQ((*v)->mkdir("/x").errnum(), EROFS);
   EXPECT_EQ((*v)->open_file("/y", O_CREAT | O_WRONLY).errnum(), EROFS);
   EXPECT_TRUE((*v)->stat("/").is_ok());
+}
+
+// ---- the DRAM caches of inodes and nodes (fs/core.h InodeCache, btree::NodeCache)
+
+TEST(InodeCache, GetPutAndInvalidate) {
+  fs::InodeCache cache;
+  format::Inode a{};
+  a.ino = 17;
+  a.size_bytes = 99;
+  format::Inode out{};
+  EXPECT_FALSE(cache.get(17, &out));
+  cache.put(a);
+  ASSERT_TRUE(cache.get(17, &out));
+  EXPECT_EQ(out.size_bytes, 99u);
+  EXPECT_FALSE(cache.get(17 + fs::InodeCache::kSlots, &out));  // same slot, other inode
+  cache.invalidate(18, 40);
+  EXPECT_TRUE(cache.get(17, &out));
+  cache.invalidate(16, 18);
+  EXPECT_FALSE(cache.get(17, &out));
+  cache.put(a);
+  cache.invalidate(1, 1 + 3 * fs::InodeCache::kSlots);  // a long range: every slot once
+  EXPECT_FALSE(cache.get(17, &out));
+}
+
+// An inode's copy serves until the journal applies a record to its table block: damage
+// done behind the journal's back is then found. Any inode of the block will do (16 share
+// one): a change to a sibling drops the copies of all of them.
+TEST_F(VolumeTest, CachedInodeServesUntilACommitTouchesItsBlock) {
+  create("/a", "x");
+  create("/b", "y");
+  auto& core = vol_->core();
+  auto sa = vol_->stat("/a");
+  auto sb = vol_->stat("/b");
+  ASSERT_TRUE(sa.is_ok() && sb.is_ok());
+  ASSERT_EQ(sa->ino / format::kInodesPerBlock, sb->ino / format::kInodesPerBlock) << "need two inodes of one block";
+  const std::uint64_t hits = core.inode_cache.hits();
+  ASSERT_TRUE(vol_->stat("/a").is_ok());
+  EXPECT_GT(core.inode_cache.hits(), hits);
+  // A stray write to /a's stored inode: the cached copy still serves it.
+  core.base()[core.inode_offset(sa->ino) + offsetof(format::Inode, mtime_ns)] ^= std::byte{1};
+  EXPECT_TRUE(vol_->stat("/a").is_ok());
+  // A change to /b commits a record to the same block: /a is read from media again.
+  ASSERT_TRUE(vol_->chmod("/b", 0600).is_ok());
+  auto again = vol_->stat("/a");
+  EXPECT_EQ(again.errnum(), kErrCorrupt) << again.status().to_string();
+  EXPECT_NE(again.status().message().find(fmt::format("inode {}", sa->ino)), std::string::npos)
+      << again.status().to_string();
+}
+
+// A stored inode is cached at the commit only if the media then holds its very bytes: one
+// that the same transaction went on to overwrite (here: cleared, as a free does) is not.
+TEST_F(VolumeTest, AStoredInodeOverwrittenInItsTransactionIsNotCached) {
+  create("/a", "x");
+  auto st = vol_->stat("/a");
+  ASSERT_TRUE(st.is_ok());
+  auto& core = vol_->core();
+  {
+    fs::MetaTx mtx(core);
+    auto inode = core.load_inode(mtx.tx(), st->ino);
+    ASSERT_TRUE(inode.is_ok());
+    inode->mode = S_IFREG | 0600;
+    core.store_inode(mtx.tx(), *inode);
+    std::memset(mtx.tx().write(core.inode_offset(st->ino), sizeof(format::Inode)), 0, sizeof(format::Inode));
+    ASSERT_TRUE(mtx.commit().is_ok());
+  }
+  std::shared_lock<std::shared_mutex> l(core.meta_lock);
+  auto r = core.media();
+  auto loaded = core.load_inode(r, st->ino);
+  EXPECT_EQ(loaded.errnum(), ENOENT) << "a cleared slot must read as free, not as the cached copy";
 }
 
 }  // namespace
