@@ -218,7 +218,7 @@ MapEditor::MapEditor(VolumeCore& core, journal::Transaction& tx, Inode& inode,
       nodes_(core, 0) {}
 
 bool MapEditor::over_budget() const {
-  return budget_bytes_ != 0 && tx_.staged_bytes() >= budget_bytes_;
+  return budget_bytes_ != 0 && !tx_.staged_bytes_below(budget_bytes_);
 }
 
 void MapEditor::sync_node_blocks() {

@@ -673,14 +673,21 @@ Status Journal::Impl::scan(std::uint64_t tail, std::uint64_t first_sequence,
 int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_count, bool defer) {
   int first_err = 0;
   std::uint64_t cursor = 0;
+  std::uint64_t observed_first = 0, observed_end = 0;  // the blocks last passed to on_apply
   for (std::uint32_t i = 0; i < record_count; ++i) {
     TxRecord r;
     std::memcpy(&r, body + cursor, sizeof(r));
     const std::byte* data = body + cursor + kTxRecordBytes;
     cursor += kTxRecordBytes + pad8(r.length);
-    // A record may run on into the next blocks (build merges adjacent lines).
+    // A record may run on into the next blocks (build merges adjacent lines). The
+    // observer hears of a block once for the records of it that follow one another.
+    const std::uint64_t first_block = r.offset / kBlockBytes;
     const std::uint64_t last = (r.offset + r.length - 1) / kBlockBytes;
-    if (on_apply) on_apply(r.offset / kBlockBytes, last + 1);
+    if (on_apply && !(first_block >= observed_first && last < observed_end)) {
+      on_apply(first_block, last + 1);
+      observed_first = first_block;
+      observed_end = last + 1;
+    }
     if (lazy) {
       for (std::uint64_t b = r.offset / kBlockBytes; b <= last; ++b) note_logged(b);
     }
@@ -1136,6 +1143,15 @@ std::uint64_t Transaction::staged_bytes() const {
   std::uint32_t record_count = 0;
   const std::uint64_t total = impl_->plan(&record_count);
   return record_count == 0 ? 0 : total;
+}
+
+bool Transaction::staged_bytes_below(std::uint64_t limit) const {
+  if (impl_ == nullptr) die_ended("staged_bytes_below");
+  // At most one record per dirty line.
+  std::uint64_t lines = 0;
+  for (const StagedBlock& b : impl_->staged) lines += static_cast<std::uint64_t>(std::popcount(b.dirty));
+  if (kTxHeaderBytes + lines * (kLineBytes + kTxRecordBytes) < limit) return true;
+  return staged_bytes() < limit;
 }
 
 bool Transaction::empty() const {

@@ -235,6 +235,9 @@ class Transaction final : public MetaReader {
   // Bytes this transaction would occupy in the ring so far: TxHeader, records, data (0
   // while empty).
   std::uint64_t staged_bytes() const;
+  // staged_bytes() < limit, answered from a cheap upper bound when it suffices (a check
+  // made in loops: staged_bytes() sorts the staged blocks).
+  bool staged_bytes_below(std::uint64_t limit) const;
   // No line written yet.
   bool empty() const;
 
