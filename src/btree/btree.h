@@ -160,6 +160,14 @@ struct Context {
   NodeCache* cache = nullptr;
 };
 
+// Test-only switches that plant known bugs, to prove the check before every write refuses
+// what they make. Never set outside tests.
+struct PlantedBugs {
+  // An insert into a leaf swaps the new entry's slot with the next one (keys out of order).
+  bool misplace_insert = false;
+};
+PlantedBugs& planted_bugs();
+
 // Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,
 // or ENOENT. EUCLEAN for a damaged node.
 Result<std::uint32_t> lookup(journal::MetaReader& r, const Context& c, const TreeRef& t,

@@ -849,6 +849,24 @@ TEST(btree_cache, FreedNodesAreDropped) {
   EXPECT_EQ(s.errnum(), EUCLEAN) << s.to_string();
 }
 
+// The check before a write: an insert is checked from the change alone (the rest of the
+// node as read), and a node that fails is never written: here an insert that leaves its
+// slot swapped with the next one (keys out of order).
+TEST(btree_DeathTest, AnInsertThatBreaksKeyOrderIsNeverWritten) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        TestVolume v;
+        TreeRef t = new_tree();
+        append_keys(v, t, 100, 40);  // keys 0, 8, 16, ...
+        planted_bugs().misplace_insert = true;
+        journal::Transaction tx(v.journal());
+        Bytes val(16, std::byte{3});
+        (void)insert(tx, v.ctx(), t, v.nodes(), 9, span_of(val));  // between 8 and 16
+      },
+      "refusing to write an invalid node: .*keys out of order");
+}
+
 // ------------------------------------------------------------------------ corruption
 
 struct Damage {
