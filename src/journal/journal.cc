@@ -38,10 +38,9 @@ constexpr std::uint64_t kLinesPerBlock = kBlockBytes / kLineBytes;
 static_assert(kLinesPerBlock == 64, "one 64-bit dirty mask per block");
 constexpr std::uint64_t kTxAlignBytes = 64;
 constexpr std::size_t kLoggedFilterBits = 1 << 16;  // 8 KiB
-// Lazy mode: at most this many lines applied with ordinary stores wait for the next
-// checkpoint to be flushed (a 256 KiB table); past it, a line is flushed when applied.
-constexpr std::size_t kPendingLinesMax = 16384;
-constexpr std::size_t kPendingTableSlots = 2 * kPendingLinesMax;  // a power of two
+// Lazy mode's pending lines (kPendingLinesMax, kPendingBlocksMax in journal.h): a 128 KiB
+// open-addressing table of block line masks.
+constexpr std::size_t kPendingTableSlots = 2 * kPendingBlocksMax;  // a power of two
 static_assert((kPendingTableSlots & (kPendingTableSlots - 1)) == 0);
 constexpr std::uint64_t kTxHeaderBytes = sizeof(TxHeader);
 constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
@@ -200,16 +199,22 @@ struct Journal::Impl {
     return (logged[b / 64].load(std::memory_order_relaxed) >> (b % 64) & 1) != 0;
   }
   // Lazy mode: the lines that commits applied with ordinary stores since the newest
-  // checkpoint (volume line index + 1 in an open-addressing table, each slot used listed
-  // in pending_slots). They are flushed once, at the checkpoint, instead of at every
-  // commit: a line that many transactions change (a bitmap word, a directory leaf's
-  // header, the volume state) is written back once per checkpoint, and stays in the cache
-  // between commits (a flush evicts the line on some CPUs). Guarded by `mutex`.
-  std::vector<std::uint64_t> pending_table;
+  // checkpoint, per block (block + 1 and a mask of its lines, in an open-addressing
+  // table; each slot used listed in pending_slots; pending_lines counts the mask bits).
+  // They are flushed once, at the checkpoint, instead of at every commit: a line that
+  // many transactions change (a bitmap word, a directory leaf's header, the volume state)
+  // is written back once per checkpoint, and stays in the cache between commits (a flush
+  // evicts the line on some CPUs). Guarded by `mutex`.
+  struct PendingBlock {
+    std::uint64_t key = 0;  // block + 1; 0 = empty
+    std::uint64_t lines = 0;
+  };
+  std::vector<PendingBlock> pending_table;
   std::vector<std::uint32_t> pending_slots;
-  // Records volume line `line` as applied and not yet flushed; false when the table is
-  // full (the caller flushes the line at once).
-  bool pend_line(std::uint64_t line);
+  std::size_t pending_lines = 0;
+  // Records lines `mask` of `block` as applied and not yet flushed. Returns the lines it
+  // could not record (the table is full): the caller flushes those at once.
+  std::uint64_t pend_lines(std::uint64_t block, std::uint64_t mask);
   // Flushes the pending lines (no drain) and empties the set. 0 or an errno.
   int flush_pending();
   // Makes every applied record durable and writes a checkpoint at `head`: the pending
@@ -698,56 +703,88 @@ int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_cou
     }
     // Records of commits hold whole lines (build); recovery's may not, and never defers.
     std::memcpy(base + r.offset, data, r.length);
-    const std::uint64_t end_line = (r.offset + r.length - 1) / kLineBytes;
-    for (std::uint64_t line = r.offset / kLineBytes; line <= end_line; ++line) {
-      if (pend_line(line)) continue;
-      const int err = persister.flush(base + line * kLineBytes, kLineBytes);
-      if (err != 0 && first_err == 0) first_err = err;
+    const std::uint64_t first_line = r.offset / kLineBytes;
+    const std::uint64_t end_line = (r.offset + r.length - 1) / kLineBytes + 1;
+    for (std::uint64_t b = first_block; b <= last; ++b) {
+      const std::uint64_t lo = std::max(first_line, b * kLinesPerBlock) - b * kLinesPerBlock;
+      const std::uint64_t hi = std::min(end_line, (b + 1) * kLinesPerBlock) - b * kLinesPerBlock;
+      const std::uint64_t mask = (hi - lo == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (hi - lo)) - 1) << lo;
+      std::uint64_t unrecorded = pend_lines(b, mask);
+      while (unrecorded != 0) {
+        const int l = std::countr_zero(unrecorded);
+        unrecorded &= unrecorded - 1;
+        const int err = persister.flush(base + (b * kLinesPerBlock + static_cast<std::uint64_t>(l)) * kLineBytes, kLineBytes);
+        if (err != 0 && first_err == 0) first_err = err;
+      }
     }
   }
   return first_err;
 }
 
-bool Journal::Impl::pend_line(std::uint64_t line) {
-  if (pending_table.empty()) pending_table.assign(kPendingTableSlots, 0);
-  const std::uint64_t key = line + 1;
+std::uint64_t Journal::Impl::pend_lines(std::uint64_t block, std::uint64_t mask) {
+  if (pending_table.empty()) pending_table.assign(kPendingTableSlots, PendingBlock{});
+  const std::uint64_t key = block + 1;
   std::size_t slot =
-      static_cast<std::size_t>((line * 0x9e3779b97f4a7c15ull) >> 40) & (kPendingTableSlots - 1);
+      static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> 40) & (kPendingTableSlots - 1);
   for (;; slot = (slot + 1) & (kPendingTableSlots - 1)) {
-    if (pending_table[slot] == key) return true;
-    if (pending_table[slot] == 0) break;
+    PendingBlock& e = pending_table[slot];
+    if (e.key == key) {
+      const std::uint64_t fresh = mask & ~e.lines;
+      const auto n = static_cast<std::size_t>(std::popcount(fresh));
+      if (pending_lines + n > kPendingLinesMax) return fresh;
+      e.lines |= fresh;
+      pending_lines += n;
+      return 0;
+    }
+    if (e.key == 0) break;
   }
-  if (pending_slots.size() >= kPendingLinesMax) return false;
-  pending_table[slot] = key;
+  const auto n = static_cast<std::size_t>(std::popcount(mask));
+  if (pending_slots.size() >= kPendingBlocksMax || pending_lines + n > kPendingLinesMax) return mask;
+  pending_table[slot] = PendingBlock{key, mask};
   pending_slots.push_back(static_cast<std::uint32_t>(slot));
-  return true;
+  pending_lines += n;
+  return 0;
 }
 
 int Journal::Impl::flush_pending() {
   if (pending_slots.empty()) return 0;
   // In address order, adjacent lines merged into one flush.
-  std::vector<std::uint64_t> lines;
-  lines.reserve(pending_slots.size());
+  std::vector<PendingBlock> blocks;
+  blocks.reserve(pending_slots.size());
   for (std::uint32_t slot : pending_slots) {
-    lines.push_back(pending_table[slot] - 1);
-    pending_table[slot] = 0;
+    blocks.push_back(PendingBlock{pending_table[slot].key - 1, pending_table[slot].lines});
+    pending_table[slot] = PendingBlock{};
   }
   pending_slots.clear();
+  pending_lines = 0;
   if (Journal::planted_bugs().skip_pending_flush) return 0;
-  // An msync backing flushes whole pages: one call per run of pages, not per line.
-  const std::uint64_t unit =
-      persister.granularity() == persist::Granularity::kPage ? persist::kPageBytes / kLineBytes : 1;
-  for (std::uint64_t& line : lines) line -= line % unit;
-  std::sort(lines.begin(), lines.end());
-  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  std::sort(blocks.begin(), blocks.end(),
+            [](const PendingBlock& x, const PendingBlock& y) { return x.key < y.key; });
+  // An msync backing flushes whole pages (a block is one): one call per run of pages.
+  const bool whole_blocks = persister.granularity() == persist::Granularity::kPage;
+  static_assert(persist::kPageBytes == kBlockBytes, "a pending block is one page");
   int first_err = 0;
-  for (std::size_t i = 0; i < lines.size();) {
-    std::size_t j = i + 1;
-    while (j < lines.size() && lines[j] == lines[j - 1] + unit) ++j;
-    const int err = persister.flush(base + lines[i] * kLineBytes, (j - i) * unit * kLineBytes);
+  std::uint64_t run_start = 0, run_end = 0;  // volume lines [run_start, run_end) to flush
+  auto emit = [&] {
+    if (run_end == run_start) return;
+    const int err = persister.flush(base + run_start * kLineBytes, (run_end - run_start) * kLineBytes);
     if (err != 0 && first_err == 0) first_err = err;
-    i = j;
+  };
+  for (const PendingBlock& pb : blocks) {
+    std::uint64_t lines = whole_blocks ? ~std::uint64_t{0} : pb.lines;
+    while (lines != 0) {
+      const int first = std::countr_zero(lines);
+      const int count = std::countr_one(lines >> first);
+      const std::uint64_t start = pb.key * kLinesPerBlock + static_cast<std::uint64_t>(first);
+      if (start != run_end) {
+        emit();
+        run_start = start;
+      }
+      run_end = start + static_cast<std::uint64_t>(count);
+      lines &= count == 64 ? 0 : ~(((std::uint64_t{1} << count) - 1) << first);
+    }
   }
+  emit();
   return first_err;
 }
 

@@ -72,6 +72,12 @@ namespace pmemfs::journal {
 // never more than this.
 inline constexpr std::uint64_t kMaxTxBytes = 4ull << 20;
 
+// Lazy checkpoints: at most this many lines, in at most this many blocks, applied with
+// ordinary stores wait for the next checkpoint to be flushed; past either limit a line is
+// flushed as it is applied (JournalOptions::lazy_checkpoints).
+inline constexpr std::size_t kPendingLinesMax = 16384;
+inline constexpr std::size_t kPendingBlocksMax = 4096;
+
 // Read access to metadata at volume byte offsets. A read never crosses a 4 KiB block
 // boundary. The returned pointer is valid until the next write() on the same object or
 // the end of the transaction.

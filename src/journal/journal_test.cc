@@ -50,10 +50,17 @@ struct TestPersist {
   int drains = 0;
   int copies = 0;
   int fail_copy_at = 0;  // 1-based, 0 = never
+  int flushes = 0;
+  std::uint64_t flushed_bytes = 0;
   std::function<void(int)> on_drain;
 };
 
-int t_flush(void*, const void*, std::size_t) { return 0; }
+int t_flush(void* ctx, const void*, std::size_t len) {
+  auto* t = static_cast<TestPersist*>(ctx);
+  ++t->flushes;
+  t->flushed_bytes += len;
+  return 0;
+}
 void t_drain(void* ctx) {
   auto* t = static_cast<TestPersist*>(ctx);
   ++t->drains;
@@ -1047,6 +1054,55 @@ TEST(journal_limits, TooManyStagedBlocksIsEfbig) {
   RecoveryStats stats;
   ASSERT_NE(must_open(img, &stats), nullptr);
   EXPECT_EQ(stats.last_sequence, 500u);
+}
+
+// Lazy mode's table of applied-but-unflushed lines, at and past both of its limits: up to
+// kPendingBlocksMax blocks and kPendingLinesMax lines wait for the checkpoint (no flush
+// at apply); a line past either is flushed as it is applied; the checkpoint flushes the
+// rest and empties the table.
+TEST(journal_limits, PendingLinesWaitForTheCheckpointUpToTheTableLimits) {
+  constexpr std::uint64_t kRingBlocks = 1024;  // 4 MiB ring: no checkpoint on the way
+  Image img(kJournalBlock + kRingBlocks + kPendingBlocksMax + 8, kRingBlocks);
+  ASSERT_TRUE(img.format_journal().is_ok());
+  JournalOptions jo;
+  jo.lazy_checkpoints = true;
+  auto opened = Journal::open(img.dev(), img.sb(), nullptr, jo);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::unique_ptr<Journal> j = std::move(opened).value();
+  auto line_off = [&](std::uint64_t block, std::uint64_t line) {
+    return img.data_offset() + block * kBlockBytes + line * 64;
+  };
+  std::uint64_t ring_before = j->ring_head();
+  // One line in each of kPendingBlocksMax blocks: all pending.
+  for (std::uint64_t b = 0; b < kPendingBlocksMax; b += 64) {
+    Transaction tx(*j);
+    for (std::uint64_t k = b; k < b + 64; ++k) tx.put<std::uint64_t>(line_off(k, 0)) = k + 1;
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  EXPECT_EQ(img.tp().flushes, 0);
+  // A block past the limit: its line is flushed as it is applied.
+  ASSERT_TRUE(put_u64(*j, line_off(kPendingBlocksMax, 0), 7).is_ok());
+  EXPECT_EQ(img.tp().flushes, 1);
+  EXPECT_EQ(img.tp().flushed_bytes, 64u);
+  // More lines of pending blocks, up to kPendingLinesMax lines in all: still pending.
+  std::uint64_t lines = kPendingBlocksMax;
+  for (std::uint64_t b = 0; lines < kPendingLinesMax; ++b) {
+    Transaction tx(*j);
+    for (std::uint64_t l = 1; l < 64 && lines < kPendingLinesMax; ++l, ++lines) tx.put<std::uint64_t>(line_off(b, l)) = l;
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  EXPECT_EQ(img.tp().flushes, 1);
+  // One line more, in a block already pending: flushed at once.
+  ASSERT_TRUE(put_u64(*j, line_off(kPendingBlocksMax - 1, 40), 9).is_ok());
+  EXPECT_EQ(img.tp().flushes, 2);
+  EXPECT_EQ(img.tp().flushed_bytes, 128u);
+  EXPECT_GT(j->ring_head(), ring_before);  // no wrap, no checkpoint on the way
+  // The checkpoint flushes every pending line and empties the table.
+  ASSERT_TRUE(j->checkpoint().is_ok());
+  EXPECT_EQ(img.tp().flushed_bytes, 128u + kPendingLinesMax * 64u);
+  const int after = img.tp().flushes;
+  ASSERT_TRUE(put_u64(*j, line_off(kPendingBlocksMax, 1), 10).is_ok());
+  EXPECT_EQ(img.tp().flushes, after);
 }
 
 TEST_F(journal_refusal, WritesOutsideTheVolumeOrIntoJournalAreRefused) {
