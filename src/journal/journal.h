@@ -139,9 +139,11 @@ struct JournalOptions {
   // replays nothing. Only when the device's memory outlives the Journal for certain (a
   // device this process mapped); never for memory a caller wraps (the crash simulator).
   bool checkpoint_at_close = false;
-  // Called with the blocks [first, end) a record is about to write, for every record a
-  // commit (or recovery) applies, with the journal locked: keeps DRAM copies of metadata
-  // (btree::NodeCache) from outliving the bytes they copy. Must not use the journal.
+  // Called with the blocks [first, end) that records a commit (or recovery) applies are
+  // about to write, before they are written, with the journal locked: at least once per
+  // block written (consecutive records in one block make one call). Keeps DRAM copies of
+  // metadata (btree::NodeCache, fs::InodeCache) from outliving the bytes they copy. Must
+  // not use the journal.
   std::function<void(std::uint64_t first, std::uint64_t end)> on_apply;
 };
 

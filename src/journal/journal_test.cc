@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1054,6 +1055,40 @@ TEST(journal_limits, TooManyStagedBlocksIsEfbig) {
   RecoveryStats stats;
   ASSERT_NE(must_open(img, &stats), nullptr);
   EXPECT_EQ(stats.last_sequence, 500u);
+}
+
+// The apply observer hears of every block a commit writes, before the bytes change there
+// (so a DRAM copy it drops can never be refilled from the old bytes after the write).
+TEST(journal_observer, OnApplyCoversEveryBlockBeforeItIsWritten) {
+  Image img(kTotalBlocks, kJournalBlocks);
+  ASSERT_TRUE(img.format_journal().is_ok());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
+  std::vector<std::uint64_t> seen_then;  // the first u64 of each block, when heard of
+  JournalOptions jo;
+  jo.lazy_checkpoints = true;
+  jo.on_apply = [&](std::uint64_t first, std::uint64_t end) {
+    calls.emplace_back(first, end);
+    for (std::uint64_t b = first; b < end; ++b) seen_then.push_back(img.u64(b * kBlockBytes + 128));
+  };
+  auto opened = Journal::open(img.dev(), img.sb(), nullptr, jo);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  std::unique_ptr<Journal> j = std::move(opened).value();
+  const std::uint64_t first_block = img.data_offset() / kBlockBytes;
+  {
+    Transaction tx(*j);
+    // Two blocks; in the first, two separate runs of lines (two records, one call).
+    tx.put<std::uint64_t>((first_block + 5) * kBlockBytes + 128) = 11;
+    tx.put<std::uint64_t>((first_block + 5) * kBlockBytes + 2048) = 12;
+    tx.put<std::uint64_t>((first_block + 9) * kBlockBytes + 128) = 13;
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  std::set<std::uint64_t> heard;
+  for (auto [first, end] : calls)
+    for (std::uint64_t b = first; b < end; ++b) heard.insert(b);
+  EXPECT_EQ(heard, (std::set<std::uint64_t>{first_block + 5, first_block + 9}));
+  EXPECT_EQ(calls.size(), 2u);
+  for (std::uint64_t v : seen_then) EXPECT_EQ(v, 0u) << "heard of after the write";
+  EXPECT_EQ(img.u64((first_block + 5) * kBlockBytes + 128), 11u);
 }
 
 // Lazy mode's table of applied-but-unflushed lines, at and past both of its limits: up to
