@@ -158,7 +158,13 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
     std::fprintf(stderr, "pmemfs: refusing to write an invalid inode: %s\n", s.to_string().c_str());
     std::abort();
   }
-  std::memcpy(tx.write(off, sizeof inode), &inode, sizeof inode);
+  // Only the 64-byte lines that change are staged (and so logged): a parent directory's
+  // new times and counts, a file's size and extents, touch two or three of the four.
+  static_assert(sizeof inode % 64 == 0 && format::kInodeBytes % 64 == 0, "inodes are whole lines");
+  const std::byte* cur = tx.read(off, sizeof inode);
+  const auto* bytes = reinterpret_cast<const std::byte*>(&inode);
+  for (std::uint32_t l = 0; l < sizeof inode; l += 64)
+    if (std::memcmp(cur + l, bytes + l, 64) != 0) std::memcpy(tx.write(off + l, 64), bytes + l, 64);
   if (inode_cache_enabled) inodes_to_cache.push_back(inode);
 }
 
