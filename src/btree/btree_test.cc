@@ -428,21 +428,26 @@ class Model {
   int batches_ = 0;
 };
 
-TEST(btree_model, RandomOperationsMatchStdMap) {
-  TestVolume v;
+// Grows the tree to depth 3 (splits at every level), churns, then shrinks it and erases
+// everything, checking it against a std::map after every batch.
+void run_model(TestVolume& v) {
   Model m(v, test_seed());
-  // Grow to depth 3 (splits at every level), churn, then shrink and erase everything.
   m.run(14000, 80, 10, 5);
-  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   EXPECT_GE(m.max_depth(), 3u);
   m.run(8000, 15, 20, 60);
-  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   m.erase_all();
-  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   EXPECT_EQ(m.tree().depth, 0u);
   EXPECT_EQ(m.tree().root_block, 0u);
   EXPECT_TRUE(v.nodes().live().empty());
   EXPECT_EQ(v.nodes().allocs(), v.nodes().frees());
+}
+
+TEST(btree_model, RandomOperationsMatchStdMap) {
+  TestVolume v;
+  run_model(v);
 }
 
 // The same model with the node cache: every read after a commit goes through copies that
@@ -450,15 +455,7 @@ TEST(btree_model, RandomOperationsMatchStdMap) {
 // freed along the way come back (TestNodes reuses them first) as new nodes.
 TEST(btree_model, RandomOperationsMatchStdMapWithTheNodeCache) {
   TestVolume v(/*cached=*/true);
-  Model m(v, test_seed());
-  m.run(14000, 80, 10, 5);
-  ASSERT_FALSE(HasFatalFailure());
-  EXPECT_GE(m.max_depth(), 3u);
-  m.run(8000, 15, 20, 60);
-  ASSERT_FALSE(HasFatalFailure());
-  m.erase_all();
-  ASSERT_FALSE(HasFatalFailure());
-  EXPECT_TRUE(v.nodes().live().empty());
+  run_model(v);
   EXPECT_GT(v.cache()->hits(), 1000u);
   EXPECT_GT(v.cache()->fills(), 100u);
 }
@@ -774,14 +771,21 @@ TEST(btree_cache, GetPutAndInvalidate) {
 // A copy is verified once, when it enters the cache, and then used instead of the media
 // until something drops it: damage done behind the journal's back is found on the next
 // read from media, which a commit touching the node (the journal's apply) forces.
-TEST(btree_cache, CopyServesUntilACommitTouchesTheNode) {
-  TestVolume v(/*cached=*/true);
+// A cached volume holding a tree of depth 2 (keys 0, 8, ..., 15992), for the tests below.
+class CachedTree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    append_keys(v, t, 2000, 40);
+    ASSERT_FALSE(HasFatalFailure());
+    ASSERT_EQ(t.depth, 2u);
+  }
+  TestVolume v{/*cached=*/true};
   TreeRef t = new_tree();
-  append_keys(v, t, 2000, 40);  // depth 2
-  ASSERT_FALSE(HasFatalFailure());
-  ASSERT_EQ(t.depth, 2u);
   journal::MediaReader r = v.media();
-  Bytes out(64);
+  Bytes out = Bytes(64);
+};
+
+TEST_F(CachedTree, CopyServesUntilACommitTouchesTheNode) {
   ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());  // root and first leaf cached
   const std::uint64_t hits = v.cache()->hits();
   ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());
@@ -807,13 +811,7 @@ TEST(btree_cache, CopyServesUntilACommitTouchesTheNode) {
 
 // A transaction's staged node is neither served from the cache nor cached: the
 // transaction sees its own change, other readers the media's, until the commit.
-TEST(btree_cache, StagedNodesAreNeitherServedNorCached) {
-  TestVolume v(/*cached=*/true);
-  TreeRef t = new_tree();
-  append_keys(v, t, 2000, 40);
-  ASSERT_FALSE(HasFatalFailure());
-  journal::MediaReader r = v.media();
-  Bytes out(64);
+TEST_F(CachedTree, StagedNodesAreNeitherServedNorCached) {
   ASSERT_EQ(lookup(r, v.ctx(), t, 9, out).errnum(), ENOENT);  // path cached
   journal::Transaction tx(v.journal());
   Bytes val = value_for(9, 40);
@@ -830,13 +828,7 @@ TEST(btree_cache, StagedNodesAreNeitherServedNorCached) {
 
 // A node the tree frees is dropped at once: its block may come back as file data (here:
 // garbage written in place) and must then never be served as a node.
-TEST(btree_cache, FreedNodesAreDropped) {
-  TestVolume v(/*cached=*/true);
-  TreeRef t = new_tree();
-  append_keys(v, t, 2000, 40);
-  ASSERT_FALSE(HasFatalFailure());
-  journal::MediaReader r = v.media();
-  Bytes out(64);
+TEST_F(CachedTree, FreedNodesAreDropped) {
   ASSERT_TRUE(lookup(r, v.ctx(), t, 8, out).is_ok());
   const TreeRef old = t;
   {
