@@ -293,6 +293,42 @@ std::uint64_t clamp_group(std::uint64_t g, std::uint64_t lo, std::uint64_t hi) {
   return g >= lo && g < hi ? g : lo;
 }
 
+// Checks that the bits of [start, end) in group g's line `l` are all set (expect_set) or
+// all clear.
+Status check_bits(const Groups& groups, std::uint64_t g, const Line& l, std::uint64_t start,
+                  std::uint64_t end, bool expect_set, const char* op) {
+  std::uint64_t base = g * kGroupUnits;
+  auto lo = static_cast<std::uint32_t>(std::max(start, base) - base);
+  auto hi = static_cast<std::uint32_t>(std::min(end, base + kGroupUnits) - base);
+  for (int i = 0; i < kWords; ++i) {
+    std::uint64_t m = word_mask(i, lo, hi);
+    std::uint64_t wrong = (expect_set ? ~l.w[i] : l.w[i]) & m;
+    if (wrong != 0) {
+      std::uint64_t unit = base + static_cast<std::uint64_t>(i) * 64 +
+                           static_cast<std::uint64_t>(std::countr_zero(wrong));
+      return groups.error(
+          g, fmt::format("{} of {}s [{}, {}): {} {} is already {} (bitmap line at offset {})", op,
+                         groups.unit(), start, end, groups.unit(), unit,
+                         expect_set ? "free" : "allocated", groups.line_offset(g)));
+    }
+  }
+  return Status::ok();
+}
+
+// Sets or clears the bits of [start, end) in group g's line `l` and stages the line and
+// its descriptor.
+void set_bits(const Groups& groups, journal::Transaction& tx, std::uint64_t g, std::uint16_t flags,
+              Line l, std::uint64_t start, std::uint64_t end, bool set) {
+  std::uint64_t base = g * kGroupUnits;
+  auto lo = static_cast<std::uint32_t>(std::max(start, base) - base);
+  auto hi = static_cast<std::uint32_t>(std::min(end, base + kGroupUnits) - base);
+  for (int i = 0; i < kWords; ++i) {
+    std::uint64_t m = word_mask(i, lo, hi);
+    l.w[i] = set ? (l.w[i] | m) : (l.w[i] & ~m);
+  }
+  groups.store(tx, g, flags, l);
+}
+
 // Checks that [start, start+n) are all clear (expect_set false) or all set, verifying
 // every group touched.
 Status check_range(const Groups& groups, journal::MetaReader& r, std::uint64_t start,
@@ -302,21 +338,7 @@ Status check_range(const Groups& groups, journal::MetaReader& r, std::uint64_t s
     GroupDesc d;
     Line l;
     PMEMFS_TRY(groups.load(r, g, &d, &l));
-    std::uint64_t base = g * kGroupUnits;
-    auto lo = static_cast<std::uint32_t>(std::max(start, base) - base);
-    auto hi = static_cast<std::uint32_t>(std::min(end, base + kGroupUnits) - base);
-    for (int i = 0; i < kWords; ++i) {
-      std::uint64_t m = word_mask(i, lo, hi);
-      std::uint64_t wrong = (expect_set ? ~l.w[i] : l.w[i]) & m;
-      if (wrong != 0) {
-        std::uint64_t unit = base + static_cast<std::uint64_t>(i) * 64 +
-                             static_cast<std::uint64_t>(std::countr_zero(wrong));
-        return groups.error(
-            g, fmt::format("{} of {}s [{}, {}): {} {} is already {} (bitmap line at offset {})", op,
-                           groups.unit(), start, end, groups.unit(), unit,
-                           expect_set ? "free" : "allocated", groups.line_offset(g)));
-      }
-    }
+    PMEMFS_TRY(check_bits(groups, g, l, start, end, expect_set, op));
   }
   return Status::ok();
 }
@@ -334,15 +356,27 @@ void write_range(const Groups& groups, journal::Transaction& tx, std::uint64_t s
                    s.to_string().c_str());
       std::abort();
     }
-    std::uint64_t base = g * kGroupUnits;
-    auto lo = static_cast<std::uint32_t>(std::max(start, base) - base);
-    auto hi = static_cast<std::uint32_t>(std::min(end, base + kGroupUnits) - base);
-    for (int i = 0; i < kWords; ++i) {
-      std::uint64_t m = word_mask(i, lo, hi);
-      l.w[i] = set ? (l.w[i] | m) : (l.w[i] & ~m);
-    }
-    groups.store(tx, g, d.flags, l);
+    set_bits(groups, tx, g, d.flags, l, start, end, set);
   }
+}
+
+// check_range (all clear to set, all set to clear), then write_range: every group checked
+// before any is staged. A range within one group (the usual allocation or free) is loaded
+// and verified once.
+Status check_and_write_range(const Groups& groups, journal::Transaction& tx, std::uint64_t start,
+                             std::uint64_t n, bool set, const char* op) {
+  const std::uint64_t g = start / kGroupUnits;
+  if (g != (start + n - 1) / kGroupUnits) {
+    PMEMFS_TRY(check_range(groups, tx, start, n, !set, op));
+    write_range(groups, tx, start, n, set);
+    return Status::ok();
+  }
+  GroupDesc d;
+  Line l;
+  PMEMFS_TRY(groups.load(tx, g, &d, &l));
+  PMEMFS_TRY(check_bits(groups, g, l, start, start + n, !set, op));
+  set_bits(groups, tx, g, d.flags, l, start, start + n, set);
+  return Status::ok();
 }
 
 Status state_error(const std::string& what) {
@@ -658,8 +692,7 @@ Result<Run> BlockAllocator::allocate(journal::Transaction& tx, std::uint64_t wan
         fmt::format("free_blocks {} but {} free blocks were found", st.free_blocks, run->count));
   }
 
-  PMEMFS_TRY(check_range(groups, tx, run->start, run->count, false, "allocation"));
-  write_range(groups, tx, run->start, run->count, true);
+  PMEMFS_TRY(check_and_write_range(groups, tx, run->start, run->count, true, "allocation"));
   st.free_blocks -= run->count;
   store_state(tx, st, seed_);
 
@@ -804,8 +837,7 @@ Result<std::uint64_t> InodeAllocator::allocate(journal::Transaction& tx, std::ui
     if (bit < kGroupUnits) ino = base + bit;  // free_count > 0 verified: always true
   }
   if (!ino) return enospc("inodes", 1);
-  PMEMFS_TRY(check_range(groups, tx, *ino, 1, false, "allocation"));
-  write_range(groups, tx, *ino, 1, true);
+  PMEMFS_TRY(check_and_write_range(groups, tx, *ino, 1, true, "allocation"));
   st.free_inodes -= 1;
   store_state(tx, st, seed_);
   hint_ = *ino / kGroupUnits;
