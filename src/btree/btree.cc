@@ -697,7 +697,10 @@ class Mutation {
       // Unchanged since it was read and verified, and the heap not compacted: the check
       // before the write may look at the change alone.
       if (was_clean && leaf_work.loaded && leaf_work.node.heap_top() == old_top - kEntryHeaderBytes - value.size())
+      {
         leaf_work.inserted = static_cast<std::int32_t>(pos);
+        leaf_work.inserted_old_top = old_top;
+      }
       flush();
       return Status::ok();
     }
@@ -768,6 +771,7 @@ class Mutation {
     // by leaf_insert without compacting the heap. -1: any other change (flush checks the
     // whole node); see insert_only_check.
     std::int32_t inserted = -1;
+    std::uint32_t inserted_old_top = 0;  // the heap top before that insert
   };
 
   // The node at `block`: the copy already in this mutation, or a verified fresh one.
@@ -967,7 +971,8 @@ class Mutation {
       const std::byte* cur = tx_.read(off, kBlockBytes);
       // Assert before writing: a node this code built must pass the reader's checks.
       // A change that is not one insert into the node as read gets the whole check.
-      Status s = w->inserted >= 0 ? insert_only_check(n, cur, static_cast<std::uint32_t>(w->inserted), w->block)
+      Status s = w->inserted >= 0 ? insert_only_check(n, cur, static_cast<std::uint32_t>(w->inserted),
+                                                      w->inserted_old_top, w->block)
                                   : Status::error(EINVAL, "not an insert alone");
       if (!s.is_ok()) s = NodeCheck(n, c_, t_, w->block, nullptr).rest();
       if (!s.is_ok()) die("refusing to write an invalid node: " + s.message());
@@ -991,21 +996,26 @@ class Mutation {
     }
   }
 
-  // The check before writing leaf `n`, made from `before` (the node as it was read and
-  // verified, still the transaction's view of its block) plus one entry leaf_insert put at
-  // slot `pos` without compacting: the same conclusion as NodeCheck::rest() (every check a
+  // The check before writing leaf `n`, made from `before` (the transaction's view of its
+  // block: the node as it was read and verified) plus one entry leaf_insert put at slot
+  // `pos` without compacting: the same conclusion as NodeCheck::rest() (every check a
   // reader makes passes) in time independent of the entry count. The header is `before`'s
   // but for count + 1, the heap top lowered by the new entry and the checksum; the slots
   // are `before`'s with the new one at pos; the heap above the new entry is byte for byte
   // `before`'s; the new entry lies between the slot array and the old heap, within the
   // value limit, its key between its neighbours'. `before` passed every check, so `n` does.
-  Status insert_only_check(const Node& n, const std::byte* before, std::uint32_t pos, std::uint64_t block) const {
+  // `old_top` is the heap top of the verified copy the insert changed; `before` must agree
+  // with it before anything else is compared (the media under a cached copy may have been
+  // damaged since: then the whole check runs, on the copy).
+  Status insert_only_check(const Node& n, const std::byte* before, std::uint32_t pos, std::uint32_t old_top,
+                           std::uint64_t block) const {
     NodeCheck check(n, c_, t_, block, nullptr);
     Node was_header;
     std::memcpy(was_header.bytes, before, kHeaderBytes);
     const std::uint32_t count = was_header.count() + 1;
-    const std::uint32_t old_top = was_header.heap_top();
     const std::uint32_t top = n.heap_top();
+    if (old_top > kBlockBytes || was_header.heap_top() != old_top)
+      return check.fail("insert check: heap_top {} where it was read as {}", was_header.heap_top(), old_top);
     if (was_header.level() != 0 || n.count() != count || pos >= count || top >= old_top)
       return check.fail("insert check: count {} heap_top {} after count {} heap_top {}", n.count(), top,
                         count - 1, old_top);

@@ -221,6 +221,9 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::D
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr<device::Device> dev,
                                                                  const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
+  // fsck reads every node and inode from media, each time, never a DRAM copy.
+  core->bctx.cache = nullptr;
+  core->inode_cache_enabled = false;
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
