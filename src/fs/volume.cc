@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "format/checksum.h"
@@ -36,6 +36,12 @@ Status fill_random(void* buf, std::size_t len) {
   return Status::ok();
 }
 
+// Whether the switch `name` is set in the environment (anything but empty or "0").
+bool env_switch(const char* name) {
+  const char* e = std::getenv(name);
+  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
+}
+
 // Builds the core over an opened device and superblock: journal (recovery), allocators.
 Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> dev,
                                                const format::Superblock& sb, bool read_only) {
@@ -46,15 +52,12 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   core->read_only = read_only;
   core->bctx = btree::Context{core->sb.uuid, core->seed, core->sb.data_block, core->sb.total_blocks,
                               &core->verified_nodes, &core->node_cache};
-  if (const char* e = std::getenv("PMEMFS_NO_NODE_CACHE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
-    core->bctx.cache = nullptr;
-  if (const char* e = std::getenv("PMEMFS_NO_SPECULATIVE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
-    core->speculative_enabled = false;
+  if (env_switch("PMEMFS_NO_NODE_CACHE")) core->bctx.cache = nullptr;
+  if (env_switch("PMEMFS_NO_INODE_CACHE")) core->inode_cache_enabled = false;
+  if (env_switch("PMEMFS_NO_SPECULATIVE")) core->speculative_enabled = false;
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
-  if (const char* e = std::getenv("PMEMFS_NO_INODE_CACHE"); e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0)
-    core->inode_cache_enabled = false;
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
   // it overwrites (nodes by block, inodes by their table block).
   jo.on_apply = [c = core.get()](std::uint64_t first, std::uint64_t end) {
