@@ -769,7 +769,7 @@ class Mutation {
     bool loaded = false;  // read (and verified) from the transaction's view, not created
     // The one change since the node was read (verified): an entry put at slot `inserted`
     // by leaf_insert without compacting the heap. -1: any other change (flush checks the
-    // whole node); see insert_only_check.
+    // whole node); see insert_only_ok.
     std::int32_t inserted = -1;
     std::uint32_t inserted_old_top = 0;  // the heap top before that insert
   };
@@ -970,12 +970,14 @@ class Mutation {
       const std::uint64_t off = w->block * kBlockBytes;
       const std::byte* cur = tx_.read(off, kBlockBytes);
       // Assert before writing: a node this code built must pass the reader's checks.
-      // A change that is not one insert into the node as read gets the whole check.
-      Status s = w->inserted >= 0 ? insert_only_check(n, cur, static_cast<std::uint32_t>(w->inserted),
-                                                      w->inserted_old_top, w->block)
-                                  : Status::error(EINVAL, "not an insert alone");
-      if (!s.is_ok()) s = NodeCheck(n, c_, t_, w->block, nullptr).rest();
-      if (!s.is_ok()) die("refusing to write an invalid node: " + s.message());
+      // A change that is not one insert into the node as read, or that the short check
+      // does not clear, gets the whole check.
+      const bool insert_ok = w->inserted >= 0 &&
+                             insert_only_ok(n, cur, static_cast<std::uint32_t>(w->inserted), w->inserted_old_top);
+      if (!insert_ok) {
+        Status s = NodeCheck(n, c_, t_, w->block, nullptr).rest();
+        if (!s.is_ok()) die("refusing to write an invalid node: " + s.message());
+      }
       w->inserted = -1;
       if (c_.verified != nullptr) c_.verified->insert(verified_tag(c_, t_, w->block, n.get<std::uint64_t>(kOffChecksum)));
       std::uint64_t dirty = 0;
@@ -1007,37 +1009,27 @@ class Mutation {
   // `old_top` is the heap top of the verified copy the insert changed; `before` must agree
   // with it before anything else is compared (the media under a cached copy may have been
   // damaged since: then the whole check runs, on the copy).
-  Status insert_only_check(const Node& n, const std::byte* before, std::uint32_t pos, std::uint32_t old_top,
-                           std::uint64_t block) const {
-    NodeCheck check(n, c_, t_, block, nullptr);
+  // False sends the node to the whole check, which names what is wrong.
+  static bool insert_only_ok(const Node& n, const std::byte* before, std::uint32_t pos, std::uint32_t old_top) {
     Node was_header;
     std::memcpy(was_header.bytes, before, kHeaderBytes);
     const std::uint32_t count = was_header.count() + 1;
     const std::uint32_t top = n.heap_top();
-    if (old_top > kBlockBytes || was_header.heap_top() != old_top)
-      return check.fail("insert check: heap_top {} where it was read as {}", was_header.heap_top(), old_top);
-    if (was_header.level() != 0 || n.count() != count || pos >= count || top >= old_top)
-      return check.fail("insert check: count {} heap_top {} after count {} heap_top {}", n.count(), top,
-                        count - 1, old_top);
+    if (old_top > kBlockBytes || was_header.heap_top() != old_top) return false;
+    if (was_header.level() != 0 || n.count() != count || pos >= count || top >= old_top) return false;
     was_header.set_count(count);
     was_header.set_heap_top(top);
     was_header.set(kOffChecksum, n.get<std::uint64_t>(kOffChecksum));
-    if (std::memcmp(was_header.bytes, n.bytes, kHeaderBytes) != 0) return check.fail("insert check: header changed");
-    if (count > kMaxLeafEntries || top < Node::slot_off(count))
-      return check.fail("insert check: {} entries, heap_top {}", count, top);
+    if (std::memcmp(was_header.bytes, n.bytes, kHeaderBytes) != 0) return false;
+    if (count > kMaxLeafEntries || top < Node::slot_off(count)) return false;
     if (std::memcmp(n.bytes + kHeaderBytes, before + kHeaderBytes, kSlotBytes * pos) != 0 ||
         std::memcmp(n.bytes + Node::slot_off(pos + 1), before + Node::slot_off(pos), kSlotBytes * (count - 1 - pos)) != 0)
-      return check.fail("insert check: slots other than {} changed", pos);
-    if (n.slot(pos) != top) return check.fail("insert check: slot {} is {}, not the heap top {}", pos, n.slot(pos), top);
-    if (std::memcmp(n.bytes + old_top, before + old_top, kBlockBytes - old_top) != 0)
-      return check.fail("insert check: the heap above the new entry changed");
-    if (n.value_len(pos) > kMaxValueBytes || top + n.entry_bytes(pos) != old_top)
-      return check.fail("insert check: new entry of {} bytes at {} does not end at the old heap top {}",
-                        n.entry_bytes(pos), top, old_top);
+      return false;
+    if (n.slot(pos) != top) return false;
+    if (std::memcmp(n.bytes + old_top, before + old_top, kBlockBytes - old_top) != 0) return false;
+    if (n.value_len(pos) > kMaxValueBytes || top + n.entry_bytes(pos) != old_top) return false;
     const std::uint64_t key = n.leaf_key(pos);
-    if ((pos > 0 && n.leaf_key(pos - 1) >= key) || (pos + 1 < count && n.leaf_key(pos + 1) <= key))
-      return check.fail("insert check: key {:#x} out of order at slot {}", key, pos);
-    return Status::ok();
+    return (pos == 0 || n.leaf_key(pos - 1) < key) && (pos + 1 == count || n.leaf_key(pos + 1) > key);
   }
 
   journal::Transaction& tx_;
