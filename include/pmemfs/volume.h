@@ -20,12 +20,14 @@
 // volume-wide lock, except a write of at most 4 KiB into a hole, which copies inside its
 // one transaction (~0.3 us; docs/design.md).
 //
-// Memory: an open Volume keeps verified DRAM copies of recently read metadata, at most
-// 4 MiB of B+tree nodes and 1 MiB of inodes, touched only as they fill (docs/design.md,
-// "DRAM copies of metadata"). Metadata is verified when it is read from media into them;
-// damage the media takes while a copy is held is found when the copy is dropped (at the
-// next commit to its block) or by fsck. PMEMFS_NO_NODE_CACHE=1 / PMEMFS_NO_INODE_CACHE=1
-// at open turn them off.
+// Memory: an open Volume keeps verified DRAM copies of recently read or written metadata,
+// at most 4 MiB of B+tree nodes, 1 MiB of inodes and 512 KiB of directory entries found
+// by name, touched only as they fill (docs/design.md, "DRAM copies of metadata").
+// Metadata is verified when it is read from media into them (or, when written, by the
+// check before every write); damage the media takes while a copy is held is found when
+// the copy is dropped (at the next commit to its block or directory) or by fsck.
+// PMEMFS_NO_NODE_CACHE=1 (nodes and names) / PMEMFS_NO_INODE_CACHE=1 at open turn them
+// off.
 //
 // Errors: every call returns a Status/Result whose errno is one of those named at the
 // call; an operation that fails changes nothing. A damaged volume gives EUCLEAN with a

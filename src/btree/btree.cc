@@ -416,7 +416,7 @@ Status read_node(journal::MetaReader& r, const Context& c, const TreeRef& t, std
 
 // Gives a node back to the NodeSource, its cached copy dropped first.
 Status free_node(journal::Transaction& tx, const Context& c, NodeSource& nodes, std::uint64_t block) {
-  if (c.cache != nullptr) c.cache->invalidate(block);
+  if (c.cache != nullptr) c.cache->forget(block);
   return nodes.free_node(tx, block);
 }
 
@@ -980,6 +980,7 @@ class Mutation {
       }
       w->inserted = -1;
       if (c_.verified != nullptr) c_.verified->insert(verified_tag(c_, t_, w->block, n.get<std::uint64_t>(kOffChecksum)));
+      if (c_.cache != nullptr) c_.cache->stage(w->block, t_.owner_ino, t_.kind, n.bytes);
       std::uint64_t dirty = 0;
       for (std::uint32_t l = 0; l < kLinesPerNode; ++l)
         if (std::memcmp(cur + l * kLineBytes, n.bytes + l * kLineBytes, kLineBytes) != 0)
@@ -1221,8 +1222,46 @@ NodeCache::NodeCache()
       bytes_(static_cast<std::byte*>(::operator new(kSlots * kBlockBytes, std::align_val_t{kLineBytes}))) {}
 
 NodeCache::~NodeCache() {
+  if (staged_bytes_ != nullptr) ::operator delete(staged_bytes_, std::align_val_t{kLineBytes});
   ::operator delete(bytes_, std::align_val_t{kLineBytes});
   delete[] slots_;
+}
+
+void NodeCache::stage(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, const std::byte* node) {
+  std::size_t i = 0;
+  while (i < staged_count_ && staged_[i].block != block) ++i;
+  if (i == staged_count_) {
+    if (staged_count_ == kStagedMax) return;
+    ++staged_count_;
+  }
+  if (staged_bytes_ == nullptr)
+    staged_bytes_ = static_cast<std::byte*>(::operator new(kStagedMax * kBlockBytes, std::align_val_t{kLineBytes}));
+  staged_[i] = Staged{block, owner, kind};
+  std::memcpy(staged_bytes_ + i * kBlockBytes, node, kBlockBytes);
+}
+
+void NodeCache::install_staged(const std::byte* volume_base) {
+  for (std::size_t i = 0; i < staged_count_; ++i) {
+    const Staged& st = staged_[i];
+    const std::byte* image = staged_bytes_ + i * kBlockBytes;
+    if (std::memcmp(volume_base + st.block * kBlockBytes, image, kBlockBytes) == 0)
+      put(st.block, st.owner, st.kind, image);
+  }
+  staged_count_ = 0;
+}
+
+void NodeCache::forget(std::uint64_t block) {
+  invalidate(block);
+  for (std::size_t i = 0; i < staged_count_; ++i) {
+    if (staged_[i].block != block) continue;
+    // Keep the list dense: the last entry takes this one's place.
+    --staged_count_;
+    if (i != staged_count_) {
+      staged_[i] = staged_[staged_count_];
+      std::memcpy(staged_bytes_ + i * kBlockBytes, staged_bytes_ + staged_count_ * kBlockBytes, kBlockBytes);
+    }
+    return;
+  }
 }
 
 bool NodeCache::get(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, std::byte* out) {

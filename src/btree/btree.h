@@ -100,10 +100,13 @@ class VerifiedNodes {
 // buffer cache: damage the media takes while a copy is cached is found when the copy is
 // dropped and the node is read again (or by fsck, which never uses the cache).
 //
+// A node is also cached when a transaction that wrote it commits (stage, install_staged
+// below), from the image its writer checked, once the media holds that image exactly.
+//
 // When a copy is dropped (the rules that keep it equal to the media):
 //   - the journal applies a record touching its block (the owner wires the journal's
 //     apply observer to invalidate_blocks; a commit changes nodes only that way);
-//   - the tree frees the node (NodeSource::free_node is always preceded by invalidate),
+//   - the tree frees the node (NodeSource::free_node is always preceded by forget),
 //     so a block reused for file data is never served as a node;
 //   - a reader whose view of the block is not the media's (a transaction that staged
 //     lines in it: MetaReader::overlays) neither reads nor fills the copy.
@@ -132,7 +135,29 @@ class NodeCache {
   // Drops the copies of blocks [first, end).
   void invalidate_blocks(std::uint64_t first, std::uint64_t end);
   void invalidate(std::uint64_t block) { invalidate_blocks(block, block + 1); }
+  // A freed node: drops its copy and any image of it stage() holds.
+  void forget(std::uint64_t block);
   void clear();
+
+  // The nodes a transaction wrote, kept until it ends, so that the next walk through a
+  // node just written (the same directory leaf at the next create) is not read from
+  // media and checksummed again:
+  //   - stage() copies a node's image as the writer staged it, after the check before
+  //     every write passed it (so it is as verified as a node read from media);
+  //   - install_staged() then caches each image whose block the media holds byte for
+  //     byte: the commit applied it and nothing since changed the block; an image the
+  //     media does not match (written over later in the transaction, or never committed)
+  //     is dropped;
+  //   - drop_staged() forgets them all: the transaction failed or was abandoned.
+  // A later image of the same block replaces the earlier one. At most kStagedMax images
+  // per transaction; later ones are not staged (they are read from media next time).
+  // Not thread-safe: the owner calls these under its exclusive metadata lock, with no
+  // reader running (as it does for every change).
+  static constexpr std::size_t kStagedMax = 8;
+  void stage(std::uint64_t block, std::uint64_t owner, std::uint32_t kind, const std::byte* node);
+  void install_staged(const std::byte* volume_base);
+  void drop_staged() { staged_count_ = 0; }
+  std::size_t staged() const { return staged_count_; }
 
   // Counters (tests, benchmarks): relaxed, approximate under concurrency.
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
@@ -145,6 +170,14 @@ class NodeCache {
   }
   Slot* slots_;
   std::byte* bytes_;  // kSlots nodes
+  struct Staged {
+    std::uint64_t block = 0;
+    std::uint64_t owner = 0;
+    std::uint32_t kind = 0;
+  };
+  std::array<Staged, kStagedMax> staged_{};
+  std::size_t staged_count_ = 0;
+  std::byte* staged_bytes_ = nullptr;  // kStagedMax nodes, allocated at the first stage()
   std::atomic<std::uint64_t> hits_{0};
   std::atomic<std::uint64_t> fills_{0};
 };

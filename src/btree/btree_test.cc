@@ -778,6 +778,7 @@ class CachedTree : public ::testing::Test {
     append_keys(v, t, 2000, 40);
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_EQ(t.depth, 2u);
+    v.cache()->drop_staged();  // as a volume's transactions end (these were never installed)
   }
   TestVolume v{/*cached=*/true};
   TreeRef t = new_tree();
@@ -824,6 +825,66 @@ TEST_F(CachedTree, StagedNodesAreNeitherServedNorCached) {
   auto after = lookup(r, v.ctx(), t, 9, out);
   ASSERT_TRUE(after.is_ok()) << after.status().to_string();
   EXPECT_EQ(Bytes(out.begin(), out.begin() + *after), val);
+}
+
+// A committed node is cached from the image its writer staged, once the media holds
+// exactly that image: the next walk through it reads no media.
+TEST_F(CachedTree, ANodeACommitWroteIsCachedFromItsImage) {
+  NodeCache& cache = *v.cache();
+  Bytes val = value_for(9, 40);
+  {
+    journal::Transaction tx(v.journal());
+    ASSERT_TRUE(insert(tx, v.ctx(), t, v.nodes(), 9, span_of(val)).is_ok());
+    EXPECT_EQ(cache.staged(), 3u);  // the full first leaf split: its two halves and the root
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  cache.install_staged(v.block(0));  // what a volume's MetaTx does after its commit
+  EXPECT_EQ(cache.staged(), 0u);
+  const std::uint64_t fills = cache.fills();
+  const std::uint64_t hits = cache.hits();
+  auto found = lookup(r, v.ctx(), t, 9, out);
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + *found), val);
+  EXPECT_EQ(cache.hits(), hits + 2);  // the root and the new leaf, both copies
+  EXPECT_EQ(cache.fills(), fills);
+  // Without the install, the leaf the commit wrote is read from media again.
+  {
+    journal::Transaction tx(v.journal());
+    ASSERT_TRUE(insert(tx, v.ctx(), t, v.nodes(), 17, span_of(val)).is_ok());
+    ASSERT_TRUE(tx.commit().is_ok());
+  }
+  cache.drop_staged();
+  ASSERT_TRUE(lookup(r, v.ctx(), t, 17, out).is_ok());
+  EXPECT_EQ(cache.fills(), fills + 1);
+}
+
+// An image the media does not hold is never cached: a transaction abandoned before its
+// commit leaves the media as it was, and the staged leaf is not what the media holds.
+TEST_F(CachedTree, AnImageTheMediaDoesNotHoldIsNotCached) {
+  NodeCache& cache = *v.cache();
+  {
+    journal::Transaction tx(v.journal());
+    Bytes val = value_for(9, 40);
+    ASSERT_TRUE(insert(tx, v.ctx(), t, v.nodes(), 9, span_of(val)).is_ok());
+    EXPECT_EQ(cache.staged(), 3u);
+  }  // abandoned
+  cache.install_staged(v.block(0));
+  EXPECT_EQ(lookup(r, v.ctx(), t, 9, out).errnum(), ENOENT);  // served or read: not there
+  const std::uint64_t hits = cache.hits();
+  EXPECT_EQ(lookup(r, v.ctx(), t, 9, out).errnum(), ENOENT);
+  EXPECT_EQ(cache.hits(), hits + 2);  // now cached from media, and still without key 9
+}
+
+// A node freed in the transaction that staged it is forgotten with its image.
+TEST_F(CachedTree, AFreedNodeLeavesNoStagedImage) {
+  NodeCache& cache = *v.cache();
+  journal::Transaction tx(v.journal());
+  Bytes val = value_for(9, 40);
+  ASSERT_TRUE(insert(tx, v.ctx(), t, v.nodes(), 9, span_of(val)).is_ok());
+  ASSERT_EQ(cache.staged(), 3u);
+  ASSERT_TRUE(destroy(tx, v.ctx(), t, v.nodes()).is_ok());
+  EXPECT_EQ(cache.staged(), 0u);
+  ASSERT_TRUE(tx.commit().is_ok());
 }
 
 // A node the tree frees is dropped at once: its block may come back as file data (here:
