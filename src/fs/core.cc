@@ -36,17 +36,17 @@ MetadataBugs& metadata_planted_bugs() {
 
 MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.emplace(*core.journal); }
 
-MetaTx::~MetaTx() { core_.inodes_to_cache.clear(); }  // not committed: nothing to install
+MetaTx::~MetaTx() { core_.cache_written(false); }  // after commit(): nothing left
 
 Status MetaTx::commit() {
   Status s = tx_->commit();
-  core_.cache_stored_inodes(s.is_ok());
+  core_.cache_written(s.is_ok());
   return s;
 }
 
 Status MetaTx::split_for_planted_bug() {
   Status s = tx_->commit();
-  core_.cache_stored_inodes(s.is_ok());
+  core_.cache_written(s.is_ok());
   PMEMFS_TRY(s);
   tx_.reset();
   tx_.emplace(*core_.journal);

@@ -82,6 +82,66 @@ class InodeCache {
   std::atomic<std::uint64_t> hits_{0};
 };
 
+// DRAM copies of directory entries found by name: (directory, name) -> (inode, type,
+// key), so that a path walked again (the parent directory at every create) is not looked
+// up in the directory's B+tree each time. Positive entries only (an absent name needs the
+// tree: an insert takes the lowest free key of its hash range).
+//
+// What keeps a copy true: an entry is cached from a lookup in a tree read through the
+// node cache's checks, tagged with its directory's version counter. Every change to a
+// directory's entries (insert, remove, replace, freeing the directory) bumps that counter
+// when it is staged and again when its transaction ends, committed or not, so that
+// neither what a transaction saw of its own staged changes nor anything cached before a
+// change is served after it. kVersions counters are shared by directory number modulo
+// kVersions: a bump of one directory also drops its neighbours' entries (only a cost).
+// Damage the media takes under a cached entry is found when the directory next changes,
+// by fsck, or at the next open, as with the node cache.
+//
+// Names up to kNameMax bytes are cached; longer ones are always looked up. Direct-mapped,
+// kSlots entries (kSlots * 128 bytes at most, touched as used). Thread safety: get and
+// put take a striped mutex (readers holding the metadata lock shared fill it
+// concurrently); bumps run under the exclusive lock, when no reader runs.
+class DentryCache {
+ public:
+  static constexpr std::size_t kSlots = 4096;
+  static constexpr std::size_t kNameMax = 88;
+  static constexpr std::size_t kVersions = 1024;
+  struct Entry {
+    std::uint64_t ino = 0;
+    std::uint8_t type = 0;
+    std::uint64_t key = 0;
+  };
+  DentryCache();
+  ~DentryCache();
+  DentryCache(const DentryCache&) = delete;
+  DentryCache& operator=(const DentryCache&) = delete;
+
+  // `hash`: any 64-bit hash of `name` (the directory key's hash).
+  bool get(std::uint64_t dir, std::string_view name, std::uint64_t hash, Entry* out);
+  void put(std::uint64_t dir, std::string_view name, std::uint64_t hash, const Entry& e);
+  // Drops every entry of `dir` cached so far.
+  void changed(std::uint64_t dir) { versions_[dir % kVersions].fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Slot {
+    std::uint64_t dir, version, ino, key;
+    std::uint8_t type, len;
+    char name[kNameMax];
+  };
+  static_assert(sizeof(Slot) == 128);
+  static constexpr std::size_t kLocks = 64;
+  static std::size_t slot_of(std::uint64_t dir, std::uint64_t hash) {
+    return static_cast<std::size_t>(((hash ^ (dir * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull) >> 52);
+  }
+  std::unique_ptr<std::atomic<std::uint64_t>[]> dirs_;  // directory per slot, 0 = empty
+  Slot* slots_;                                         // kSlots, not initialised
+  std::array<std::mutex, kLocks> locks_;
+  std::array<std::atomic<std::uint64_t>, kVersions> versions_{};
+  std::atomic<std::uint64_t> hits_{0};
+};
+static_assert(DentryCache::kSlots == std::size_t{1} << 12, "slot_of takes the top 12 bits");
+
 // Current time in ns since the epoch (CLOCK_REALTIME).
 std::int64_t now_ns();
 
@@ -149,8 +209,19 @@ struct VolumeCore {
   // the media then holds exactly its bytes (an inode stored and then freed or rewritten
   // another way in the same transaction is not). Guarded by the exclusive meta_lock.
   mutable std::vector<format::Inode> inodes_to_cache;
-  // MetaTx's end: installs inodes_to_cache when `committed`, and empties it.
-  void cache_stored_inodes(bool committed);
+  // Directory entries found by name (used when bctx.cache is set: it is derived from the
+  // directory nodes) and the directories the open MetaTx changed (bumped again at its
+  // end: see DentryCache). Guarded by the exclusive meta_lock.
+  mutable DentryCache dentries;
+  std::vector<std::uint64_t> dirs_changed;
+  void dir_changed(std::uint64_t dir) {
+    dentries.changed(dir);
+    dirs_changed.push_back(dir);
+  }
+  // MetaTx's end: when `committed`, installs inodes_to_cache and the B+tree nodes the
+  // transaction wrote (NodeCache::install_staged); then empties both lists and drops the
+  // cached entries of the directories it changed (dirs_changed), committed or not.
+  void cache_written(bool committed);
   std::unique_ptr<journal::Journal> journal;
   std::unique_ptr<alloc::BlockAllocator> balloc;
   std::unique_ptr<alloc::InodeAllocator> ialloc;

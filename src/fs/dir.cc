@@ -114,12 +114,56 @@ void touch_dir(format::Inode& dir, std::int64_t delta_entries) {
 
 }  // namespace
 
+DentryCache::DentryCache()
+    : dirs_(new std::atomic<std::uint64_t>[kSlots]),
+      slots_(static_cast<Slot*>(::operator new(kSlots * sizeof(Slot), std::align_val_t{64}))) {
+  for (std::size_t i = 0; i < kSlots; ++i) dirs_[i].store(0, std::memory_order_relaxed);
+}
+
+DentryCache::~DentryCache() { ::operator delete(slots_, std::align_val_t{64}); }
+
+bool DentryCache::get(std::uint64_t dir, std::string_view name, std::uint64_t hash, Entry* out) {
+  const std::size_t i = slot_of(dir, hash);
+  if (dirs_[i].load(std::memory_order_relaxed) != dir) return false;
+  std::lock_guard<std::mutex> lock(locks_[i % kLocks]);
+  const Slot& s = slots_[i];
+  if (dirs_[i].load(std::memory_order_relaxed) != dir || s.len != name.size() ||
+      s.version != versions_[dir % kVersions].load(std::memory_order_relaxed) ||
+      std::memcmp(s.name, name.data(), name.size()) != 0)
+    return false;
+  *out = Entry{s.ino, s.type, s.key};
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void DentryCache::put(std::uint64_t dir, std::string_view name, std::uint64_t hash, const Entry& e) {
+  if (name.empty() || name.size() > kNameMax) return;
+  const std::size_t i = slot_of(dir, hash);
+  std::lock_guard<std::mutex> lock(locks_[i % kLocks]);
+  Slot& s = slots_[i];
+  s.dir = dir;
+  s.version = versions_[dir % kVersions].load(std::memory_order_relaxed);
+  s.ino = e.ino;
+  s.key = e.key;
+  s.type = e.type;
+  s.len = static_cast<std::uint8_t>(name.size());
+  std::memcpy(s.name, name.data(), name.size());
+  dirs_[i].store(dir, std::memory_order_relaxed);
+}
+
 Result<VolumeCore::DirProbe> VolumeCore::dir_probe(journal::MetaReader& r, const format::Inode& dir,
                                                    std::string_view name) const {
   std::uint64_t base = hash_base(sb, name);
   DirProbe p;
   if (dir.tree_depth == 0) {
     p.free_key = base;
+    return p;
+  }
+  const bool cached = bctx.cache != nullptr;
+  DentryCache::Entry hit;
+  if (cached && dentries.get(dir.ino, name, base, &hit)) {
+    p.found = true;
+    p.entry = DirLookup{hit.ino, hit.type, hit.key};
     return p;
   }
   RangeScan rs;
@@ -134,6 +178,7 @@ Result<VolumeCore::DirProbe> VolumeCore::dir_probe(journal::MetaReader& r, const
                                                   dir.ino, inode_offset(dir.ino), name, rs.entry.ino));
   p.found = true;
   p.entry = DirLookup{rs.entry.ino, rs.entry.type, rs.key};
+  if (cached) dentries.put(dir.ino, name, base, DentryCache::Entry{rs.entry.ino, rs.entry.type, rs.key});
   return p;
 }
 
@@ -161,6 +206,7 @@ Status VolumeCore::dir_insert(journal::Transaction& tx, format::Inode& dir, std:
   btree::TreeRef t = dir_tree(dir);
   AllocNodeSource nodes(*this, dir.tree_root);
   auto value = make_entry(ino, type, name);
+  dir_changed(dir.ino);
   PMEMFS_TRY(btree::insert(tx, bctx, t, nodes, rs.free_key, value));
   set_dir_tree(dir, t);
   dir.blocks = static_cast<std::uint64_t>(static_cast<std::int64_t>(dir.blocks) + nodes.blocks_delta());
@@ -172,6 +218,7 @@ Status VolumeCore::dir_remove(journal::Transaction& tx, format::Inode& dir, std:
   PMEMFS_ASSIGN_OR_RETURN(DirLookup found, dir_lookup(tx, dir, name));
   btree::TreeRef t = dir_tree(dir);
   AllocNodeSource nodes(*this, dir.tree_root);
+  dir_changed(dir.ino);
   PMEMFS_TRY(btree::erase(tx, bctx, t, nodes, found.key));
   set_dir_tree(dir, t);
   dir.blocks = static_cast<std::uint64_t>(static_cast<std::int64_t>(dir.blocks) + nodes.blocks_delta());
@@ -185,6 +232,7 @@ Status VolumeCore::dir_replace(journal::Transaction& tx, format::Inode& dir, std
   btree::TreeRef t = dir_tree(dir);
   AllocNodeSource nodes(*this, dir.tree_root);
   auto value = make_entry(ino, type, name);
+  dir_changed(dir.ino);
   PMEMFS_TRY(btree::update(tx, bctx, t, nodes, found.key, value));
   set_dir_tree(dir, t);
   dir.blocks = static_cast<std::uint64_t>(static_cast<std::int64_t>(dir.blocks) + nodes.blocks_delta());

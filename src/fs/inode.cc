@@ -168,12 +168,16 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
   if (inode_cache_enabled) inodes_to_cache.push_back(inode);
 }
 
-void VolumeCore::cache_stored_inodes(bool committed) {
+void VolumeCore::cache_written(bool committed) {
   if (committed) {
     for (const format::Inode& inode : inodes_to_cache)
       if (std::memcmp(base() + inode_offset(inode.ino), &inode, sizeof inode) == 0) inode_cache.put(inode);
+    node_cache.install_staged(base());
   }
   inodes_to_cache.clear();
+  node_cache.drop_staged();
+  for (std::uint64_t dir : dirs_changed) dentries.changed(dir);
+  dirs_changed.clear();
 }
 
 Result<format::Inode> VolumeCore::new_inode(journal::Transaction& tx, std::uint32_t mode,
@@ -222,6 +226,7 @@ Status VolumeCore::free_inode(journal::Transaction& tx, format::Inode& inode) {
   if (S_ISDIR(inode.mode)) {
     btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeDirectory, inode.ino};
     AllocNodeSource nodes(*this, 0);
+    dir_changed(inode.ino);
     PMEMFS_TRY(btree::destroy(tx, bctx, t, nodes));
   } else if (has_block_map(inode) && !map_empty(inode)) {
     // Bounded: what does not fit this transaction is the orphan list's to free.

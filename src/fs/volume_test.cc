@@ -660,6 +660,83 @@ TEST(InodeCache, GetPutAndInvalidate) {
   EXPECT_FALSE(cache.get(17, &out));
 }
 
+TEST(DentryCache, GetPutAndChanged) {
+  fs::DentryCache cache;
+  fs::DentryCache::Entry e{42, 8, 0x8000000000001234ull}, out;
+  EXPECT_FALSE(cache.get(5, "name", 77, &out));
+  cache.put(5, "name", 77, e);
+  ASSERT_TRUE(cache.get(5, "name", 77, &out));
+  EXPECT_EQ(out.ino, 42u);
+  EXPECT_EQ(out.type, 8u);
+  EXPECT_EQ(out.key, e.key);
+  EXPECT_FALSE(cache.get(6, "name", 77, &out));   // another directory
+  EXPECT_FALSE(cache.get(5, "namf", 77, &out));   // another name of the same hash
+  EXPECT_FALSE(cache.get(5, "nam", 77, &out));
+  cache.changed(6);
+  EXPECT_TRUE(cache.get(5, "name", 77, &out));
+  cache.changed(5 + fs::DentryCache::kVersions);  // shares directory 5's counter
+  EXPECT_FALSE(cache.get(5, "name", 77, &out));
+  cache.put(5, "name", 77, e);
+  EXPECT_TRUE(cache.get(5, "name", 77, &out));
+  cache.changed(5);
+  EXPECT_FALSE(cache.get(5, "name", 77, &out));
+  // Names up to kNameMax bytes are cached, longer ones never.
+  const std::string at_limit(fs::DentryCache::kNameMax, 'n'), past(fs::DentryCache::kNameMax + 1, 'n');
+  cache.put(5, at_limit, 1, e);
+  EXPECT_TRUE(cache.get(5, at_limit, 1, &out));
+  cache.put(5, past, 2, e);
+  EXPECT_FALSE(cache.get(5, past, 2, &out));
+}
+
+// A name's entry serves lookups until its directory changes; every change (create,
+// rename, unlink, a replacing rename) is seen at once.
+TEST_F(VolumeTest, DentriesFollowEveryChangeToTheirDirectory) {
+  ASSERT_TRUE(vol_->mkdir("/d", 0755).is_ok());
+  create("/d/a", "x");
+  auto& core = vol_->core();
+  auto a = vol_->stat("/d/a");
+  ASSERT_TRUE(a.is_ok());
+  const std::uint64_t hits = core.dentries.hits();
+  ASSERT_TRUE(vol_->stat("/d/a").is_ok());
+  EXPECT_GE(core.dentries.hits(), hits + 2);  // "d" in "/" and "a" in "/d"
+  ASSERT_TRUE(vol_->rename("/d/a", "/d/b").is_ok());
+  EXPECT_EQ(vol_->stat("/d/a").errnum(), ENOENT);
+  auto b = vol_->stat("/d/b");
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_EQ(b->ino, a->ino);
+  create("/d/c", "y");
+  auto c = vol_->stat("/d/c");
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_TRUE(vol_->rename("/d/c", "/d/b").is_ok());  // replaces b
+  auto b2 = vol_->stat("/d/b");
+  ASSERT_TRUE(b2.is_ok());
+  EXPECT_EQ(b2->ino, c->ino);
+  ASSERT_TRUE(vol_->unlink("/d/b").is_ok());
+  EXPECT_EQ(vol_->stat("/d/b").errnum(), ENOENT);
+  ASSERT_TRUE(vol_->rmdir("/d").is_ok());
+  EXPECT_EQ(vol_->stat("/d").errnum(), ENOENT);
+}
+
+// What a transaction saw of its own staged entry is not served after it ends without a
+// commit: the entry never reached the media.
+TEST_F(VolumeTest, AnEntryOnlyAnAbandonedTransactionSawIsNotServed) {
+  create("/a", "x");
+  auto a = vol_->stat("/a");
+  ASSERT_TRUE(a.is_ok());
+  auto& core = vol_->core();
+  {
+    fs::MetaTx mtx(core);
+    auto root = core.load_inode(mtx.tx(), format::kRootIno);
+    ASSERT_TRUE(root.is_ok());
+    ASSERT_TRUE(core.dir_insert(mtx.tx(), *root, "ghost", a->ino, DT_REG).is_ok());
+    auto seen = core.dir_lookup(mtx.tx(), *root, "ghost");  // cached from the staged entry
+    ASSERT_TRUE(seen.is_ok()) << seen.status().to_string();
+    auto again = core.dir_lookup(mtx.tx(), *root, "ghost");
+    ASSERT_TRUE(again.is_ok());
+  }  // abandoned
+  EXPECT_EQ(vol_->stat("/ghost").errnum(), ENOENT);
+}
+
 // An inode's copy serves until the journal applies a record to its table block: damage
 // done behind the journal's back is then found. Any inode of the block will do (16 share
 // one): a change to a sibling drops the copies of all of them.
