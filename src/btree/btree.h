@@ -158,6 +158,9 @@ class NodeCache {
   void install_staged(const std::byte* volume_base);
   void drop_staged() { staged_count_ = 0; }
   std::size_t staged() const { return staged_count_; }
+  // The tree (owner inode, kind) of staged image i < staged(): for the owner's checks.
+  std::uint64_t staged_owner(std::size_t i) const { return staged_[i].owner; }
+  std::uint32_t staged_kind(std::size_t i) const { return staged_[i].kind; }
 
   // Counters (tests, benchmarks): relaxed, approximate under concurrency.
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }

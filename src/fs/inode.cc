@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -169,6 +170,17 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
 }
 
 void VolumeCore::cache_written(bool committed) {
+  // Every change to a directory's entries must drop its cached names (dir_changed): a
+  // directory node this transaction wrote names a directory it must have reported.
+  for (std::size_t i = 0; i < node_cache.staged(); ++i) {
+    if (node_cache.staged_kind(i) != format::kTreeDirectory) continue;
+    const std::uint64_t dir = node_cache.staged_owner(i);
+    if (std::find(dirs_changed.begin(), dirs_changed.end(), dir) == dirs_changed.end()) {
+      std::fprintf(stderr, "pmemfs: directory inode %llu's tree changed without dir_changed\n",
+                   static_cast<unsigned long long>(dir));
+      std::abort();  // a bug in pmemfs: its cached names would be served stale
+    }
+  }
   if (committed) {
     for (const format::Inode& inode : inodes_to_cache)
       if (std::memcmp(base() + inode_offset(inode.ino), &inode, sizeof inode) == 0) inode_cache.put(inode);

@@ -4,12 +4,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -19,6 +21,7 @@
 #include "format/format.h"
 #include "fs/core.h"
 #include "fs/filemap.h"
+#include "fs/namespace.h"
 #include "pmemfs/file.h"
 #include "pmemfs/fsck.h"
 #include "pmemfs/volume.h"
@@ -735,6 +738,34 @@ TEST_F(VolumeTest, AnEntryOnlyAnAbandonedTransactionSawIsNotServed) {
     ASSERT_TRUE(again.is_ok());
   }  // abandoned
   EXPECT_EQ(vol_->stat("/ghost").errnum(), ENOENT);
+}
+
+// Changes /d's tree with btree::insert directly, without dir_changed, and commits.
+void change_a_directory_behind_the_name_cache() {
+  const std::string path = "/dev/shm/pmemfs-dentry-guard-" + std::to_string(::getpid()) + ".vol";
+  FormatOptions fo;
+  fo.size_bytes = 64ull << 20;
+  fo.device.emulated_pmem = true;
+  fo.force = true;
+  auto v = Volume::format(path, fo);
+  std::filesystem::remove(path);
+  if (!v.is_ok() || !(*v)->mkdir("/d", 0755).is_ok()) std::abort();
+  auto& core = (*v)->core();
+  fs::MetaTx mtx(core);
+  auto d = fs::Resolver(core, mtx.tx()).walk(format::kRootIno, "/d", true);
+  if (!d.is_ok()) std::abort();
+  btree::TreeRef t{d->tree_root, d->tree_depth, format::kTreeDirectory, d->ino};
+  fs::AllocNodeSource nodes(core, 0);
+  std::vector<std::byte> value(16, std::byte{1});
+  if (!btree::insert(mtx.tx(), core.bctx, t, nodes, (std::uint64_t{1} << 63) | 0x10000, value).is_ok()) std::abort();
+  (void)mtx.commit();
+}
+
+// A transaction that changes a directory's tree without reporting it (dir_changed), so
+// that its cached names would be served stale, is a bug: its end refuses to go on.
+TEST(VolumeDeathTest, ADirectoryTreeChangedWithoutDirChangedAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(change_a_directory_behind_the_name_cache(), "directory inode [0-9]+'s tree changed without dir_changed");
 }
 
 // An inode's copy serves until the journal applies a record to its table block: damage
