@@ -381,11 +381,17 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
       }
       // Data and zeros durable before the commit that makes them part of the file.
       if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
-      std::uint64_t converted = first;
-      PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
-      if (converted < done) {
-        // Out of budget while turning unwritten blocks written: publish only that far.
-        done = converted;
+      // Blocks this transaction mapped are written extents already (kCallerFills); only
+      // blocks that were mapped unwritten before (preallocated) need turning written.
+      std::uint64_t fresh_blocks = 0;
+      for (const BlockRange& r : fresh) fresh_blocks += r.count;
+      if (fresh_blocks != done - first) {
+        std::uint64_t converted = first;
+        PMEMFS_TRY(ed.convert(first, done - first, false, &converted));
+        if (converted < done) {
+          // Out of budget while turning unwritten blocks written: publish only that far.
+          done = converted;
+        }
       }
     }
     const std::uint64_t written_end = std::min(end, done * kBlockBytes);
