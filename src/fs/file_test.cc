@@ -342,6 +342,7 @@ void FileTest::run_model(const char* name) {
     if (::testing::Test::HasFailure()) break;
   }
   ASSERT_TRUE(get_all(f) == model) << "final content differs";
+  f.close();  // a File must not outlive its Volume
   reopen();
   f = open("/model", O_RDONLY);
   ASSERT_TRUE(get_all(f) == model) << "content after reopen differs";
@@ -533,6 +534,7 @@ TEST_F(FileTest, InlineToTreeAndBack) {
   EXPECT_GE(inode_of(ino).tree_depth, 2u);
   check_map(ino);
   EXPECT_TRUE(get_all(f) == model);
+  f.close();
   reopen();
   f = open("/frag", O_RDWR);
   EXPECT_TRUE(get_all(f) == model);
@@ -615,6 +617,7 @@ TEST_F(FileTest, BoundedTransactionsOnAFragmentedFile) {
   EXPECT_TRUE(get_all(f) == model);
   check_map(ino);
   EXPECT_EQ(baseline - free_blocks(), inode_of(ino).blocks);
+  f.close();
   reopen();
   f = open("/frag2", O_RDWR);
   EXPECT_TRUE(get_all(f) == model);
@@ -762,6 +765,7 @@ TEST_F(FileTest, FallocateModes) {
   EXPECT_EQ(f.fallocate(0, format::kMaxFileBytes, 1).errnum(), EFBIG);
   EXPECT_EQ(get_all(f), model);
   check_map(f.ino());
+  f.close();
   reopen();
   File g = open("/fa", O_RDONLY);
   EXPECT_EQ(get_all(g), model);
