@@ -57,7 +57,8 @@ struct FsckReport {
   int exit_code = 0;
 };
 
-// Errors (operational, exit code 8): those of probe_device(); EUCLEAN only when not even a
+// Errors (operational, exit code 8): those of probe_device(); EBUSY while another instance
+// writes the volume (or, with repair, has it open at all). EUCLEAN only when not even a
 // superblock can be found is NOT an error but a problem in the report (exit code 4).
 Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options);
 

@@ -141,13 +141,17 @@ class Volume {
   // Formats `path` as a new volume and opens it.
   // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
   // known file system signature and !force (message names what was found); EINVAL (size:
-  // too small, above 64 TiB, or size given for a device); ENOSPC; EIO.
+  // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when another
+  // instance has the volume open (nothing is changed, the file is not resized).
   static Result<std::unique_ptr<Volume>> format(const std::string& path,
                                                 const FormatOptions& options);
   // Opens an existing volume, replaying its journal (recovery).
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
   // message names the structure and offset); EROFS (recovery needed on a read-only open);
-  // ENOTSUP (unknown incompatible feature); EIO.
+  // ENOTSUP (unknown incompatible feature); EIO; EBUSY when another instance, in this
+  // process or another, has it open for writing, or (for a writable open) open at all.
+  // One instance at a time writes a volume; read-only instances share it (flock(2) on
+  // the backing, held until the Volume and its Files are gone).
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/magic.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -271,6 +272,20 @@ Status check_size(const std::string& path, std::uint64_t size, std::uint64_t ali
 
 }  // namespace
 
+Status Device::claim(bool exclusive) {
+  if (fd_ < 0) return Status::ok();
+  if (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return Status::ok();
+  const int err = errno;
+  if (err == EWOULDBLOCK)
+    return Status::error(EBUSY, exclusive ? fmt::format("{}: the volume is open in another instance (in this "
+                                                        "process or another); one instance at a time may write it",
+                                                        info_.path)
+                                          : fmt::format("{}: another instance is writing the volume; it can be "
+                                                        "read once that instance closes it",
+                                                        info_.path));
+  return errno_status(err, info_.path, "cannot lock (flock)");
+}
+
 Result<std::unique_ptr<Device>> Device::open(const std::string& path,
                                              const DeviceOptions& options) {
   struct stat st {};
@@ -454,6 +469,14 @@ Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bo
   if (::fstat(fd, &st) != 0) return fail(device::errno_status(errno, path, "cannot fstat"));
   if (!S_ISREG(st.st_mode)) {
     return Status::error(ENODEV, fmt::format("{}: exists and is not a regular file", path));
+  }
+  // An existing file another instance has open (Device::claim) is not touched.
+  if (!created && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return Status::error(EBUSY, fmt::format("{}: the volume is open in another instance; it cannot be resized "
+                                              "or formatted while open",
+                                              path));
+    return device::errno_status(errno, path, "cannot lock (flock)");
   }
   auto existing = static_cast<std::uint64_t>(st.st_size);
   if (!created && existing != size_bytes && (!allow_existing || existing > size_bytes)) {

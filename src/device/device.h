@@ -40,6 +40,16 @@ class Device {
   const persist::Persister& persister() const { return persister_; }
   int fd() const { return fd_; }
 
+  // Claims the backing for this instance with flock(2) on its descriptor, without
+  // waiting: `exclusive` for an instance that writes (format, a writable open, fsck
+  // --repair), shared for one that only reads. EBUSY when another instance, in this
+  // process or another, holds a conflicting claim: two writers would each keep their own
+  // journal head and caches, and a reader would see a writer's half-applied state. Held
+  // until the Device is destroyed. A Device over memory (wrap_memory) has nothing to lock.
+  // (Several processes sharing one volume, a later step, replace this with a shared
+  // runtime region; see docs/design.md.)
+  Status claim(bool exclusive);
+
  private:
   Device() = default;
 

@@ -152,6 +152,7 @@ Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const Fo
   DeviceOptions dopt = options.device;
   dopt.read_only = false;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  PMEMFS_TRY(dev->claim(/*exclusive=*/true));
   return fs::VolumeOpener::format(std::move(dev), options);
 }
 
@@ -209,6 +210,7 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   DeviceOptions dopt = options.device;
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+  PMEMFS_TRY(dev->claim(/*exclusive=*/!options.read_only));
   return fs::VolumeOpener::open(std::move(dev), options);
 }
 

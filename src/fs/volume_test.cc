@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -661,6 +662,54 @@ TEST(InodeCache, GetPutAndInvalidate) {
   cache.put(a);
   cache.invalidate(1, 1 + 3 * fs::InodeCache::kSlots);  // a long range: every slot once
   EXPECT_FALSE(cache.get(17, &out));
+}
+
+// One instance at a time writes a volume: a second writable open, format or fsck
+// --repair gets EBUSY while it is open, in this process or another, and so does a
+// read-only open or a check (it would read half-applied state); readers share.
+TEST_F(VolumeTest, ASecondInstanceIsRefusedWhileOneWrites) {
+  OpenOptions rw, ro;
+  rw.device.emulated_pmem = ro.device.emulated_pmem = true;
+  ro.read_only = true;
+  auto second = Volume::open(path_, rw);
+  ASSERT_EQ(second.errnum(), EBUSY) << second.status().to_string();
+  EXPECT_NE(second.status().message().find(path_), std::string::npos) << second.status().to_string();
+  EXPECT_EQ(Volume::open(path_, ro).errnum(), EBUSY);
+  FormatOptions fo;
+  fo.device.emulated_pmem = true;
+  fo.force = true;
+  EXPECT_EQ(Volume::format(path_, fo).errnum(), EBUSY);
+  struct stat before {}, after {};
+  ASSERT_EQ(::stat(path_.c_str(), &before), 0);
+  fo.size_bytes = 128ull << 20;  // would grow the file: refused before it does
+  EXPECT_EQ(Volume::format(path_, fo).errnum(), EBUSY);
+  ASSERT_EQ(::stat(path_.c_str(), &after), 0);
+  EXPECT_EQ(after.st_size, before.st_size);
+  FsckOptions check;
+  check.device.emulated_pmem = true;
+  EXPECT_EQ(check_volume(path_, check).errnum(), EBUSY);
+  // Another process is refused the same way.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(Volume::open(path_, rw).errnum() == EBUSY ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other process was not refused";
+  // Closed, it opens; readers share, and keep a writer out.
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  vol_.reset();
+  auto r1 = Volume::open(path_, ro);
+  ASSERT_TRUE(r1.is_ok()) << r1.status().to_string();
+  auto r2 = Volume::open(path_, ro);
+  ASSERT_TRUE(r2.is_ok()) << r2.status().to_string();
+  EXPECT_TRUE((*r2)->stat("/d").is_ok());
+  EXPECT_EQ(Volume::open(path_, rw).errnum(), EBUSY);
+  auto report = check_volume(path_, check);
+  ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+  r1->reset();
+  r2->reset();
+  reopen();
+  EXPECT_TRUE(vol_->stat("/d").is_ok());
 }
 
 TEST(DentryCache, GetPutAndChanged) {

@@ -471,6 +471,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     DeviceOptions dopt = options.device;
     dopt.read_only = true;
     PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
+    PMEMFS_TRY(dev->claim(/*exclusive=*/false));  // no instance may be writing it meanwhile
     auto choice = fs::read_superblock(dev->base(), dev->size());
     if (!choice.is_ok()) {
       report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
@@ -489,6 +490,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   dopt.read_only = !options.repair;
   auto dev = device::Device::open(path, dopt);
   if (!dev.is_ok()) return dev.status();
+  PMEMFS_TRY((*dev)->claim(/*exclusive=*/options.repair));
   auto vol = fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
     if (vol.errnum() == EROFS) {
