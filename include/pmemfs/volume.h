@@ -142,7 +142,9 @@ class Volume {
   // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
   // known file system signature and !force (message names what was found); EINVAL (size:
   // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when another
-  // instance has the volume open (nothing is changed, the file is not resized).
+  // instance has the volume open (nothing is changed and the file is not resized, unless
+  // that instance opened it in the instant between this call's resize and its claim:
+  // then the file has grown, and nothing else changed).
   static Result<std::unique_ptr<Volume>> format(const std::string& path,
                                                 const FormatOptions& options);
   // Opens an existing volume, replaying its journal (recovery).
@@ -151,7 +153,8 @@ class Volume {
   // ENOTSUP (unknown incompatible feature); EIO; EBUSY when another instance, in this
   // process or another, has it open for writing, or (for a writable open) open at all.
   // One instance at a time writes a volume; read-only instances share it (flock(2) on
-  // the backing, held until the Volume and its Files are gone).
+  // the backing, held until the Volume and its Files are gone, and by a child forked
+  // meanwhile until it exits or execs; not enforced where the file system has no flock).
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 

@@ -45,7 +45,9 @@ class Device {
   // --repair), shared for one that only reads. EBUSY when another instance, in this
   // process or another, holds a conflicting claim: two writers would each keep their own
   // journal head and caches, and a reader would see a writer's half-applied state. Held
-  // until the Device is destroyed. A Device over memory (wrap_memory) has nothing to lock.
+  // until the Device is destroyed; a child forked meanwhile shares it until it exits or
+  // execs (the descriptor is O_CLOEXEC). A Device over memory (wrap_memory) has nothing to
+  // lock, and a file system without flock (ENOLCK) is let through unlocked.
   // (Several processes sharing one volume, a later step, replace this with a shared
   // runtime region; see docs/design.md.)
   Status claim(bool exclusive);
