@@ -123,6 +123,9 @@ Status add_orphan_list(VolumeCore& core) {
 Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
+  // Asked to write, opened read-only (unknown read-only-compatible features): share the
+  // instance lock with other readers rather than keep them out.
+  if (read_only && !options.read_only) PMEMFS_TRY(dev->claim(/*exclusive=*/false));
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   return core;
@@ -210,7 +213,15 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   DeviceOptions dopt = options.device;
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
-  PMEMFS_TRY(dev->claim(/*exclusive=*/!options.read_only));
+  Status claimed = dev->claim(/*exclusive=*/!options.read_only);
+  if (claimed.errnum() == EBUSY && !options.read_only) {
+    // Readers hold it. A volume this pmemfs may only read (unknown read-only-compatible
+    // features) opens read-only whatever was asked, so it joins them. (The superblock
+    // is read unlocked here: a torn read fails its checksum and the EBUSY stands.)
+    auto choice = fs::read_superblock(dev->base(), dev->size());
+    if (choice.is_ok() && choice->force_read_only) claimed = dev->claim(/*exclusive=*/false);
+  }
+  PMEMFS_TRY(claimed);
   return fs::VolumeOpener::open(std::move(dev), options);
 }
 

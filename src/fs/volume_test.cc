@@ -619,6 +619,122 @@ TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
   EXPECT_EQ(r.exit_code, 0) << problems(r);
 }
 
+// Sets feature bits in both superblock copies of a closed volume, resealed.
+void add_feature_bits(const std::string& path, std::uint64_t compat, std::uint64_t ro_compat,
+                      std::uint64_t incompat) {
+  std::string bytes = testutil::read_file(path);
+  for (std::uint64_t copy = 0; copy < 2; ++copy) {
+    format::Superblock sb;
+    std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
+    sb.feature_compat |= compat;
+    sb.feature_ro_compat |= ro_compat;
+    sb.feature_incompat |= incompat;
+    sb.checksum = 0;
+    sb.checksum = format::checksum64(&sb, sizeof sb, 0);
+    std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
+  }
+  FILE* out = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+  std::fclose(out);
+}
+
+// Feature words: an unknown incompatible feature refuses every open (and fsck) with
+// ENOTSUP naming the bits, changing nothing.
+TEST_F(VolumeTest, AnUnknownIncompatibleFeatureRefusesToOpen) {
+  create("/f", "x");
+  vol_.reset();
+  add_feature_bits(path_, 0, 0, 1ull << 40);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string image = testutil::read_file(path_);
+  for (bool ro : {false, true}) {
+    OpenOptions oo;
+    oo.read_only = ro;
+    oo.device.emulated_pmem = true;
+    auto v = Volume::open(path_, oo);
+    ASSERT_FALSE(v.is_ok()) << "read_only " << ro;
+    EXPECT_EQ(v.errnum(), ENOTSUP) << v.status().to_string();
+    EXPECT_NE(v.status().message().find("0x10000000000"), std::string::npos) << v.status().to_string();
+  }
+  for (bool repair : {false, true}) {
+    FsckOptions fo;
+    fo.repair = repair;
+    fo.device.emulated_pmem = true;
+    auto r = check_volume(path_, fo);
+    ASSERT_FALSE(r.is_ok()) << "repair " << repair << ": an unknown feature is not damage to report";
+    EXPECT_EQ(r.errnum(), ENOTSUP) << r.status().to_string();
+  }
+  EXPECT_EQ(testutil::read_file(path_), image) << "a refused open or check changed the volume";
+}
+
+// An unknown read-only-compatible feature: a writable open succeeds read-only (reads work,
+// every change is EROFS, nothing on media changes), shares the volume with other readers,
+// and fsck checks it but will not repair it. An unknown compatible feature changes nothing.
+TEST_F(VolumeTest, AnUnknownReadOnlyCompatibleFeatureOpensReadOnly) {
+  create("/f", "x");
+  vol_.reset();
+  add_feature_bits(path_, 0, 1ull << 33, 0);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string image = testutil::read_file(path_);
+  {
+    OpenOptions oo;
+    oo.device.emulated_pmem = true;
+    auto v = Volume::open(path_, oo);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_TRUE((*v)->info().read_only);
+    EXPECT_EQ(read_all_of(**v, "/f"), "x");
+    EXPECT_EQ((*v)->mkdir("/d").errnum(), EROFS);
+    EXPECT_EQ((*v)->unlink("/f").errnum(), EROFS);
+    EXPECT_EQ((*v)->open_file("/g", O_CREAT | O_WRONLY, 0644).errnum(), EROFS);
+    EXPECT_EQ((*v)->open_file("/f", O_WRONLY).errnum(), EROFS);
+    // Another reader is let in beside it (it holds the instance lock shared); a writer is not.
+    OpenOptions ro = oo;
+    ro.read_only = true;
+    auto reader = Volume::open(path_, ro);
+    EXPECT_TRUE(reader.is_ok()) << reader.status().to_string();
+    auto writer = Volume::open(path_, oo);
+    ASSERT_TRUE(writer.is_ok()) << "a second forced-read-only open is a reader too: " << writer.status().to_string();
+    EXPECT_TRUE((*writer)->info().read_only);
+  }
+  EXPECT_EQ(testutil::read_file(path_), image) << "a read-only open wrote";
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+  {
+    FsckOptions fo;
+    fo.repair = true;
+    fo.device.emulated_pmem = true;
+    auto rr = check_volume(path_, fo);
+    ASSERT_FALSE(rr.is_ok());
+    EXPECT_EQ(rr.errnum(), EROFS) << rr.status().to_string();
+  }
+  EXPECT_EQ(testutil::read_file(path_), image) << "a refused repair wrote";
+}
+
+// An unknown compatible feature changes nothing: the volume opens writable, and the bit
+// stays in both superblock copies.
+TEST_F(VolumeTest, AnUnknownCompatibleFeatureOpensWritable) {
+  vol_.reset();
+  add_feature_bits(path_, 1ull << 50, 0, 0);
+  ASSERT_FALSE(HasFatalFailure());
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_FALSE(vol_->info().read_only);
+  create("/g", "y");
+  vol_.reset();
+  const std::string bytes = testutil::read_file(path_);
+  for (std::uint64_t copy = 0; copy < 2; ++copy) {
+    format::Superblock sb;
+    std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
+    EXPECT_EQ(sb.feature_compat, 1ull << 50) << "superblock copy " << copy;
+  }
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(read_all("/g"), "y");
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
 TEST_F(VolumeTest, FormatRefusesExistingVolumeWithoutForce) {
   vol_.reset();
   FormatOptions fo;

@@ -473,6 +473,9 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
     PMEMFS_TRY(dev->claim(/*exclusive=*/false));  // no instance may be writing it meanwhile
     auto choice = fs::read_superblock(dev->base(), dev->size());
+    // Unknown incompatible features: nothing is wrong with the volume, this fsck cannot
+    // read it (an operational error, exit 8, not damage).
+    if (!choice.is_ok() && choice.errnum() == ENOTSUP) return choice.status();
     if (!choice.is_ok()) {
       report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
       finish(report);
