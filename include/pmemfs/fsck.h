@@ -60,7 +60,8 @@ struct FsckReport {
 // Errors (operational, exit code 8): those of probe_device(); EBUSY while another instance
 // writes the volume (or, with repair, has it open at all); ENOTSUP when the volume uses
 // incompatible features this pmemfs does not know (a newer one must check it); EROFS for
-// repair of a volume with unknown read-only-compatible features. EUCLEAN only when not even a
+// repair of a volume with unknown read-only-compatible features (refused before anything
+// is written, the journal's replay included). EUCLEAN only when not even a
 // superblock can be found is NOT an error but a problem in the report (exit code 4).
 Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options);
 

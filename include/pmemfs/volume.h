@@ -150,11 +150,15 @@ class Volume {
   // Opens an existing volume, replaying its journal (recovery).
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
   // message names the structure and offset); EROFS (recovery needed on a read-only open);
-  // ENOTSUP (unknown incompatible feature); EIO; EBUSY when another instance, in this
-  // process or another, has it open for writing, or (for a writable open) open at all.
+  // ENOTSUP (unknown incompatible feature; EBUSY instead while a reader holds it); EIO;
+  // EBUSY when another instance, in this process or another, has it open for writing, or
+  // (for a writable open) open at all. A volume with unknown read-only-compatible features
+  // opens read-only whatever was asked, exactly as a read-only open (sharing the volume
+  // with readers; EROFS when its journal needs recovery); info().read_only says so.
   // One instance at a time writes a volume; read-only instances share it (flock(2) on
   // the backing, held until the Volume and its Files are gone, and by a child forked
-  // meanwhile until it exits or execs; not enforced where the file system has no flock).
+  // meanwhile until it exits or execs; where the file system has no flock it is not
+  // enforced, and the device's warning says so).
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 

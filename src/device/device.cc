@@ -284,8 +284,13 @@ Status Device::claim(bool exclusive) {
                                                         "read once that instance closes it",
                                                         info_.path));
   // A file system without locks (NFS without a lock manager: ENOLCK) cannot keep a second
-  // instance out; the volume still opens, as it did before instances were locked.
-  if (err == ENOLCK || err == EOPNOTSUPP || err == EINVAL) return Status::ok();
+  // instance out; the volume still opens, as it did before instances were locked, with a
+  // warning. (EINVAL, an invalid operation, would be our bug: it is an error.)
+  if (err == ENOLCK || err == EOPNOTSUPP) {
+    add_warning(info_, fmt::format("NOT locked: {} cannot be locked (flock: {}); keep to one instance writing it",
+                                   info_.path, std::strerror(err)));
+    return Status::ok();
+  }
   return errno_status(err, info_.path, "cannot lock (flock)");
 }
 
@@ -474,7 +479,7 @@ Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bo
     return Status::error(ENODEV, fmt::format("{}: exists and is not a regular file", path));
   }
   // An existing file another instance has open (Device::claim) is not touched.
-  if (!created && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno != ENOLCK && errno != EOPNOTSUPP && errno != EINVAL) {
+  if (!created && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno != ENOLCK && errno != EOPNOTSUPP) {
     if (errno == EWOULDBLOCK)
       return Status::error(EBUSY, fmt::format("{}: the volume is open in another instance; it cannot be resized "
                                               "or formatted while open",

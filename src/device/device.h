@@ -47,9 +47,8 @@ class Device {
   // journal head and caches, and a reader would see a writer's half-applied state. Held
   // until the Device is destroyed; a child forked meanwhile shares it until it exits or
   // execs (the descriptor is O_CLOEXEC). A Device over memory (wrap_memory) has nothing to
-  // lock, and a file system without flock (ENOLCK) is let through unlocked. Called again,
-  // it converts the claim; flock(2) may drop the old lock before taking the new one, so
-  // going from exclusive to shared can, rarely, lose to another instance (EBUSY).
+  // lock, and a file system without flock (ENOLCK, EOPNOTSUPP) is let through unlocked,
+  // with a warning in info(). Called once per Device.
   // (Several processes sharing one volume, a later step, replace this with a shared
   // runtime region; see docs/design.md.)
   Status claim(bool exclusive);

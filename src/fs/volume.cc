@@ -121,11 +121,10 @@ Status add_orphan_list(VolumeCore& core) {
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
 // made before the orphan list, the list.
 Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
-  PMEMFS_ASSIGN_OR_RETURN(fs::SuperblockChoice choice, fs::read_superblock(dev->base(), dev->size()));
+  auto chosen = fs::read_superblock(dev->base(), dev->size());
+  if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
+  const fs::SuperblockChoice& choice = *chosen;
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
-  // Asked to write, opened read-only (unknown read-only-compatible features): share the
-  // instance lock with other readers rather than keep them out.
-  if (read_only && !options.read_only) PMEMFS_TRY(dev->claim(/*exclusive=*/false));
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   return core;
@@ -214,12 +213,24 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
   Status claimed = dev->claim(/*exclusive=*/!options.read_only);
-  if (claimed.errnum() == EBUSY && !options.read_only) {
-    // Readers hold it. A volume this pmemfs may only read (unknown read-only-compatible
-    // features) opens read-only whatever was asked, so it joins them. (The superblock
-    // is read unlocked here: a torn read fails its checksum and the EBUSY stands.)
+  if (!options.read_only && (claimed.is_ok() || claimed.errnum() == EBUSY)) {
+    // A volume with read-only-compatible features this pmemfs does not know opens
+    // read-only whatever was asked: as a read-only open from the start (device opened
+    // read-only, the lock shared, a journal needing recovery refused with EROFS), so that
+    // it never writes and joins the readers that may hold it. (When the EBUSY came from
+    // readers, the superblock is read unlocked: a torn copy fails its checksum and the
+    // other copy, or the EBUSY, stands.)
     auto choice = fs::read_superblock(dev->base(), dev->size());
-    if (choice.is_ok() && choice->force_read_only) claimed = dev->claim(/*exclusive=*/false);
+    if (choice.is_ok() && choice->force_read_only) {
+      dev.reset();
+      OpenOptions ro = options;
+      ro.read_only = true;
+      auto v = Volume::open(path, ro);
+      if (!v.is_ok() && v.errnum() != EBUSY)
+        return v.status().with_context(fmt::format("{}: opened read-only (unknown read-only-compatible features {:#x})", path,
+                                                   choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
+      return v;
+    }
   }
   PMEMFS_TRY(claimed);
   return fs::VolumeOpener::open(std::move(dev), options);

@@ -619,6 +619,22 @@ TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
   EXPECT_EQ(r.exit_code, 0) << problems(r);
 }
 
+// Rewrites superblock copy `copy` of a closed volume with `edit` applied, resealed.
+template <typename Edit>
+void edit_superblock(const std::string& path, std::uint64_t copy, Edit edit) {
+  std::string bytes = testutil::read_file(path);
+  format::Superblock sb;
+  std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
+  edit(sb);
+  sb.checksum = 0;
+  sb.checksum = format::checksum64(&sb, sizeof sb, 0);
+  std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
+  FILE* out = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+  std::fclose(out);
+}
+
 // Sets feature bits in both superblock copies of a closed volume, resealed.
 void add_feature_bits(const std::string& path, std::uint64_t compat, std::uint64_t ro_compat,
                       std::uint64_t incompat) {
@@ -687,7 +703,8 @@ TEST_F(VolumeTest, AnUnknownReadOnlyCompatibleFeatureOpensReadOnly) {
     EXPECT_EQ((*v)->unlink("/f").errnum(), EROFS);
     EXPECT_EQ((*v)->open_file("/g", O_CREAT | O_WRONLY, 0644).errnum(), EROFS);
     EXPECT_EQ((*v)->open_file("/f", O_WRONLY).errnum(), EROFS);
-    // Another reader is let in beside it (it holds the instance lock shared); a writer is not.
+    // Another reader is let in beside it (it holds the instance lock shared), and so is a
+    // second writable open, which is opened read-only in turn.
     OpenOptions ro = oo;
     ro.read_only = true;
     auto reader = Volume::open(path_, ro);
@@ -708,17 +725,65 @@ TEST_F(VolumeTest, AnUnknownReadOnlyCompatibleFeatureOpensReadOnly) {
     EXPECT_EQ(rr.errnum(), EROFS) << rr.status().to_string();
   }
   EXPECT_EQ(testutil::read_file(path_), image) << "a refused repair wrote";
+
+  // With a journal that needs recovery, a forced read-only open writes nothing either: it
+  // is refused with EROFS, as a read-only open is, naming the unknown features; so is a
+  // repair. A crash image: a copy taken while the volume is open after commits.
+  vol_.reset();
+  {
+    std::filesystem::remove(path_);
+    FormatOptions fo;
+    fo.size_bytes = 64ull << 20;
+    fo.device.emulated_pmem = true;
+    auto v = Volume::format(path_, fo);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE((*v)->mkdir(fmt::format("/d{}", i)).is_ok());
+    copy_image(path_, path_ + ".crashed");
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  const std::string crashed = path_ + ".crashed";
+  add_feature_bits(crashed, 0, 1ull << 33, 0);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string crashed_image = testutil::read_file(crashed);
+  OpenOptions ro;
+  ro.read_only = true;
+  ro.device.emulated_pmem = true;
+  ASSERT_EQ(Volume::open(crashed, ro).errnum(), EROFS) << "the copy's journal needs recovery";
+  OpenOptions rw;
+  rw.device.emulated_pmem = true;
+  auto forced = Volume::open(crashed, rw);
+  ASSERT_FALSE(forced.is_ok()) << "a forced read-only open replayed the journal";
+  EXPECT_EQ(forced.errnum(), EROFS) << forced.status().to_string();
+  EXPECT_NE(forced.status().message().find("0x200000000"), std::string::npos) << forced.status().to_string();
+  FsckOptions repair;
+  repair.repair = true;
+  repair.device.emulated_pmem = true;
+  EXPECT_EQ(check_volume(crashed, repair).errnum(), EROFS);
+  EXPECT_EQ(testutil::read_file(crashed), crashed_image) << "a forced read-only open or refused repair wrote";
 }
 
 // An unknown compatible feature changes nothing: the volume opens writable, and the bit
 // stays in both superblock copies.
 TEST_F(VolumeTest, AnUnknownCompatibleFeatureOpensWritable) {
   vol_.reset();
+  // Without the orphan-list bit, the writable open rewrites both superblock copies (to
+  // add the list): the unknown bit must survive that.
   add_feature_bits(path_, 1ull << 50, 0, 0);
+  for (std::uint64_t copy = 0; copy < 2; ++copy)
+    edit_superblock(path_, copy, [](format::Superblock& sb) { sb.feature_incompat = 0; });
+  {
+    std::string bytes = testutil::read_file(path_);
+    std::memset(bytes.data() + format::kOrphanHeadOffset, 0, sizeof(format::OrphanHead));
+    FILE* out = std::fopen(path_.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+    std::fclose(out);
+  }
   ASSERT_FALSE(HasFatalFailure());
   reopen();
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_FALSE(vol_->info().read_only);
+  EXPECT_TRUE(vol_->core().has_orphan_list()) << "the open rewrote the superblocks";
   create("/g", "y");
   vol_.reset();
   const std::string bytes = testutil::read_file(path_);
@@ -726,6 +791,7 @@ TEST_F(VolumeTest, AnUnknownCompatibleFeatureOpensWritable) {
     format::Superblock sb;
     std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
     EXPECT_EQ(sb.feature_compat, 1ull << 50) << "superblock copy " << copy;
+    EXPECT_EQ(sb.feature_incompat, format::kFeatureIncompatOrphanList) << "superblock copy " << copy;
   }
   reopen();
   ASSERT_FALSE(HasFatalFailure());
@@ -978,6 +1044,283 @@ TEST_F(VolumeTest, AStoredInodeOverwrittenInItsTransactionIsNotCached) {
   auto r = core.media();
   auto loaded = core.load_inode(r, st->ino);
   EXPECT_EQ(loaded.errnum(), ENOENT) << "a cleared slot must read as free, not as the cached copy";
+}
+
+// ---- Clauses an audit found without a test of their own (sixth session).
+
+// Open takes the valid superblock copy with the higher sequence, whichever slot holds it;
+// a damaged newer copy loses to a valid older one; copies of different volumes refuse.
+TEST_F(VolumeTest, TheNewestValidSuperblockCopyWins) {
+  vol_.reset();
+  auto label_of_open = [&]() -> std::string {
+    OpenOptions ro;
+    ro.read_only = true;
+    ro.device.emulated_pmem = true;
+    auto v = Volume::open(path_, ro);
+    if (!v.is_ok()) return "<" + v.status().to_string() + ">";
+    return (*v)->info().label;
+  };
+  auto set = [&](std::uint64_t copy, const char* label, std::uint64_t seq) {
+    edit_superblock(path_, copy, [&](format::Superblock& sb) {
+      std::memset(sb.label, 0, sizeof sb.label);
+      std::memcpy(sb.label, label, std::strlen(label));
+      sb.sequence = seq;
+    });
+  };
+  set(0, "zero", 100);
+  set(1, "one", 101);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(label_of_open(), "one");
+  set(0, "zero", 103);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(label_of_open(), "zero");
+  // The newer copy damaged (a byte changed after sealing): the older, valid one is used.
+  {
+    std::string bytes = testutil::read_file(path_);
+    bytes[offsetof(format::Superblock, label) + 1] ^= 0x20;
+    FILE* out = std::fopen(path_.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+    std::fclose(out);
+  }
+  EXPECT_EQ(label_of_open(), "one");
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 4) << problems(r);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_EQ(r.problems[0].structure, "superblock copy 0");
+  // Two valid copies of different volumes: refused, naming the UUIDs.
+  set(0, "zero", 104);
+  edit_superblock(path_, 1, [](format::Superblock& sb) { sb.uuid[0] ^= 1; });
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string opened = label_of_open();
+  EXPECT_NE(opened.find("UUIDs differ"), std::string::npos) << opened;
+  EXPECT_NE(opened.find("EUCLEAN"), std::string::npos) << opened;
+}
+
+// "." and ".." are never entry names: every way of making one fails and changes nothing.
+TEST_F(VolumeTest, DotAndDotDotCannotBeCreated) {
+  create("/f", "x");
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  const auto root_before = names("/");
+  const auto d_before = names("/d");
+  const auto fs_before = vol_->statfs();
+  for (const std::string name : {"/.", "/..", "/d/.", "/d/.."}) {
+    EXPECT_FALSE(vol_->mkdir(name).is_ok()) << "mkdir " << name;
+    EXPECT_FALSE(vol_->open_file(name, O_CREAT | O_EXCL | O_WRONLY, 0644).is_ok()) << "create " << name;
+    EXPECT_FALSE(vol_->open_file(name, O_CREAT | O_WRONLY, 0644).is_ok()) << "create " << name;
+    EXPECT_FALSE(vol_->symlink("/f", name).is_ok()) << "symlink " << name;
+    EXPECT_FALSE(vol_->link("/f", name).is_ok()) << "link " << name;
+    EXPECT_FALSE(vol_->rename("/f", name).is_ok()) << "rename to " << name;
+    EXPECT_FALSE(vol_->rename("/f", name, kRenameNoReplace).is_ok()) << "rename noreplace to " << name;
+    EXPECT_FALSE(vol_->rename(name, "/g").is_ok()) << "rename from " << name;
+    EXPECT_FALSE(vol_->unlink(name).is_ok()) << "unlink " << name;
+  }
+  EXPECT_EQ(vol_->mkdir("/d/.").errnum(), EEXIST);
+  EXPECT_EQ(vol_->rmdir("/d/.").errnum(), EINVAL);
+  EXPECT_EQ(vol_->rmdir("/d/..").errnum(), ENOTEMPTY);
+  EXPECT_EQ(names("/"), root_before);
+  EXPECT_EQ(names("/d"), d_before);
+  EXPECT_EQ(read_all("/f"), "x");
+  EXPECT_EQ(vol_->statfs()->free_inodes, fs_before->free_inodes);
+  EXPECT_EQ(vol_->statfs()->free_blocks, fs_before->free_blocks);
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
+// Symlinks: a chain of kMaxSymlinkDepth links resolves, one more is ELOOP, in a final
+// component and in the middle of a path.
+TEST_F(VolumeTest, SymlinkChainsAtAndPastTheDepthLimit) {
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  create("/d/target", "end");
+  ASSERT_TRUE(vol_->symlink("/d", "/l0").is_ok());
+  for (std::uint32_t i = 1; i <= kMaxSymlinkDepth; ++i)
+    ASSERT_TRUE(vol_->symlink(fmt::format("/l{}", i - 1), fmt::format("/l{}", i)).is_ok());
+  // /l{n} takes n + 1 links to reach /d.
+  const std::string at = fmt::format("/l{}", kMaxSymlinkDepth - 1);
+  const std::string past = fmt::format("/l{}", kMaxSymlinkDepth);
+  auto st = vol_->stat(at);
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_TRUE(S_ISDIR(st->mode));
+  EXPECT_EQ(read_all(at + "/target"), "end");
+  EXPECT_EQ(vol_->stat(past).errnum(), ELOOP);
+  EXPECT_EQ(vol_->open_file(past + "/target", O_RDONLY).errnum(), ELOOP);
+  EXPECT_EQ(vol_->open_file(past + "/new", O_CREAT | O_WRONLY, 0644).errnum(), ELOOP);
+  EXPECT_TRUE(vol_->lstat(past).is_ok()) << "lstat does not follow the final link";
+  EXPECT_EQ(vol_->open_file("/l0", O_RDONLY | O_NOFOLLOW).errnum(), ELOOP);
+}
+
+// btime is set at creation and never changes; (ino, generation) never repeats when an
+// inode slot is reused.
+TEST_F(VolumeTest, BirthTimeAndGenerationIdentifyAnInode) {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const std::int64_t t0 = now.tv_sec * 1'000'000'000LL + now.tv_nsec;
+  create("/a", "x");
+  auto a = vol_->stat("/a");
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_GE(a->btime_ns, t0 - 1'000'000'000LL) << "btime is the creation time";
+  EXPECT_LE(a->btime_ns, t0 + 60'000'000'000LL);
+  EXPECT_GE(a->generation, 1u);
+  ASSERT_TRUE(vol_->utimens("/a", 5, 6).is_ok());
+  ASSERT_TRUE(vol_->chmod("/a", 0600).is_ok());
+  ASSERT_TRUE(vol_->rename("/a", "/b").is_ok());
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  auto b = vol_->stat("/b");
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_EQ(b->btime_ns, a->btime_ns);
+  EXPECT_EQ(b->ino, a->ino);
+  EXPECT_EQ(b->generation, a->generation);
+  ASSERT_TRUE(vol_->unlink("/b").is_ok());
+  bool reused = false;
+  for (int i = 0; i < 64 && !reused; ++i) {
+    const std::string p = fmt::format("/n{}", i);
+    create(p);
+    auto n = vol_->stat(p);
+    ASSERT_TRUE(n.is_ok());
+    if (n->ino != a->ino) continue;
+    reused = true;
+    EXPECT_GT(n->generation, a->generation) << "inode " << n->ino << " reused with an old generation";
+    EXPECT_GE(n->btime_ns, b->btime_ns);
+  }
+  EXPECT_TRUE(reused) << "inode " << a->ino << " was not reused within 64 creates";
+}
+
+// Which times each change moves: a write mtime and ctime, chmod/chown/rename ctime only;
+// utimens sets exact values, kTimeOmit leaves one alone, kTimeNow takes the clock.
+TEST_F(VolumeTest, ChangesMoveTheRightTimes) {
+  create("/f", "x");
+  const std::int64_t old_a = 1'000'000'001, old_m = 2'000'000'002;
+  auto reset = [&] { ASSERT_TRUE(vol_->utimens("/f", old_a, old_m).is_ok()); };
+  auto now_ns = [] {
+    timespec t{};
+    clock_gettime(CLOCK_REALTIME, &t);
+    return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+  };
+  const std::int64_t t0 = now_ns() - 1'000'000'000LL;  // the volume's clock may be coarse
+  reset();
+  {
+    auto f = vol_->open_file("/f", O_WRONLY);
+    ASSERT_TRUE(f.is_ok());
+    const std::string more = "more";
+    ASSERT_TRUE(f->pwrite(std::as_bytes(std::span(more.data(), more.size())), 1).is_ok());
+  }
+  auto st = vol_->stat("/f");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->atime_ns, old_a);
+  EXPECT_GE(st->mtime_ns, t0) << "a write moves mtime";
+  EXPECT_GE(st->ctime_ns, t0) << "a write moves ctime";
+  for (int change = 0; change < 3; ++change) {
+    reset();
+    auto before = vol_->stat("/f");
+    ASSERT_TRUE(before.is_ok());
+    if (change == 0) {
+      ASSERT_TRUE(vol_->chmod("/f", 0640).is_ok());
+    }
+    if (change == 1) {
+      ASSERT_TRUE(vol_->chown("/f", 7, 8).is_ok());
+    }
+    if (change == 2) {
+      ASSERT_TRUE(vol_->rename("/f", "/g").is_ok());
+      ASSERT_TRUE(vol_->rename("/g", "/f").is_ok());
+    }
+    auto after = vol_->stat("/f");
+    ASSERT_TRUE(after.is_ok());
+    EXPECT_EQ(after->mtime_ns, old_m) << "change " << change << " must not move mtime";
+    EXPECT_EQ(after->atime_ns, old_a) << "change " << change;
+    EXPECT_GE(after->ctime_ns, t0) << "change " << change << " moves ctime";
+  }
+  reset();
+  ASSERT_TRUE(vol_->utimens("/f", kTimeOmit, 42).is_ok());
+  EXPECT_EQ(vol_->stat("/f")->atime_ns, old_a);
+  EXPECT_EQ(vol_->stat("/f")->mtime_ns, 42);
+  ASSERT_TRUE(vol_->utimens("/f", 43, kTimeOmit).is_ok());
+  EXPECT_EQ(vol_->stat("/f")->atime_ns, 43);
+  EXPECT_EQ(vol_->stat("/f")->mtime_ns, 42);
+  ASSERT_TRUE(vol_->utimens("/f", kTimeNow, kTimeNow).is_ok());
+  EXPECT_GE(vol_->stat("/f")->atime_ns, t0);
+  EXPECT_GE(vol_->stat("/f")->mtime_ns, t0);
+  EXPECT_LE(vol_->stat("/f")->mtime_ns, now_ns() + 1'000'000'000LL);
+  // A directory's entries changing moves its mtime and ctime.
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  ASSERT_TRUE(vol_->utimens("/d", old_a, old_m).is_ok());
+  create("/d/x");
+  EXPECT_GE(vol_->stat("/d")->mtime_ns, t0) << "create moves the directory's mtime";
+  ASSERT_TRUE(vol_->utimens("/d", old_a, old_m).is_ok());
+  ASSERT_TRUE(vol_->unlink("/d/x").is_ok());
+  EXPECT_GE(vol_->stat("/d")->mtime_ns, t0) << "unlink moves the directory's mtime";
+}
+
+// O_DIRECTORY and O_TRUNC, on their own.
+TEST_F(VolumeTest, OpenDirectoryAndTruncateFlags) {
+  create("/f", "0123456789");
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  EXPECT_EQ(vol_->open_file("/f", O_RDONLY | O_DIRECTORY).errnum(), ENOTDIR);
+  EXPECT_TRUE(vol_->open_file("/d", O_RDONLY | O_DIRECTORY).is_ok());
+  EXPECT_FALSE(vol_->open_file("/new", O_CREAT | O_WRONLY | O_DIRECTORY, 0644).is_ok());
+  EXPECT_EQ(vol_->stat("/new").errnum(), ENOENT) << "a refused O_CREAT|O_DIRECTORY created a file";
+  const auto before = vol_->statfs();
+  {
+    auto f = vol_->open_file("/f", O_WRONLY | O_TRUNC);
+    ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  }
+  auto st = vol_->stat("/f");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->size_bytes, 0u);
+  EXPECT_EQ(st->blocks_512, 0u) << "O_TRUNC frees the blocks";
+  EXPECT_EQ(vol_->statfs()->free_blocks, before->free_blocks + 1);
+  EXPECT_EQ(read_all("/f"), "");
+  // O_TRUNC of a directory is EISDIR.
+  EXPECT_EQ(vol_->open_file("/d", O_WRONLY | O_TRUNC).errnum(), EISDIR);
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(vol_->stat("/f")->size_bytes, 0u);
+}
+
+// Running out of inodes: create and mkdir fail with ENOSPC, change nothing, and the
+// volume goes on once something is deleted.
+TEST(VolumeSpace, RunningOutOfInodesIsClean) {
+  testutil::TempDir dir{"/dev/shm"};
+  const std::string path = dir.file("vol");
+  FormatOptions fo;
+  fo.size_bytes = 16ull << 20;
+  fo.bytes_per_inode = 64u << 10;  // few inodes
+  fo.device.emulated_pmem = true;
+  auto v = Volume::format(path, fo);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  auto& vol = **v;
+  ASSERT_TRUE(vol.mkdir("/d").is_ok());
+  int made = 0;
+  Status last;
+  for (; made < 100000; ++made) {
+    auto f = vol.open_file(fmt::format("/d/f{}", made), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (!f.is_ok()) {
+      last = f.status();
+      break;
+    }
+  }
+  ASSERT_EQ(last.errnum(), ENOSPC) << last.to_string();
+  EXPECT_GT(made, 0);
+  auto fs = vol.statfs();
+  ASSERT_TRUE(fs.is_ok());
+  EXPECT_EQ(fs->free_inodes, 0u);
+  const std::string failed = fmt::format("/d/f{}", made);
+  EXPECT_EQ(vol.stat(failed).errnum(), ENOENT);
+  EXPECT_EQ(vol.mkdir("/e").errnum(), ENOSPC);
+  EXPECT_EQ(vol.symlink("/d", "/s").errnum(), ENOSPC);
+  EXPECT_EQ(vol.statfs()->free_blocks, fs->free_blocks) << "a failed create kept blocks";
+  EXPECT_EQ(vol.stat("/e").errnum(), ENOENT);
+  // Hard links need no inode.
+  EXPECT_TRUE(vol.link("/d/f0", "/hard").is_ok());
+  ASSERT_TRUE(vol.unlink("/d/f1").is_ok());
+  EXPECT_TRUE(vol.mkdir("/e").is_ok());
+  EXPECT_EQ(vol.open_file("/d/again", O_CREAT | O_WRONLY, 0644).errnum(), ENOSPC);
+  ASSERT_TRUE(vol.unlink("/d/f2").is_ok());
+  EXPECT_TRUE(vol.open_file("/d/again", O_CREAT | O_WRONLY, 0644).is_ok());
+  v->reset();
+  FsckReport r = fsck(path);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
 }
 
 }  // namespace

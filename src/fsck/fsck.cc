@@ -475,7 +475,13 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     auto choice = fs::read_superblock(dev->base(), dev->size());
     // Unknown incompatible features: nothing is wrong with the volume, this fsck cannot
     // read it (an operational error, exit 8, not damage).
-    if (!choice.is_ok() && choice.errnum() == ENOTSUP) return choice.status();
+    if (!choice.is_ok() && choice.errnum() == ENOTSUP) return choice.status().with_context(path);
+    // Unknown read-only-compatible features: this fsck may check the volume, not change
+    // it (not even by replaying its journal).
+    if (choice.is_ok() && choice->force_read_only && options.repair)
+      return Status::error(EROFS, fmt::format("{}: the volume uses read-only-compatible features {:#x} this fsck does "
+                                              "not know: it can check it but not repair it",
+                                              path, choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
     if (!choice.is_ok()) {
       report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
       finish(report);
