@@ -22,6 +22,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <set>
 #include <random>
 #include <string>
 #include <thread>
@@ -32,6 +34,7 @@
 #include "fs/core.h"
 #include "fs/filemap.h"
 #include "pmemfs/file.h"
+#include "pmemfs/fsck.h"
 #include "pmemfs/volume.h"
 #include "testutil/testutil.h"
 
@@ -1169,6 +1172,173 @@ TEST_F(FileTest, ConcurrentLookupsWhileCommitsChangeTheSameDirectory) {
   r1.join();
   r2.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// Many threads change one directory at once (create + write, rename within it and into
+// a subdirectory and back, link, symlink, unlink, mkdir, rmdir), each on its own names,
+// while another walks it with readdir in small batches. Each walk returns every stable
+// entry exactly once and no name twice; each thread's names end as its own model says,
+// with their contents; and the volume checks clean.
+TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
+  constexpr int kThreads = 3;
+  constexpr int kOps = 1000;
+  constexpr int kStable = 40;
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  for (int i = 0; i < kStable; ++i) {
+    File f = open("/d/s" + std::to_string(i), O_WRONLY | O_CREAT | O_EXCL);
+    put(f, 0, "stable");
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::mutex report_mu;
+  std::string report;
+  auto fail = [&](const std::string& what) {
+    ++failures;
+    std::lock_guard<std::mutex> l(report_mu);
+    if (report.size() < 2000) report += what + "\n";
+  };
+  std::vector<std::map<std::string, std::string>> models(kThreads);
+  auto worker = [&](int t) {
+    std::mt19937_64 rng(1000 + t);
+    auto& model = models[t];  // name in /d (or "sub/" + name in /d/w<t>) -> content
+    const std::string sub = "/d/w" + std::to_string(t);
+    bool have_sub = false;
+    for (int k = 0; k < kOps; ++k) {
+      const std::string name = "t" + std::to_string(t) + "_" + std::to_string(rng() % 24);
+      const std::string other = "t" + std::to_string(t) + "_" + std::to_string(rng() % 24);
+      const std::string p = "/d/" + name, q = "/d/" + other;
+      switch (rng() % 7) {
+        case 0: {  // create + write
+          auto f = vol_->open_file(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+          if (model.count(name)) {
+            if (f.errnum() != EEXIST) fail("create over " + p + ": " + f.status().to_string());
+            break;
+          }
+          if (!f.is_ok()) { fail("create " + p + ": " + f.status().to_string()); break; }
+          const std::string content = name + "@" + std::to_string(k);
+          if (!f->write(B(content)).is_ok()) fail("write " + p);
+          model[name] = content;
+          break;
+        }
+        case 1: {  // rename, replacing
+          Status st = vol_->rename(p, q);
+          if (!model.count(name)) {
+            if (st.errnum() != ENOENT) fail("rename missing " + p + ": " + st.to_string());
+          } else if (!st.is_ok()) {
+            fail("rename " + p + " " + q + ": " + st.to_string());
+          } else if (name != other) {
+            model[other] = model[name];
+            model.erase(name);
+          }
+          break;
+        }
+        case 2: {  // unlink
+          Status st = vol_->unlink(p);
+          if (model.count(name) ? !st.is_ok() : st.errnum() != ENOENT) fail("unlink " + p + ": " + st.to_string());
+          model.erase(name);
+          break;
+        }
+        case 3: {  // hard link
+          Status st = vol_->link(p, q);
+          if (!model.count(name)) {
+            if (st.is_ok()) fail("link from missing " + p);
+          } else if (model.count(other)) {
+            if (st.errnum() != EEXIST) fail("link over " + q + ": " + st.to_string());
+          } else if (!st.is_ok()) {
+            fail("link " + p + " " + q + ": " + st.to_string());
+          } else {
+            model[other] = model[name];
+          }
+          break;
+        }
+        case 4: {  // into the thread's subdirectory and back
+          if (!have_sub) {
+            if (!vol_->mkdir(sub).is_ok()) fail("mkdir " + sub);
+            have_sub = true;
+          }
+          if (!model.count(name)) break;
+          if (!vol_->rename(p, sub + "/x").is_ok() || !vol_->rename(sub + "/x", p).is_ok()) fail("move via " + sub);
+          break;
+        }
+        case 5: {  // rmdir the (empty) subdirectory
+          if (!have_sub) break;
+          if (!vol_->rmdir(sub).is_ok()) fail("rmdir " + sub);
+          have_sub = false;
+          break;
+        }
+        case 6: {  // symlink (its content is its target)
+          if (model.count(name)) break;
+          if (!vol_->symlink("target-" + name, p).is_ok()) { fail("symlink " + p); break; }
+          model[name] = "->target-" + name;
+          break;
+        }
+      }
+    }
+    if (have_sub && !vol_->rmdir(sub).is_ok()) fail("final rmdir " + sub);
+  };
+  std::atomic<int> walks_meanwhile{0};
+  std::thread reader([&] {
+    int walks = 0;
+    while (!stop.load() || walks < 3) {
+      const bool meanwhile = !stop.load();
+      std::map<std::string, int> seen;
+      std::uint64_t cookie = 0;
+      for (;;) {
+        auto r = vol_->readdir("/d", cookie, 7);
+        if (!r.is_ok()) { fail("readdir: " + r.status().to_string()); break; }
+        if (r->empty()) break;
+        for (auto& e : *r) {
+          if (++seen[e.name] > 1) fail("readdir returned " + e.name + " twice");
+          cookie = e.next_cookie;
+        }
+      }
+      for (int i = 0; i < kStable; ++i)
+        if (seen["s" + std::to_string(i)] != 1) fail("a walk missed stable entry s" + std::to_string(i));
+      ++walks;
+      if (meanwhile) ++walks_meanwhile;
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < kThreads; ++t) workers.emplace_back(worker, t);
+  for (auto& w : workers) w.join();
+  stop = true;
+  reader.join();
+  EXPECT_EQ(failures.load(), 0) << report;
+  EXPECT_GT(walks_meanwhile.load(), 0) << "no walk overlapped the changes";
+
+  // The directory holds exactly the stable entries and every thread's model.
+  std::set<std::string> want;
+  for (int i = 0; i < kStable; ++i) want.insert("s" + std::to_string(i));
+  for (auto& m : models)
+    for (auto& [name, content] : m) want.insert(name);
+  std::set<std::string> got;
+  for (std::uint64_t cookie = 0;;) {
+    auto r = vol_->readdir("/d", cookie, 64);
+    ASSERT_TRUE(r.is_ok());
+    if (r->empty()) break;
+    for (auto& e : *r) {
+      if (e.name != "." && e.name != "..") got.insert(e.name);
+      cookie = e.next_cookie;
+    }
+  }
+  EXPECT_EQ(got, want);
+  for (auto& m : models) {
+    for (auto& [name, content] : m) {
+      if (content.rfind("->", 0) == 0) {
+        auto target = vol_->readlink("/d/" + name);
+        EXPECT_TRUE(target.is_ok() && "->" + *target == content) << name;
+      } else {
+        File f = open("/d/" + name, O_RDONLY);
+        EXPECT_EQ(get_all(f), content) << name;
+      }
+    }
+  }
+  vol_.reset();
+  FsckOptions fo;
+  fo.device.emulated_pmem = true;
+  auto r = check_volume(path_, fo);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->exit_code, 0);
 }
 
 // ---------------------------------------------------------------------------- persistence

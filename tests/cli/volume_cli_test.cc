@@ -570,6 +570,47 @@ TEST(volume_cli, FsckCleanHumanAndJson) {
   ok({"fsck", "--repair", vol.path(), "--emulated-pmem"});
 }
 
+// The exit codes of fsck(8) on a damaged volume: 4 found and left, 1 corrected, then 0.
+TEST(volume_cli, FsckFindsRepairsAndThenPassesADamagedVolume) {
+  Vol vol;
+  const std::string src = vol.dir().file("h");
+  std::ofstream(src) << "hello\n";
+  ok({"cp", src, vol.at("/h")});
+  {
+    // A byte of superblock copy 1 (block 1), inside its checksummed 512 bytes.
+    std::fstream f(vol.path(), std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f.good());
+    f.seekg(4096 + 300);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(4096 + 300);
+    f.write(&c, 1);
+  }
+  CommandResult r = pmemfs({"fsck", vol.path(), "--emulated-pmem"});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  EXPECT_CONTAINS(r.out, "superblock copy 1 at offset 4096");
+  EXPECT_CONTAINS(r.out, "errors left uncorrected");
+  EXPECT_CONTAINS(r.out, "run with --repair");
+  r = pmemfs({"fsck", "--json", vol.path(), "--emulated-pmem"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  nlohmann::json j = parse(r);
+  EXPECT_EQ(j["exit_code"], 4);
+  EXPECT_EQ(j["clean"], false);
+  ASSERT_EQ(j["problems"].size(), 1u) << r.out;
+  EXPECT_EQ(j["problems"][0]["structure"], "superblock copy 1");
+  EXPECT_EQ(j["problems"][0]["offset"], 4096);
+  EXPECT_EQ(j["problems"][0]["repaired"], false);
+  r = pmemfs({"fsck", "--repair", vol.path(), "--emulated-pmem"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_CONTAINS(r.out, "[repaired]");
+  EXPECT_CONTAINS(r.out, "errors corrected");
+  r = pmemfs({"fsck", "--json", vol.path(), "--emulated-pmem"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(parse(r)["clean"], true);
+  EXPECT_EQ(ok({"cat", vol.at("/h")}).out, "hello\n");
+}
+
 TEST(volume_cli, FsckOperationalAndUsageErrors) {
   TempDir dir("/dev/shm");
   CommandResult r = pmemfs({"fsck", dir.file("absent")});
