@@ -40,7 +40,9 @@ class File {
   // Bytes written. A write that fails part way (ENOSPC, EFBIG) is short: the bytes before
   // the failure are written and durable, nothing past them is, and the size covers only
   // them; the error is returned only when no byte was written. A write past a sealed
-  // file's end fails whole with ETXTBSY. EBADF, EFBIG, ENOSPC, EROFS, EIO, ETXTBSY.
+  // file's end fails whole with ETXTBSY. EBADF, EFBIG, ENOSPC, EROFS, EIO, ETXTBSY. EIO
+  // when a persist fails (the bytes may not be durable): that poisons the instance, and
+  // every later change through it, on any file, fails with EIO until it is reopened.
   Result<std::size_t> write(std::span<const std::byte> buf);
   Result<std::size_t> pwrite(std::span<const std::byte> buf, std::uint64_t offset);
   // whence: SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE. EINVAL, ENXIO.

@@ -130,7 +130,8 @@ std::uint64_t end_bytes(const Mapping& m) { return (m.logical + m.count) * kBloc
 // than 8 bytes, so holding no whole unit) leaves a body whose every move starts and ends
 // on 8-byte boundaries.
 // Also checkpoints the journal first when a record since its last checkpoint wrote one of
-// the destination's blocks (Journal::prepare_inplace). 0 or an errno.
+// the destination's blocks (Journal::prepare_inplace). 0 or an errno; an errno poisons
+// the instance.
 int persist_copy(VolumeCore& core, std::byte* dst, const std::byte* src, std::size_t len) {
   if (!core.journal->prepare_inplace(static_cast<std::uint64_t>(dst - core.base()), len).is_ok()) return EIO;
   const persist::Persister& p = core.persister();
@@ -143,13 +144,18 @@ int persist_copy(VolumeCore& core, std::byte* dst, const std::byte* src, std::si
   if (head != 0) err = p.memcpy_nodrain(dst, src, head);
   if (err == 0 && body != 0) err = p.memcpy_nodrain(dst + head, src + head, body);
   if (err == 0 && tail != 0) err = p.memcpy_nodrain(dst + head + body, src + head + body, tail);
+  // A failed persist poisons the instance, for data as for metadata: later writes fail
+  // rather than build on bytes that may not be durable (msync reports an error once).
+  if (err != 0) core.journal->poison("a file data persist failed");
   return err;
 }
 
 // Zeroes [dst, dst + len) of a block about to become written (flushed, not drained).
 int persist_copy_zero(VolumeCore& core, std::byte* dst, std::size_t len) {
   if (!core.journal->prepare_inplace(static_cast<std::uint64_t>(dst - core.base()), len).is_ok()) return EIO;
-  return core.persister().memset_nodrain(dst, 0, len);
+  const int err = core.persister().memset_nodrain(dst, 0, len);
+  if (err != 0) core.journal->poison("zeroing a file block failed to persist");
+  return err;
 }
 
 Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
