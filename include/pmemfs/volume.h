@@ -154,7 +154,8 @@ class Volume {
   // EBUSY when another instance, in this process or another, has it open for writing, or
   // (for a writable open) open at all. A volume with unknown read-only-compatible features
   // opens read-only whatever was asked, exactly as a read-only open (sharing the volume
-  // with readers; EROFS when its journal needs recovery); info().read_only says so.
+  // with readers, who may get EBUSY in the instant it first checks the superblock under
+  // the exclusive lock; EROFS when its journal needs recovery); info().read_only says so.
   // One instance at a time writes a volume; read-only instances share it (flock(2) on
   // the backing, held until the Volume and its Files are gone, and by a child forked
   // meanwhile until it exits or execs; where the file system has no flock it is not

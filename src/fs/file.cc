@@ -633,8 +633,13 @@ Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std:
       }
       const std::uint64_t piece_end = std::min(end, end_bytes(batch[i]));
       if (persist_copy(core, media_at(core, batch[i], pos), data.data() + (pos - offset),
-                       piece_end - pos) != 0)
-        return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+                       piece_end - pos) != 0) {
+        // The instance is poisoned now. The pieces before this one are durable (drained
+        // here) and the write is short; EIO only when nothing was written.
+        core.persister().drain();
+        if (pos == offset) return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
+        return static_cast<std::size_t>(pos - offset);
+      }
       pos = piece_end;
     }
   }

@@ -1197,9 +1197,11 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
     std::lock_guard<std::mutex> l(report_mu);
     if (report.size() < 2000) report += what + "\n";
   };
-  std::vector<std::map<std::string, std::string>> models(kThreads);
+  // name -> (content, id): names with one id are hard links to one inode.
+  std::vector<std::map<std::string, std::pair<std::string, int>>> models(kThreads);
+  std::atomic<long> ops_done{0};
   auto worker = [&](int t) {
-    std::mt19937_64 rng(1000 + t);
+    std::mt19937_64 rng(1003 + t);  // (seeds whose sequences rename a name onto its own hard link)
     auto& model = models[t];  // name in /d (or "sub/" + name in /d/w<t>) -> content
     const std::string sub = "/d/w" + std::to_string(t);
     bool have_sub = false;
@@ -1217,7 +1219,7 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
           if (!f.is_ok()) { fail("create " + p + ": " + f.status().to_string()); break; }
           const std::string content = name + "@" + std::to_string(k);
           if (!f->write(B(content)).is_ok()) fail("write " + p);
-          model[name] = content;
+          model[name] = {content, k};
           break;
         }
         case 1: {  // rename, replacing
@@ -1226,7 +1228,8 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
             if (st.errnum() != ENOENT) fail("rename missing " + p + ": " + st.to_string());
           } else if (!st.is_ok()) {
             fail("rename " + p + " " + q + ": " + st.to_string());
-          } else if (name != other) {
+          } else if (name != other && !(model.count(other) && model[other].second == model[name].second)) {
+            // (Two links to one inode: rename does nothing, both names stay.)
             model[other] = model[name];
             model.erase(name);
           }
@@ -1269,10 +1272,11 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
         case 6: {  // symlink (its content is its target)
           if (model.count(name)) break;
           if (!vol_->symlink("target-" + name, p).is_ok()) { fail("symlink " + p); break; }
-          model[name] = "->target-" + name;
+          model[name] = {"->target-" + name, k};
           break;
         }
       }
+      ++ops_done;
     }
     if (have_sub && !vol_->rmdir(sub).is_ok()) fail("final rmdir " + sub);
   };
@@ -1280,7 +1284,7 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
   std::thread reader([&] {
     int walks = 0;
     while (!stop.load() || walks < 3) {
-      const bool meanwhile = !stop.load();
+      const long ops_before = ops_done.load();
       std::map<std::string, int> seen;
       std::uint64_t cookie = 0;
       for (;;) {
@@ -1295,7 +1299,7 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
       for (int i = 0; i < kStable; ++i)
         if (seen["s" + std::to_string(i)] != 1) fail("a walk missed stable entry s" + std::to_string(i));
       ++walks;
-      if (meanwhile) ++walks_meanwhile;
+      if (ops_done.load() != ops_before) ++walks_meanwhile;  // changes ran during this walk
     }
   });
   std::vector<std::thread> workers;
@@ -1304,13 +1308,13 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
   stop = true;
   reader.join();
   EXPECT_EQ(failures.load(), 0) << report;
-  EXPECT_GT(walks_meanwhile.load(), 0) << "no walk overlapped the changes";
+  EXPECT_GT(walks_meanwhile.load(), 0) << "no walk overlapped a change";
 
   // The directory holds exactly the stable entries and every thread's model.
   std::set<std::string> want;
   for (int i = 0; i < kStable; ++i) want.insert("s" + std::to_string(i));
   for (auto& m : models)
-    for (auto& [name, content] : m) want.insert(name);
+    for (auto& [name, entry] : m) want.insert(name);
   std::set<std::string> got;
   for (std::uint64_t cookie = 0;;) {
     auto r = vol_->readdir("/d", cookie, 64);
@@ -1323,7 +1327,8 @@ TEST_F(FileTest, ConcurrentNamespaceChangesInOneDirectory) {
   }
   EXPECT_EQ(got, want);
   for (auto& m : models) {
-    for (auto& [name, content] : m) {
+    for (auto& [name, entry] : m) {
+      const std::string& content = entry.first;
       if (content.rfind("->", 0) == 0) {
         auto target = vol_->readlink("/d/" + name);
         EXPECT_TRUE(target.is_ok() && "->" + *target == content) << name;

@@ -124,6 +124,13 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   auto chosen = fs::read_superblock(dev->base(), dev->size());
   if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
   const fs::SuperblockChoice& choice = *chosen;
+  // A volume this pmemfs may only read, on a writable device (a caller that did not go
+  // through Volume::open's check, or a feature bit set since it): refused, since the
+  // journal would replay through the writable device.
+  if (choice.force_read_only && !options.read_only && !dev->read_only())
+    return Status::error(EROFS, fmt::format("{}: the volume uses read-only-compatible features {:#x} this pmemfs does "
+                                            "not know; open it read-only",
+                                            dev->info().path, choice.sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
@@ -227,7 +234,7 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
       ro.read_only = true;
       auto v = Volume::open(path, ro);
       if (!v.is_ok() && v.errnum() != EBUSY)
-        return v.status().with_context(fmt::format("{}: opened read-only (unknown read-only-compatible features {:#x})", path,
+        return v.status().with_context(fmt::format("{}: can only be opened read-only (unknown read-only-compatible features {:#x})", path,
                                                    choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
       return v;
     }
