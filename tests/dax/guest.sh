@@ -8,6 +8,24 @@ set -u
 fail=0
 run() { "$@" || fail=1; }
 region=/sys/bus/nd/devices/region0
+check() { what=$1; shift; if "$@" >/tmp/check.out 2>&1; then echo "CHECK $tag $what: ok"; else echo "CHECK $tag $what: FAIL $(tail -n 3 /tmp/check.out)"; fail=1; fi; }
+# A pmemfs volume on the DAX target: mkfs, a tree copied in, read back, checked (kept
+# short: dax-guest.sh stops the guest after 300 s, and TCG is slow).
+volume_make() {  # target, mkfs options...
+    t=$1; shift
+    rm -rf /tmp/tree; mkdir -p /tmp/tree/a/b
+    echo hello > /tmp/tree/a/b/f
+    head -c 300000 /dev/urandom > /tmp/tree/big
+    check "volume mkfs $t" ./pmemfs mkfs "$@" "$t"
+    check "volume cp -r in" ./pmemfs cp -r /tmp/tree "$t:/"
+    check "volume fsck after the copy" ./pmemfs fsck "$t"
+}
+volume_verify() {  # target: what volume_make wrote, read from the media again
+    t=$1
+    check "volume cat after remount" sh -c "[ \"\$(./pmemfs cat '$t:/tree/a/b/f')\" = hello ]"
+    check "volume cp out after remount" sh -c "./pmemfs cp '$t:/tree/big' /tmp/big.out && cmp /tmp/tree/big /tmp/big.out"
+    check "volume fsck after remount" ./pmemfs fsck "$t"
+}
 echo "NOTE region0 persistence_domain='$(cat $region/persistence_domain 2>/dev/null)'"
 
 case "${DAX_MODE:-}" in
@@ -19,6 +37,7 @@ fsdax)
     run ./dax_check info "$vol" fs-dax
     run ./dax_check info "$vol" fs-dax --emulated-pmem   # the opt-in is ignored on real DAX
     run ./dax_check write "$vol" fs-dax 1
+    volume_make "$DAX_DIR/pmemfs-volume.img" --size 64M
     # Unmount and mount again: what is read next comes from the media, not from this mount.
     sync
     if umount "$DAX_DIR" && mount -t "$DAX_FS" -o dax /dev/pmem0 "$DAX_DIR"; then
@@ -27,10 +46,11 @@ fsdax)
         echo "CHECK $tag remount: FAIL"; fail=1
     fi
     run ./dax_check verify "$vol" fs-dax 1
+    volume_verify "$DAX_DIR/pmemfs-volume.img"
     # An ordinary file beside it (the guest's /tmp is tmpfs) is not DAX.
     run ./dax_check create /tmp/plain.vol $((16 * 1024 * 1024))
     run ./dax_check info /tmp/plain.vol file
-    rm -f /tmp/plain.vol "$vol"
+    rm -f /tmp/plain.vol "$vol" "$DAX_DIR/pmemfs-volume.img"
     ;;
 devdax)
     tag=devdax
@@ -46,6 +66,16 @@ devdax)
         echo "CHECK $tag namespace disable/enable: FAIL"; fail=1
     fi
     run ./dax_check verify "$DAX_DEV" device-dax 2
+    # A volume on the whole device (--force: the pattern above is no signature, but the
+    # device is ours to overwrite), then the namespace torn down and brought back again.
+    volume_make "$DAX_DEV" --force
+    if ndctl disable-namespace namespace0.0 >/dev/null && ndctl enable-namespace namespace0.0 >/dev/null; then
+        i=0; while [ ! -e "$DAX_DEV" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+        echo "CHECK $tag namespace disable/enable after the volume: ok"
+    else
+        echo "CHECK $tag namespace disable/enable after the volume: FAIL"; fail=1
+    fi
+    volume_verify "$DAX_DEV"
     ;;
 *)
     echo "CHECK guest.sh: FAIL unknown DAX_MODE '${DAX_MODE:-}'"; exit 2 ;;

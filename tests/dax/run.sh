@@ -3,7 +3,9 @@
 # an emulated NVDIMM (/work/shared/tools/dax-guest.sh) and, in each mode — fsdax on ext4,
 # fsdax on xfs, devdax /dev/dax0.0 — creates/opens a volume, checks what `pmemfs info --json`
 # says, writes a pattern with every persist primitive and reads it back after a remount or
-# a namespace disable/enable. Takes a few minutes; needs root. Not part of ctest.
+# a namespace disable/enable; then makes a pmemfs volume there (mkfs, cp -r in, fsck) and
+# reads it back after another remount or disable/enable. Takes a few minutes; needs root.
+# Not part of ctest.
 #
 #   tests/dax/run.sh                 build with the release preset, then boot the guest
 #   BUILD_DIR=dir tests/dax/run.sh   use (and build in) an already configured build dir
