@@ -270,12 +270,28 @@ Status check_size(const std::string& path, std::uint64_t size, std::uint64_t ali
   return Status::ok();
 }
 
+// flock(2) `operation` without waiting: 0 when the lock is held; kNoLocks when the file
+// system has none (ENOLCK: NFS without a lock manager; EOPNOTSUPP), so nothing can keep
+// another instance out; else the errno (EWOULDBLOCK: another instance holds it).
+constexpr int kNoLocks = -1;
+int try_flock(int fd, int operation) {
+  if (::flock(fd, operation | LOCK_NB) == 0) return 0;
+  return errno == ENOLCK || errno == EOPNOTSUPP ? kNoLocks : errno;
+}
+
 }  // namespace
 
 Status Device::claim(bool exclusive) {
   if (fd_ < 0) return Status::ok();
-  if (::flock(fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return Status::ok();
-  const int err = errno;
+  const int err = try_flock(fd_, exclusive ? LOCK_EX : LOCK_SH);
+  if (err == 0) return Status::ok();
+  if (err == kNoLocks) {
+    // The volume still opens, as it did before instances were locked, with a warning.
+    add_warning(info_, fmt::format("NOT locked: {} cannot be locked (its file system has no flock); keep to one "
+                                   "instance writing it",
+                                   info_.path));
+    return Status::ok();
+  }
   if (err == EWOULDBLOCK)
     return Status::error(EBUSY, exclusive ? fmt::format("{}: the volume is open in another instance (in this "
                                                         "process or another); one instance at a time may write it",
@@ -283,14 +299,6 @@ Status Device::claim(bool exclusive) {
                                           : fmt::format("{}: another instance is writing the volume; it can be "
                                                         "read once that instance closes it",
                                                         info_.path));
-  // A file system without locks (NFS without a lock manager: ENOLCK) cannot keep a second
-  // instance out; the volume still opens, as it did before instances were locked, with a
-  // warning. (EINVAL, an invalid operation, would be our bug: it is an error.)
-  if (err == ENOLCK || err == EOPNOTSUPP) {
-    add_warning(info_, fmt::format("NOT locked: {} cannot be locked (flock: {}); keep to one instance writing it",
-                                   info_.path, std::strerror(err)));
-    return Status::ok();
-  }
   return errno_status(err, info_.path, "cannot lock (flock)");
 }
 
@@ -479,12 +487,12 @@ Status create_backing_file(const std::string& path, std::uint64_t size_bytes, bo
     return Status::error(ENODEV, fmt::format("{}: exists and is not a regular file", path));
   }
   // An existing file another instance has open (Device::claim) is not touched.
-  if (!created && ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno != ENOLCK && errno != EOPNOTSUPP) {
-    if (errno == EWOULDBLOCK)
+  if (const int err = created ? 0 : device::try_flock(fd, LOCK_EX); err > 0) {
+    if (err == EWOULDBLOCK)
       return Status::error(EBUSY, fmt::format("{}: the volume is open in another instance; it cannot be resized "
                                               "or formatted while open",
                                               path));
-    return device::errno_status(errno, path, "cannot lock (flock)");
+    return device::errno_status(err, path, "cannot lock (flock)");
   }
   auto existing = static_cast<std::uint64_t>(st.st_size);
   if (!created && existing != size_bytes && (!allow_existing || existing > size_bytes)) {

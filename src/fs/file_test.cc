@@ -1000,6 +1000,22 @@ TEST_F(FileTest, WrittenBlocksPastTheEndStayInvisibleWhateverTheirShape) {
 // A persister that forwards to this process's CPU persister, except that once armed it
 // holds the first copy of at least kHeldCopyBytes (a file's data: metadata copies are
 // smaller) until released, or for kHeldCopyTimeout at most.
+// A volume in page-aligned memory this object owns, formatted through a test's own
+// persister (nothing is unmapped; the memory goes with the object).
+struct MemoryVolume {
+  explicit MemoryVolume(std::uint64_t size_bytes) : size(size_bytes), memory(size_bytes + 4096) {}
+  std::byte* base() {
+    return memory.data() + (4096 - reinterpret_cast<std::uintptr_t>(memory.data()) % 4096) % 4096;
+  }
+  Result<std::unique_ptr<Volume>> format(persist::Persister persister) {
+    FormatOptions fo;
+    fo.device.emulated_pmem = true;
+    return fs::VolumeOpener::format(device::Device::wrap_memory(base(), size, persister), fo);
+  }
+  std::uint64_t size;
+  std::vector<std::byte> memory;
+};
+
 struct HoldingPersister {
   static constexpr std::size_t kHeldCopyBytes = 128u << 10;
   static constexpr std::chrono::seconds kHeldCopyTimeout{10};
@@ -1032,13 +1048,9 @@ struct HoldingPersister {
 // No volume-wide lock is held across a data copy: while a 200 KiB write's copy is stopped
 // in the middle, other threads create, write (a small file), stat, rename and unlink.
 TEST(FileLocks, ConcurrentMetadataWhileALargeCopyIsStopped) {
-  constexpr std::uint64_t kDeviceBytes = 64ull << 20;
-  std::vector<std::byte> memory(kDeviceBytes + 4096);
-  std::byte* base = memory.data() + (4096 - reinterpret_cast<std::uintptr_t>(memory.data()) % 4096) % 4096;
+  MemoryVolume memory(64ull << 20);
   HoldingPersister holder;
-  FormatOptions fo;
-  fo.device.emulated_pmem = true;
-  auto v = fs::VolumeOpener::format(device::Device::wrap_memory(base, kDeviceBytes, holder.persister()), fo);
+  auto v = memory.format(holder.persister());
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
   Volume& vol = **v;
   auto big = vol.open_file("/big", O_CREAT | O_RDWR, 0644);
@@ -1394,12 +1406,9 @@ TEST(FilePersistFailure, AFailedPersistPoisonsTheInstanceAndLeavesEachOperationA
   int points = 0, close_points = 0, data_points = 0;
   for (long k = 0;; ++k) {
     SCOPED_TRACE("failure at persist call " + std::to_string(k) + " of the operations");
-    std::vector<std::byte> memory(kDeviceBytes + 4096);
-    std::byte* base = memory.data() + (4096 - reinterpret_cast<std::uintptr_t>(memory.data()) % 4096) % 4096;
+    MemoryVolume memory(kDeviceBytes);
     FailingPersister fp;
-    FormatOptions fo;
-    fo.device.emulated_pmem = true;
-    auto v = fs::VolumeOpener::format(device::Device::wrap_memory(base, kDeviceBytes, fp.persister()), fo);
+    auto v = memory.format(fp.persister());
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
     Volume& vol = **v;
     ASSERT_TRUE(vol.mkdir("/d").is_ok());
@@ -1441,24 +1450,24 @@ TEST(FilePersistFailure, AFailedPersistPoisonsTheInstanceAndLeavesEachOperationA
       if (fp.calls.load() <= fp.fail_at) break;
       ++close_points;
     } else {
-    ++points;
-    EXPECT_EQ(failure.errnum(), EIO) << failure.to_string();
-    // Poisoned: every later change fails, with EIO, even once the device works again.
-    fp.fail_at = -1;
-    if (failed_step == 1) ++data_points;
-    EXPECT_EQ(vol.mkdir("/d/later").errnum(), EIO) << "step " << failed_step;
-    EXPECT_EQ(vol.open_file("/d/later2", O_CREAT | O_WRONLY, 0644).errnum(), EIO);
-    EXPECT_EQ(vol.rename("/d/keep", "/d/kept").errnum(), EIO);
-    EXPECT_EQ(vol.unlink("/d/keep").errnum(), EIO);
-    {
-      auto k2 = vol.open_file("/d/keep", O_WRONLY);
-      ASSERT_TRUE(k2.is_ok()) << k2.status().to_string();
-      EXPECT_EQ(k2->pwrite(B("x"), 0).errnum(), EIO) << "a data write on a poisoned instance";
-      EXPECT_EQ(k2->fsync().errnum(), EIO);
-    }
-    auto kept = vol.open_file("/d/keep", O_RDONLY);
-    ASSERT_TRUE(kept.is_ok()) << "reads go on: " << kept.status().to_string();
-    v->reset();
+      ++points;
+      EXPECT_EQ(failure.errnum(), EIO) << failure.to_string();
+      // Poisoned: every later change fails, with EIO, even once the device works again.
+      fp.fail_at = -1;
+      if (failed_step == 1) ++data_points;
+      EXPECT_EQ(vol.mkdir("/d/later").errnum(), EIO) << "step " << failed_step;
+      EXPECT_EQ(vol.open_file("/d/later2", O_CREAT | O_WRONLY, 0644).errnum(), EIO);
+      EXPECT_EQ(vol.rename("/d/keep", "/d/kept").errnum(), EIO);
+      EXPECT_EQ(vol.unlink("/d/keep").errnum(), EIO);
+      {
+        auto k2 = vol.open_file("/d/keep", O_WRONLY);
+        ASSERT_TRUE(k2.is_ok()) << k2.status().to_string();
+        EXPECT_EQ(k2->pwrite(B("x"), 0).errnum(), EIO) << "a data write on a poisoned instance";
+        EXPECT_EQ(k2->fsync().errnum(), EIO);
+      }
+      auto kept = vol.open_file("/d/keep", O_RDONLY);
+      ASSERT_TRUE(kept.is_ok()) << "reads go on: " << kept.status().to_string();
+      v->reset();
     }
 
     // The image, opened afresh with a working persister: recovery, then the check.
@@ -1466,7 +1475,7 @@ TEST(FilePersistFailure, AFailedPersistPoisonsTheInstanceAndLeavesEachOperationA
     {
       FILE* out = std::fopen(image.c_str(), "wb");
       ASSERT_NE(out, nullptr);
-      ASSERT_EQ(std::fwrite(base, 1, kDeviceBytes, out), kDeviceBytes);
+      ASSERT_EQ(std::fwrite(memory.base(), 1, kDeviceBytes, out), kDeviceBytes);
       std::fclose(out);
     }
     OpenOptions oo;

@@ -345,13 +345,15 @@ std::string problems(const FsckReport& r) {
   return out;
 }
 
-void copy_image(const std::string& from, const std::string& to) {
-  const std::string bytes = testutil::read_file(from);
-  FILE* out = std::fopen(to.c_str(), "wb");
+// Writes `bytes` as the whole of the file at `path` (an image, edited or copied).
+void put_image(const std::string& path, const std::string& bytes) {
+  FILE* out = std::fopen(path.c_str(), "wb");
   ASSERT_NE(out, nullptr);
   ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
   std::fclose(out);
 }
+
+void copy_image(const std::string& from, const std::string& to) { put_image(to, testutil::read_file(from)); }
 
 TEST_F(VolumeTest, UnlinkedOpenFileIsAnOrphanUntilItsLastClose) {
   auto before = vol_->statfs();
@@ -581,10 +583,7 @@ TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
       std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
     }
     std::memset(bytes.data() + format::kOrphanHeadOffset, 0, sizeof(format::OrphanHead));
-    FILE* out = std::fopen(path_.c_str(), "wb");
-    ASSERT_NE(out, nullptr);
-    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-    std::fclose(out);
+    put_image(path_, bytes);
   }
   const std::string old_image = testutil::read_file(path_);
   OpenOptions ro;
@@ -629,30 +628,19 @@ void edit_superblock(const std::string& path, std::uint64_t copy, Edit edit) {
   sb.checksum = 0;
   sb.checksum = format::checksum64(&sb, sizeof sb, 0);
   std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
-  FILE* out = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(out, nullptr);
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-  std::fclose(out);
+  put_image(path, bytes);
 }
 
 // Sets feature bits in both superblock copies of a closed volume, resealed.
 void add_feature_bits(const std::string& path, std::uint64_t compat, std::uint64_t ro_compat,
                       std::uint64_t incompat) {
-  std::string bytes = testutil::read_file(path);
   for (std::uint64_t copy = 0; copy < 2; ++copy) {
-    format::Superblock sb;
-    std::memcpy(&sb, bytes.data() + copy * format::kBlockBytes, sizeof sb);
-    sb.feature_compat |= compat;
-    sb.feature_ro_compat |= ro_compat;
-    sb.feature_incompat |= incompat;
-    sb.checksum = 0;
-    sb.checksum = format::checksum64(&sb, sizeof sb, 0);
-    std::memcpy(bytes.data() + copy * format::kBlockBytes, &sb, sizeof sb);
+    edit_superblock(path, copy, [&](format::Superblock& sb) {
+      sb.feature_compat |= compat;
+      sb.feature_ro_compat |= ro_compat;
+      sb.feature_incompat |= incompat;
+    });
   }
-  FILE* out = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(out, nullptr);
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-  std::fclose(out);
 }
 
 // Feature words: an unknown incompatible feature refuses every open (and fsck) with
@@ -774,10 +762,7 @@ TEST_F(VolumeTest, AnUnknownCompatibleFeatureOpensWritable) {
   {
     std::string bytes = testutil::read_file(path_);
     std::memset(bytes.data() + format::kOrphanHeadOffset, 0, sizeof(format::OrphanHead));
-    FILE* out = std::fopen(path_.c_str(), "wb");
-    ASSERT_NE(out, nullptr);
-    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-    std::fclose(out);
+    put_image(path_, bytes);
   }
   ASSERT_FALSE(HasFatalFailure());
   reopen();
@@ -1078,10 +1063,7 @@ TEST_F(VolumeTest, TheNewestValidSuperblockCopyWins) {
   {
     std::string bytes = testutil::read_file(path_);
     bytes[offsetof(format::Superblock, label) + 1] ^= 0x20;
-    FILE* out = std::fopen(path_.c_str(), "wb");
-    ASSERT_NE(out, nullptr);
-    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-    std::fclose(out);
+    put_image(path_, bytes);
   }
   EXPECT_EQ(label_of_open(), "one");
   FsckReport r = fsck(path_);
