@@ -402,11 +402,41 @@ Status enospc(const char* what, std::uint64_t want) {
   return Status::error(ENOSPC, fmt::format("no free {} for {} of them", what, want));
 }
 
+// Blocks a data allocation must not take although the bitmap says they are free: those
+// the open transaction freed itself (BlockAllocator::allocate). Few: a transaction frees
+// a bounded number of runs.
+class Exclude {
+ public:
+  explicit Exclude(const std::vector<Run>* runs) : runs_(runs) {}
+  bool any() const { return runs_ != nullptr && !runs_->empty(); }
+  // Whether a run overlaps group g.
+  bool touches(std::uint64_t g) const {
+    if (!any()) return false;
+    const std::uint64_t lo = g * kGroupUnits, hi = lo + kGroupUnits;
+    for (const Run& r : *runs_)
+      if (r.start < hi && r.start + r.count > lo) return true;
+    return false;
+  }
+  // Marks the excluded blocks of group g used in (a copy of) its line.
+  void mask(std::uint64_t g, Line& l) const {
+    if (!any()) return;
+    const std::uint64_t lo = g * kGroupUnits, hi = lo + kGroupUnits;
+    for (const Run& r : *runs_) {
+      const std::uint64_t a = std::max(r.start, lo), b = std::min(r.start + r.count, hi);
+      if (a < b) set_range(l, static_cast<std::uint32_t>(a - lo), static_cast<std::uint32_t>(b - lo));
+    }
+  }
+
+ private:
+  const std::vector<Run>* runs_;
+};
+
 // Runs of wholly free groups (free_count 512, not flagged bad), scanning circularly from
 // `start`: the first run of `need` groups, else (when `exhaustive` is false, once one is
 // found and kLargeScanAfterFound more groups were seen) the longest. Result in groups.
 Result<std::optional<Run>> find_free_groups(const Groups& groups, journal::MetaReader& r,
-                                            const Circle& c, std::uint64_t need, bool exhaustive) {
+                                            const Circle& c, std::uint64_t need, bool exhaustive,
+                                            const Exclude& ex) {
   DescScanner scan(groups, r);
   Run best, cur;
   std::uint64_t since_found = 0;
@@ -417,7 +447,7 @@ Result<std::optional<Run>> find_free_groups(const Groups& groups, journal::MetaR
     if (g == c.lo) cur = Run{};  // the circle wrapped: runs do not continue
     GroupDesc d;
     PMEMFS_TRY(scan.get(g, &d));
-    bool free = d.free_count == kGroupUnits && (d.flags & format::kGroupFlagBadBlocks) == 0;
+    bool free = d.free_count == kGroupUnits && (d.flags & format::kGroupFlagBadBlocks) == 0 && !ex.touches(g);
     if (free) {
       if (cur.count == 0) cur.start = g;
       if (++cur.count >= need) return std::optional<Run>(cur);
@@ -433,7 +463,7 @@ Result<std::optional<Run>> find_free_groups(const Groups& groups, journal::MetaR
 
 // A run of `want` clear bits inside one partly used group, near `goal` when given.
 Result<std::optional<Run>> find_small(const Groups& groups, journal::MetaReader& r, const Circle& c,
-                                      std::uint64_t want, std::uint64_t goal) {
+                                      std::uint64_t want, std::uint64_t goal, const Exclude& ex) {
   DescScanner scan(groups, r);
   std::uint64_t failed_lines = 0;
   std::uint64_t limit = std::min(c.size(), kSmallScanGroups);
@@ -447,6 +477,7 @@ Result<std::optional<Run>> find_small(const Groups& groups, journal::MetaReader&
     }
     Line l;
     PMEMFS_TRY(groups.load(r, g, &d, &l));
+    ex.mask(g, l);
     std::uint64_t base = g * kGroupUnits;
     std::uint32_t from =
         goal >= base && goal < base + kGroupUnits ? static_cast<std::uint32_t>(goal - base) : 0;
@@ -461,7 +492,7 @@ Result<std::optional<Run>> find_small(const Groups& groups, journal::MetaReader&
 // The last resort: every data group in order, runs crossing group boundaries included.
 // The first run of `want` blocks; else, unless `exact`, the longest run (clipped to want).
 Result<std::optional<Run>> find_any(const Groups& groups, journal::MetaReader& r, std::uint64_t lo,
-                                    std::uint64_t hi, std::uint64_t want, bool exact) {
+                                    std::uint64_t hi, std::uint64_t want, bool exact, const Exclude& ex) {
   DescScanner scan(groups, r);
   Run best, cur;
   bool done = false;
@@ -479,12 +510,13 @@ Result<std::optional<Run>> find_any(const Groups& groups, journal::MetaReader& r
     PMEMFS_TRY(scan.get(g, &d));
     if (d.free_count == 0 || (d.flags & format::kGroupFlagBadBlocks) != 0) continue;
     std::uint64_t base = g * kGroupUnits;
-    if (d.free_count == kGroupUnits) {
+    if (d.free_count == kGroupUnits && !ex.touches(g)) {
       add(base, base + kGroupUnits);
       continue;
     }
     Line l;
     PMEMFS_TRY(groups.load(r, g, &d, &l));
+    ex.mask(g, l);
     for_each_free_run(l, [&](std::uint32_t p, std::uint32_t q) {
       add(base + p, base + q);
       return done;
@@ -664,12 +696,15 @@ Result<Run> BlockAllocator::allocate(journal::Transaction& tx, std::uint64_t wan
     return enospc("blocks", want);
   }
   const bool has_goal = goal >= sb_.data_block && goal < sb_.total_blocks;
+  // A data run skips what this transaction freed (see alloc.h); a node may reuse it.
+  if (freed_serial_ != tx.serial()) freed_.clear();
+  const Exclude ex((flags & kAllocMetadata) != 0 ? nullptr : &freed_);
   std::optional<Run> run;
   if (want >= kGroupUnits || (flags & kAllocAlign2M) != 0) {
     // Large: whole free groups from a 2 MiB boundary.
     Circle c{lo, hi, has_goal ? goal / kGroupUnits : clamp_group(large_hint_, lo, hi)};
     PMEMFS_ASSIGN_OR_RETURN(std::optional<Run> groups_run,
-                            find_free_groups(groups, tx, c, div_up(want, kGroupUnits), contiguous));
+                            find_free_groups(groups, tx, c, div_up(want, kGroupUnits), contiguous, ex));
     if (groups_run) {
       std::uint64_t n = std::min(want, groups_run->count * kGroupUnits);
       if (!contiguous || n == want) run = Run{groups_run->start * kGroupUnits, n};
@@ -677,14 +712,14 @@ Result<Run> BlockAllocator::allocate(journal::Transaction& tx, std::uint64_t wan
   } else {
     // Small: partly used groups first; else split a free group.
     Circle c{lo, hi, has_goal ? goal / kGroupUnits : clamp_group(small_hint_, lo, hi)};
-    PMEMFS_ASSIGN_OR_RETURN(run, find_small(groups, tx, c, want, has_goal ? goal : 0));
+    PMEMFS_ASSIGN_OR_RETURN(run, find_small(groups, tx, c, want, has_goal ? goal : 0, ex));
     if (!run) {
-      PMEMFS_ASSIGN_OR_RETURN(std::optional<Run> g, find_free_groups(groups, tx, c, 1, false));
+      PMEMFS_ASSIGN_OR_RETURN(std::optional<Run> g, find_free_groups(groups, tx, c, 1, false, ex));
       if (g) run = Run{g->start * kGroupUnits, want};
     }
   }
   if (!run) {
-    PMEMFS_ASSIGN_OR_RETURN(run, find_any(groups, tx, lo, hi, want, contiguous));
+    PMEMFS_ASSIGN_OR_RETURN(run, find_any(groups, tx, lo, hi, want, contiguous, ex));
   }
   if (!run) return enospc("blocks", want);
   if (run->count > st.free_blocks) {
@@ -725,6 +760,11 @@ Status BlockAllocator::free(journal::Transaction& tx, std::uint64_t start, std::
   write_range(groups, tx, start, count, false);
   st.free_blocks += count;
   store_state(tx, st, seed_);
+  if (freed_serial_ != tx.serial()) {
+    freed_.clear();
+    freed_serial_ = tx.serial();
+  }
+  freed_.push_back(Run{start, count});
   return Status::ok();
 }
 

@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "format/format.h"
 #include "journal/journal.h"
@@ -93,6 +94,13 @@ class BlockAllocator {
   // lines, descriptors and VolumeState::free_blocks in `tx`. Errors (nothing is staged):
   // ENOSPC when nothing fits; EUCLEAN when a descriptor, line or the volume state it
   // reads is damaged; EINVAL when want is 0.
+  //
+  // A data run (no kAllocMetadata) never includes a block that `tx` itself freed: such
+  // a block may still have lines staged in this transaction (a B+tree node edited, then
+  // freed), which the commit writes over whatever the caller stored in place meanwhile,
+  // and if the transaction is abandoned the block is not free at all. Those blocks are
+  // free again for the next transaction (ENOSPC when nothing else is free). A tree node
+  // (kAllocMetadata) may reuse them: it is written through the journal.
   Result<Run> allocate(journal::Transaction& tx, std::uint64_t want, std::uint64_t goal,
                        std::uint32_t flags);
   // Frees [start, start+count), which may span groups. EUCLEAN if any block is already
@@ -120,6 +128,10 @@ class BlockAllocator {
   std::uint64_t seed_;
   std::uint64_t small_hint_ = 0;  // group to try first for small requests
   std::uint64_t large_hint_ = 0;  // group to try first for whole-group requests
+  // The runs freed by the transaction whose serial is freed_serial_ (data allocations in
+  // it skip them); forgotten when another transaction frees or allocates.
+  std::uint64_t freed_serial_ = 0;
+  std::vector<Run> freed_;
 };
 
 class InodeAllocator {

@@ -581,6 +581,59 @@ TEST(alloc_blocks, EnospcChangesNothingAndFreeingHelps) {
   EXPECT_EQ(v.alloc(1).errnum(), ENOSPC);
 }
 
+// A block freed in a transaction is not handed out for data in that same transaction
+// (its lines may still be staged there, from the B+tree node it was: the commit would
+// write them over the data; and were the transaction abandoned, the block would not be
+// free at all). A tree node may take it; the next transaction may too.
+TEST(alloc_blocks, DataNeverReusesABlockFreedInItsOwnTransaction) {
+  Vol v(64 * kMiB);
+  ASSERT_OK(v.format());
+  fill(v);
+  const std::uint64_t g = v.sb.data_block / 512 + 3;
+  const std::uint64_t node = g * 512 + 40;
+  ASSERT_OK(v.free(g * 512 + 100, 4));  // free before: may be taken
+  {
+    journal::Transaction tx(v.journal());
+    ASSERT_OK(v.blocks->free(tx, node, 1));
+    // Small, with the freed block as the goal: the other free run instead.
+    auto one = v.blocks->allocate(tx, 1, node, 0);
+    ASSERT_TRUE(one.is_ok()) << one.status().to_string();
+    EXPECT_EQ(one->start, g * 512 + 100);
+    // Large and contiguous requests skip it too: only 3 other blocks are free.
+    EXPECT_EQ(v.blocks->allocate(tx, 4, 0, kAllocContiguous).errnum(), ENOSPC);
+    auto rest = v.blocks->allocate(tx, 8, 0, 0);  // the longest run left: 3 blocks
+    ASSERT_TRUE(rest.is_ok());
+    EXPECT_EQ(rest->start, g * 512 + 101);
+    EXPECT_EQ(rest->count, 3u);
+    EXPECT_EQ(v.blocks->allocate(tx, 1, node, 0).errnum(), ENOSPC) << "the freed block was handed out for data";
+    // A tree node may reuse it (written through the journal).
+    auto meta = v.blocks->allocate(tx, 1, node, kAllocMetadata);
+    ASSERT_TRUE(meta.is_ok());
+    EXPECT_EQ(meta->start, node);
+    ASSERT_OK(tx.commit());
+  }
+  // A group freed whole in a transaction is skipped whole by a large request in it.
+  const std::uint64_t whole = g + 4;
+  ASSERT_OK(v.free(whole * 512 + 200, 1));  // the group is partly free before
+  {
+    journal::Transaction tx(v.journal());
+    ASSERT_OK(v.blocks->free(tx, whole * 512, 200));
+    ASSERT_OK(v.blocks->free(tx, whole * 512 + 201, 311));
+    EXPECT_EQ(v.blocks->allocate(tx, 512, whole * 512, kAllocAlign2M | kAllocContiguous).errnum(), ENOSPC);
+    auto small = v.blocks->allocate(tx, 1, whole * 512, 0);  // the block free before
+    ASSERT_TRUE(small.is_ok());
+    EXPECT_EQ(small->start, whole * 512 + 200);
+    ASSERT_OK(tx.commit());
+  }
+  // The next transaction may take them.
+  auto big = v.alloc(311, whole * 512 + 201, kAllocContiguous);
+  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
+  EXPECT_EQ(big->start, whole * 512 + 201);
+  auto node_again = v.alloc(1, node, 0);  // allocated as a node above: not free
+  ASSERT_TRUE(node_again.is_ok());
+  EXPECT_NE(node_again->start, node);
+}
+
 TEST(alloc_blocks, ContiguousIsExactOrEnospc) {
   Vol v(64 * kMiB);
   ASSERT_OK(v.format());

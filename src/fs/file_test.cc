@@ -552,6 +552,72 @@ TEST_F(FileTest, InlineToTreeAndBack) {
   check_map(ino);
 }
 
+// Issue 12, item 4: a B+tree node whose lines a transaction has staged and then freed (a
+// punch that edits the extent leaf, then moves the map back into the inode) must not come
+// back as a data block in that same transaction: a small write copies its data into a
+// block it allocates before its commit, and the commit would write the node's staged lines
+// over it; were the transaction abandoned instead, the block would still be the node.
+// The test makes exactly that allocation (the goal is the freed node's block, as the
+// placement of the next file block would ask for it) and writes data in place, twice:
+// once abandoned, once committed.
+TEST_F(FileTest, ANodeFreedInItsTransactionIsNeverReusedForDataThere) {
+  File f = open("/race");
+  const std::uint64_t ino = f.ino();
+  for (std::uint64_t lb = 0; lb < 12; lb += 2) put(f, lb * kBlock, pattern(kBlock, lb));
+  const format::Inode tree = inode_of(ino);
+  ASSERT_NE(tree.flags & format::kInodeExtentTree, 0u);
+  ASSERT_EQ(tree.tree_depth, 1u);
+  const std::uint64_t node = tree.tree_root;
+  const std::uint64_t p0 = extents(ino).at(0).physical_block;
+  ASSERT_GT(node, p0);
+  const std::uint64_t lb = node - p0;  // place() asks for p0 + lb = the node's block
+  ASSERT_GE(lb, 1u);
+  const std::string data = pattern(kBlock, 99);
+  auto& core = vol_->core();
+  for (const bool commit : {false, true}) {
+    std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+    fs::MetaTx mtx(core);
+    journal::Transaction& tx = mtx.tx();
+    auto inode = core.load_inode(tx, ino);
+    ASSERT_TRUE(inode.is_ok());
+    fs::MapEditor ed(core, tx, *inode, 0);
+    std::uint64_t done = 0;
+    ASSERT_TRUE(ed.punch(1, 11, &done).is_ok());  // edits the leaf: lines staged in it
+    ASSERT_TRUE(ed.finish().is_ok());              // back inline: the leaf is freed
+    ASSERT_EQ(inode->flags & format::kInodeExtentTree, 0u);
+    std::vector<fs::BlockRange> fresh;
+    ASSERT_TRUE(ed.allocate(lb, 1, fs::NewBlocks::kCallerFills, &done, &fresh).is_ok());
+    auto m = core.map_lookup(tx, *inode, lb);
+    ASSERT_TRUE(m.is_ok());
+    EXPECT_NE(m->physical, node) << "the node freed in this transaction was handed out for data";
+    ASSERT_TRUE(core.journal->prepare_inplace(m->physical * kBlock, kBlock).is_ok());
+    ASSERT_EQ(core.persister().memcpy_persist(core.base() + m->physical * kBlock, data.data(), kBlock), 0);
+    inode->size_bytes = std::max<std::uint64_t>(inode->size_bytes, (lb + 1) * kBlock);
+    core.store_inode(tx, *inode);
+    if (commit) {
+      ASSERT_TRUE(mtx.commit().is_ok());
+    }
+  }
+  EXPECT_TRUE(get(f, 0, kBlock) == pattern(kBlock, 0));
+  EXPECT_TRUE(get(f, lb * kBlock, kBlock) == data) << "the data written in place was overwritten at the commit";
+  for (std::uint64_t b = 1; b < 11; ++b) {
+    if (b == lb) continue;
+    EXPECT_TRUE(get(f, b * kBlock, kBlock) == std::string(kBlock, '\0')) << "block " << b;
+  }
+  check_map(ino);
+  f.close();
+  reopen();
+  f = open("/race", O_RDWR);
+  EXPECT_TRUE(get(f, lb * kBlock, kBlock) == data);
+  f.close();
+  vol_.reset();
+  FsckOptions fo;
+  fo.device.emulated_pmem = true;
+  auto rep = check_volume(path_, fo);
+  ASSERT_TRUE(rep.is_ok()) << rep.status().to_string();
+  EXPECT_EQ(rep->exit_code, 0) << (rep->problems.empty() ? "" : rep->problems[0].message);
+}
+
 TEST_F(FileTest, TruncateOfAFragmentedFileFreesEverything) {
   // More extents than one (lowered-budget) transaction can free: set_size frees what fits
   // and file_truncate continues in further transactions.

@@ -165,6 +165,7 @@ struct Journal::Impl {
   // The journal lock: held from a Transaction's construction to its end.
   std::mutex mutex;
   std::atomic<std::thread::id> owner{};
+  std::uint64_t tx_serial = 0;  // of the open transaction; guarded by `mutex`
 
   // Guarded by `mutex`.
   std::uint64_t head = 0;      // ring offset where the next transaction goes
@@ -1091,6 +1092,7 @@ Transaction::Transaction(Journal& journal) : journal_(journal), impl_(journal.im
   }
   impl_->mutex.lock();
   impl_->owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  ++impl_->tx_serial;
 }
 
 Transaction::~Transaction() {
@@ -1189,6 +1191,11 @@ bool Transaction::staged_bytes_below(std::uint64_t limit) const {
   for (const StagedBlock& b : impl_->staged) lines += static_cast<std::uint64_t>(std::popcount(b.dirty));
   if (kTxHeaderBytes + lines * (kLineBytes + kTxRecordBytes) < limit) return true;
   return staged_bytes() < limit;
+}
+
+std::uint64_t Transaction::serial() const {
+  if (impl_ == nullptr) die_ended("serial");
+  return impl_->tx_serial;
 }
 
 bool Transaction::empty() const {

@@ -248,6 +248,10 @@ class Transaction final : public MetaReader {
   bool staged_bytes_below(std::uint64_t limit) const;
   // No line written yet.
   bool empty() const;
+  // A number that identifies this transaction among the journal's (one more for each
+  // Transaction constructed): lets a caller keep state that lives exactly as long as the
+  // open transaction (the block allocator's blocks freed in it).
+  std::uint64_t serial() const;
 
  private:
   Journal& journal_;
