@@ -123,6 +123,39 @@ TEST(VolumeCrash, OrphansInSmallTransactions) {
   EXPECT_GT(counters.orphans_at_open, 0u) << "no crash image left an orphan for the open to free";
 }
 
+// Issue 12: punches, zero ranges, a preallocation and a truncate over extent trees, each
+// in many tiny transactions (fs::test_edit_budget_bytes), under the same oracle as every
+// other operation: all or nothing after any crash (their intents: the open completes a
+// punch or zero range whose first transaction committed, rolls back a preallocation, and
+// finishes a truncate's trim), nothing left past a file's end that it does not keep, and
+// crashes while the open does that (recovery images) checked often.
+TEST(VolumeCrash, BigRangesInSmallTransactions) {
+  VolumeWorkloadParams params;
+  params.mode = "single";
+  params.big_ranges = true;
+  params.edit_budget = 512;
+  const auto first = volume_single_step("fallocate: punch across a fragmented file", false, true);
+  ASSERT_TRUE(first.has_value());
+  params.from = *first;
+  VolumeWorkloadCounters counters;
+  SweepOptions o = base_options();
+  o.seed = 1;
+  // Every transaction boundary of the long operations is a crash point; fewer images per
+  // point than the other sweeps, more crashes while the open finishes an intent.
+  o.sim.exhaustive_max_lines = 4;
+  o.sim.sampled_subsets = 6;
+  o.sim.structured_max_lines = 12;
+  o.sim.torn_samples = 1;
+  o.sim.evict_samples = 1;
+  o.recovery_crash_every = sanitized_build() ? 128 : 32;
+  SweepReport r = sweep(params, o, &counters);
+  print_report("big ranges in small transactions", r, counters);
+  expect_healthy(r, counters);
+  EXPECT_EQ(counters.ops, 6u);
+  EXPECT_GT(r.recovery_images, 0u) << "no crash during recovery (while open finishes intents) was checked";
+  EXPECT_GE(counters.max_map_depth, 1u) << "no extent tree";
+}
+
 // Every ordered pair of the 12 representative operations: seed s runs pair s % 144, so
 // the 12 pairs starting with operation k are seeds 12k .. 12k+11. One test per first
 // operation, so that ctest runs them side by side. Sanitized builds run 3 of the 12 pairs
@@ -206,12 +239,18 @@ TEST_P(VolumePlantedBug, IsCaught) {
   if (params.bug == "skip_inplace_checkpoint" || params.bug == "skip_pending_flush") params.mode = "random";
   // The data path's and rename's bugs show on particular steps: start the script there (the steps
   // before run in setup, without the bug).
-  const char* start = params.bug == "skip_data_drain"   ? "write: into preallocated (unwritten) blocks"
-                      : params.bug == "skip_zero_edges" ? "write: unaligned into a hole, in blocks just freed"
-                      : params.bug == "rename_split_tx" ? "rename: plain"
-                                                        : nullptr;
+  // The intents' recovery shows when a crash interrupts an operation of many transactions.
+  if (params.bug == "skip_intent_recovery") {
+    params.big_ranges = true;
+    params.edit_budget = 512;
+  }
+  const char* start = params.bug == "skip_data_drain"        ? "write: into preallocated (unwritten) blocks"
+                      : params.bug == "skip_zero_edges"      ? "write: unaligned into a hole, in blocks just freed"
+                      : params.bug == "rename_split_tx"      ? "rename: plain"
+                      : params.bug == "skip_intent_recovery" ? "fallocate: punch across a fragmented file"
+                                                             : nullptr;
   if (start != nullptr) {
-    auto step = volume_single_step(start);
+    auto step = volume_single_step(start, false, params.big_ranges);
     ASSERT_TRUE(step.has_value()) << start;
     params.from = *step;
   }
@@ -245,6 +284,7 @@ TEST_P(VolumePlantedBug, IsCaught) {
   EXPECT_FALSE(journal::Journal::planted_bugs().skip_recovery_replay);  // reset after use
   EXPECT_FALSE(fs::data_path_planted_bugs().skip_data_drain);
   EXPECT_FALSE(fs::metadata_planted_bugs().rename_split_tx);
+  EXPECT_FALSE(fs::metadata_planted_bugs().skip_intent_recovery);
 }
 
 // The journal's switches (journal::PlantedBugs), the data path's (fs::DataPathBugs) and the
@@ -253,7 +293,7 @@ INSTANTIATE_TEST_SUITE_P(Planted, VolumePlantedBug,
                          ::testing::Values("skip_apply_drain", "checkpoint_before_apply", "skip_recovery_replay",
                                            "unchecked_commit", "skip_commit_drain", "skip_data_drain",
                                            "skip_zero_edges", "rename_split_tx", "skip_inplace_checkpoint",
-                                           "skip_pending_flush"),
+                                           "skip_pending_flush", "skip_intent_recovery"),
                          [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace

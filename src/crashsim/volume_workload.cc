@@ -61,6 +61,12 @@ constexpr std::uint64_t kDeviceBytes = kMinDeviceBytes;  // 8 MiB
 // open_unlink: extents of /o/many and /o/many-open (an extent tree; under a small
 // edit_budget, many transactions to free).
 constexpr std::uint64_t kOrphanFileExtents = 12;
+// big_ranges: the files under /r are a run of kRangeRunBlocks contiguous blocks, then
+// kRangeExtents single blocks every other block, then another run: an extent tree whose
+// first and last extents the ranges of the steps straddle.
+constexpr std::uint64_t kRangeRunBlocks = 6;
+constexpr std::uint64_t kRangeExtents = 14;
+constexpr std::uint64_t kRangeFileBlocks = 2 * kRangeRunBlocks + 2 * kRangeExtents;
 constexpr std::uint64_t kPageBytes = 4096;
 constexpr std::uint64_t kPairKinds = 12;
 
@@ -115,6 +121,7 @@ bool* bug_switch(journal::PlantedBugs& bugs, fs::DataPathBugs& data, const std::
   if (name == "skip_inplace_checkpoint") return &bugs.skip_inplace_checkpoint;
   if (name == "skip_pending_flush") return &bugs.skip_pending_flush;
   if (name == "rename_split_tx") return &fs::metadata_planted_bugs().rename_split_tx;
+  if (name == "skip_intent_recovery") return &fs::metadata_planted_bugs().skip_intent_recovery;
   return nullptr;
 }
 
@@ -699,6 +706,23 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
     return fmt::format("{} data blocks are in use but the tree's inodes and the orphans own {} (leaked or doubly used blocks)",
                        blocks_used, blocks);
   }
+  // Blocks past the end of a file are there only on purpose (fallocate KEEP_SIZE: the
+  // inode's flag): speculative blocks, a preallocation or a truncate's trim cut short by
+  // a crash must have been freed (or rolled back) by the open; between operations, by
+  // the operation and the close.
+  fs::VolumeCore& core = v.core();
+  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  auto r = core.media();
+  for (const auto& [ino, b] : blocks_of) {
+    auto inode = core.load_inode(r, ino);
+    if (!inode.is_ok()) return fmt::format("inode {} does not load: {}", ino, inode.status().to_string());
+    if (!S_ISREG(inode->mode) || (inode->flags & format::kInodeKeepsPastEnd) != 0) continue;
+    auto past = core.blocks_past_end(r, *inode);
+    if (!past.is_ok()) return fmt::format("inode {}'s map: {}", ino, past.status().to_string());
+    if (*past != 0)
+      return fmt::format("inode {} (size {}) has {} blocks past its end that nothing keeps (leaked)", ino, inode->size_bytes,
+                         *past);
+  }
   return {};
 }
 
@@ -1119,7 +1143,7 @@ const char* const kPairNames[kPairKinds] = {"create", "append", "overwrite", "tr
 std::string long_name(int i) { return std::string(246, static_cast<char>('a' + i % 26)) + fmt::format("{:04}", i); }
 
 // The operations of mode=single, in order, on the tree build_single_tree() makes.
-std::vector<Op> single_script(Rng& rng, bool open_unlink) {
+std::vector<Op> single_script(Rng& rng, bool open_unlink, bool big_ranges) {
   std::vector<Op> s;
   auto add = [&](Op op, int expect = 0) {
     op.expect = expect;
@@ -1145,6 +1169,10 @@ std::vector<Op> single_script(Rng& rng, bool open_unlink) {
   add(with(make_write(rng, "write: O_APPEND", "/a/f2", 0, 700), [](Op& o) { o.flags = kAppend; }));
   add(make_write(rng, "write: large (two transactions)", "/top", 0, 300 * 1024));
   add(make_write(rng, "write: large in place", "/top", 1000, 280 * 1024));
+  // An append that leaves a file of 64 KiB or more maps blocks past its end ahead of the
+  // appends to come (speculative preallocation, an intent) and the close trims them: a
+  // crash in between must leave nothing past the end after recovery.
+  add(with(make_write(rng, "write: append, speculative preallocation", "/top", 0, 5000), [](Op& o) { o.flags = kAppend; }));
   add(with(make_op(Kind::kTruncate, "truncate: down", "/c"), [](Op& o) { o.length = 5000; }));
   add(with(make_op(Kind::kTruncate, "truncate: open(O_TRUNC)", "/b/g"), [](Op& o) { o.flags = kOpenTrunc; }));
   add(with(make_op(Kind::kTruncate, "truncate: up", "/a/f1"), [](Op& o) { o.length = 60000; }));
@@ -1224,6 +1252,39 @@ std::vector<Op> single_script(Rng& rng, bool open_unlink) {
   add(make_op(Kind::kRmdir, "rmdir: a directory that had split", "/b/long"));
   add(with(make_op(Kind::kTruncate, "truncate: large file down", "/top"), [](Op& o) { o.length = 7000; }));
   add(make_op(Kind::kUnlink, "unlink: large file", "/top"));
+  if (big_ranges) {
+    // Ranges over extent trees (under a small edit_budget, many transactions each): all
+    // or nothing across a crash through their intents, and nothing left past an end.
+    constexpr std::uint64_t kB = 4096;
+    const std::uint64_t second_run = kRangeRunBlocks + 2 * kRangeExtents;  // first block of the last run
+    add(with(make_op(Kind::kFallocate, "fallocate: punch across a fragmented file", "/r/p"), [&](Op& o) {
+      o.mode = kFallocPunchHole | kFallocKeepSize;
+      o.offset = 2 * kB + 100;
+      o.length = (second_run + 3) * kB + 200 - o.offset;
+    }));
+    add(with(make_op(Kind::kFallocate, "fallocate: zero range across a fragmented file, keep size", "/r/z"), [&](Op& o) {
+      o.mode = kFallocZeroRange | kFallocKeepSize;
+      o.offset = 3 * kB + 7;
+      o.length = (second_run + 2) * kB + 50 - o.offset;
+    }));
+    add(with(make_op(Kind::kFallocate, "fallocate: zero range across a fragmented file, extends", "/r/x"), [&](Op& o) {
+      o.mode = kFallocZeroRange;
+      o.offset = kB + 300;
+      o.length = (kRangeFileBlocks + 20) * kB - o.offset;
+    }));
+    add(with(make_op(Kind::kFallocate, "fallocate: preallocate a fragmented file's holes and past its end", "/r/a"),
+             [&](Op& o) {
+               o.mode = kFallocKeepSize;
+               o.offset = 0;
+               o.length = (kRangeFileBlocks + 40) * kB;
+             }));
+    add(with(make_op(Kind::kTruncate, "truncate: a fragmented file down", "/r/t"), [](Op& o) { o.length = 2 * 4096 + 10; }));
+    add(with(make_op(Kind::kFallocate, "fallocate: punch all of a fragmented file", "/r/a"), [&](Op& o) {
+      o.mode = kFallocPunchHole | kFallocKeepSize;
+      o.offset = 0;
+      o.length = (kRangeFileBlocks + 40) * kB;
+    }));
+  }
   return s;
 }
 
@@ -1234,7 +1295,7 @@ class VolumeWorkload final : public Workload {
   VolumeWorkload(const VolumeWorkloadParams& params, std::uint64_t seed, VolumeWorkloadCounters* counters)
       : p_(params), gen_(mix_seed(seed, 0x564f4c554d45ull)), counters_(counters) {
     if (p_.mode == "single") {
-      script_ = single_script(gen_.rng(), p_.open_unlink);
+      script_ = single_script(gen_.rng(), p_.open_unlink, p_.big_ranges);
       first_step_ = std::min<std::uint64_t>(p_.from, script_.size());
       const std::uint64_t end = p_.to == 0 ? script_.size() : std::min<std::uint64_t>(p_.to, script_.size());
       op_count_ = end > first_step_ ? end - first_step_ : 0;
@@ -1283,7 +1344,7 @@ class VolumeWorkload final : public Workload {
     r.parent = kRootId;
     model_.nodes.emplace(kRootId, std::move(r));
 
-    PMEMFS_TRY(p_.mode == "single" ? build_single_tree(p_.open_unlink) : build_small_tree());
+    PMEMFS_TRY(p_.mode == "single" ? build_single_tree(p_.open_unlink, p_.big_ranges) : build_small_tree());
     // mode=single, from=K: the first K steps are part of the setup (not crash-checked).
     for (std::uint64_t i = 0; i < first_step_; ++i) {
       Op op = script_[i];
@@ -1532,7 +1593,17 @@ class VolumeWorkload final : public Workload {
   }
 
   // mode=single: the tree the script expects (with_orphans: and /o for its orphan steps).
-  Status build_single_tree(bool with_orphans) {
+  Status build_single_tree(bool with_orphans, bool big_ranges) {
+    if (big_ranges) {
+      PMEMFS_TRY(mk(Kind::kMkdir, "/r", 0755));
+      for (const char* f : {"/r/p", "/r/z", "/r/x", "/r/a", "/r/t"}) {
+        PMEMFS_TRY(mk(Kind::kCreate, f, 0644));
+        // A run, single blocks every other block, a run; the file ends inside its last block.
+        PMEMFS_TRY(put(f, 0, kRangeRunBlocks * 4096));
+        for (std::uint64_t i = 0; i < kRangeExtents; ++i) PMEMFS_TRY(put(f, (kRangeRunBlocks + 2 * i) * 4096, 4096));
+        PMEMFS_TRY(put(f, (kRangeRunBlocks + 2 * kRangeExtents) * 4096, kRangeRunBlocks * 4096 - 1000));
+      }
+    }
     if (with_orphans) {
       PMEMFS_TRY(mk(Kind::kMkdir, "/o", 0755));
       PMEMFS_TRY(mk(Kind::kMkdir, "/o/dir", 0755));
@@ -1609,9 +1680,9 @@ std::uint64_t volume_pair_count() { return kPairKinds * kPairKinds; }
 
 std::string volume_pair_op_name(std::uint64_t k) { return k < kPairKinds ? kPairNames[k] : "?"; }
 
-std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink) {
+std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink, bool big_ranges) {
   Rng rng(0);
-  const std::vector<Op> script = single_script(rng, open_unlink);
+  const std::vector<Op> script = single_script(rng, open_unlink, big_ranges);
   for (std::uint64_t i = 0; i < script.size(); ++i) {
     if (script[i].label == label) return i;
   }
@@ -1647,6 +1718,9 @@ std::optional<VolumeWorkloadParams> VolumeWorkloadParams::from_spec(const Worklo
     } else if (key == "open_unlink") {
       if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
       p.open_unlink = v != 0;
+    } else if (key == "big_ranges") {
+      if (!parse_u64(value, &v) || v > 1) return fail("want 0 or 1");
+      p.big_ranges = v != 0;
     } else if (key == "edit_budget") {
       if (!parse_u64(value, &v)) return fail("want a byte count (0: the volume's own)");
       p.edit_budget = v;
@@ -1677,6 +1751,7 @@ WorkloadSpec VolumeWorkloadParams::to_spec() const {
   if (probe != d.probe) spec.params.emplace_back("probe", probe ? "1" : "0");
   if (open_unlink != d.open_unlink) spec.params.emplace_back("open_unlink", open_unlink ? "1" : "0");
   if (edit_budget != d.edit_budget) spec.params.emplace_back("edit_budget", std::to_string(edit_budget));
+  if (big_ranges != d.big_ranges) spec.params.emplace_back("big_ranges", big_ranges ? "1" : "0");
   if (ring_fill != d.ring_fill) spec.params.emplace_back("ring_fill", ring_fill ? "1" : "0");
   if (!bug.empty()) spec.params.emplace_back("bug", bug);
   return spec;

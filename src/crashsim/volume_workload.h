@@ -42,7 +42,9 @@
 //     bytes), every byte outside it is old;
 //   - space: the inodes in use (statfs) are exactly the ones the tree names, and the data
 //     blocks in use exactly the ones their inodes own (st_blocks: data and tree nodes) —
-//     a leak or a double use, on every image. The recovered volume has no orphans left
+//     a leak or a double use, on every image; and no file has blocks past its end unless
+//     it keeps them on purpose (kInodeKeepsPastEnd: fallocate KEEP_SIZE) — speculative
+//     blocks or a preallocation or trim a crash cut short must be gone after recovery. The recovered volume has no orphans left
 //     (open frees them); on the live volume between operations, orphans pending on the
 //     list (and the blocks they own) are counted in;
 //   - every `fsck_every`-th image checked: a probe (create + write + mkdir) succeeds on the
@@ -81,9 +83,15 @@
 //               open frees it (the space check then finds no leak).
 //   edit_budget bytes (default 0 = the volume's own): fs::test_edit_budget_bytes() during the
 //               checked operations, so that truncate, fallocate, punch and unlink of big
-//               maps run as many small transactions (punch and zero-range may then leave a
-//               done prefix after a crash: docs/design.md's documented limit, which this
-//               oracle reports as an atomicity violation)
+//               maps run as many small transactions (each all or nothing across a crash all
+//               the same: their intents make the open complete or roll back what a crash
+//               interrupted; the oracle is as strict as for one transaction)
+//   big_ranges  0/1 (default 0): single: steps at the script's end over files under /r
+//               (an extent tree whose first and last extents are runs of blocks): a punch
+//               and a zero range straddling both runs, a zero range that extends the file,
+//               a KEEP_SIZE preallocation of the holes and past the end, a truncate down and
+//               a punch of everything; run with a small edit_budget, each takes many
+//               transactions
 //   bug         a journal::PlantedBugs, fs::DataPathBugs or fs::MetadataBugs field: set at
 //               the end of setup (so setup runs clean) and every switch is reset when the
 //               workload is destroyed.
@@ -108,6 +116,8 @@ struct VolumeWorkloadParams {
   bool ring_fill = false;       // setup brings the journal's head near the ring's end
   bool open_unlink = false;     // single: add "unlink a file while it is open" (see below)
   std::uint64_t edit_budget = 0;  // > 0: fs::test_edit_budget_bytes() (tiny transactions)
+  bool big_ranges = false;      // single: add punch, zero range, preallocation and truncate of
+                                // extent trees at the script's end (see below)
   std::string bug;              // "", or a journal::PlantedBugs / fs::DataPathBugs field name
 
   // From a WorkloadSpec's params; nullopt (and *error) on an unknown key or bad value.
@@ -125,7 +135,8 @@ std::uint64_t volume_pair_count();
 std::string volume_pair_op_name(std::uint64_t k);
 // mode=single: the index of the script step with this label (for from= and to=), in the
 // script with or without the open_unlink steps.
-std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink = false);
+std::optional<std::uint64_t> volume_single_step(const std::string& label, bool open_unlink = false,
+                                               bool big_ranges = false);
 
 // Counters a test may look at after a sweep (summed over every workload the factory made).
 struct VolumeWorkloadCounters {

@@ -77,11 +77,13 @@ inline constexpr std::uint32_t kTxMagic = 0x4e585450u;                    // "PT
 inline constexpr std::uint32_t kInodeMagic = 0x444f4e49u;                 // "INOD"
 inline constexpr std::uint32_t kBtreeMagic = 0x45455242u;                 // "BREE"
 inline constexpr std::uint64_t kOrphanMagic = 0x524f53464d454d50ull;      // "PMEMFSOR"
+inline constexpr std::uint32_t kIntentMagic = 0x544e4950u;                 // "PINT"
 
 // Seeds' tags for records without headers (mixed into the checksum seed).
 inline constexpr std::uint64_t kTagInode = 0x01;
 inline constexpr std::uint64_t kTagBlockGroup = 0x02;
 inline constexpr std::uint64_t kTagInodeGroup = 0x03;
+inline constexpr std::uint64_t kTagIntent = 0x04;
 
 // ---------------------------------------------------------------------------- features
 // A volume with an unknown incompat bit is refused; an unknown ro_compat bit opens it
@@ -92,9 +94,25 @@ inline constexpr std::uint64_t kTagInodeGroup = 0x03;
 // volume made before the list existed. Incompatible because a build that ignored the list
 // would free orphans behind its back (fsck --repair) or reject their link fields.
 inline constexpr std::uint64_t kFeatureIncompatOrphanList = 1u << 0;
+// kFeatureIncompatIntents: block 2 holds the intent table (IntentRecord below) and inodes
+// may carry kInodeKeepsPastEnd. Set by mkfs, and by the first writable open of an older
+// volume (an empty table through the journal, then the bit). Incompatible because a build
+// that ignored the table would never finish (or roll back) what a crash interrupted, and
+// would take the flag for damage.
+inline constexpr std::uint64_t kFeatureIncompatIntents = 1u << 1;
+// Bit 2 (value 4) is reserved for extended attributes.
+// kFeatureIncompatLazyInodeGroups: an inode group descriptor may carry
+// kInodeGroupUninitialised (its inode table slots were never written: mkfs skips them).
+// Set by mkfs; the first writable open of an older volume adds it (no group is then
+// uninitialised). Incompatible because a build that ignored the flag would read the
+// never-written slots.
+inline constexpr std::uint64_t kFeatureIncompatLazyInodeGroups = 1u << 3;
 inline constexpr std::uint64_t kFeatureCompatKnown = 0;
 inline constexpr std::uint64_t kFeatureRoCompatKnown = 0;
-inline constexpr std::uint64_t kFeatureIncompatKnown = kFeatureIncompatOrphanList;
+inline constexpr std::uint64_t kFeatureIncompatKnown =
+    kFeatureIncompatOrphanList | kFeatureIncompatIntents | kFeatureIncompatLazyInodeGroups;
+// What mkfs sets, and the first writable open of an older volume adds.
+inline constexpr std::uint64_t kFeatureIncompatDefault = kFeatureIncompatOrphanList | kFeatureIncompatIntents;  // LAZY TODO
 
 // ---------------------------------------------------------------------------- superblock
 // Two copies (blocks 0 and 1). Writers update the copy (sequence+1) % 2 with the next
@@ -166,6 +184,58 @@ struct OrphanHead {
   std::uint64_t reserved;     // zero
 };
 
+// ---------------------------------------------------------------------------- intents
+// Block 2, bytes 256..4095 (kFeatureIncompatIntents): the intent table, kIntentSlots
+// records of one cache line each. (Bytes 192..255 of block 2 are reserved for extended
+// attributes; VolumeState bytes 64..79 for the error state.) An intent records, in the
+// transaction that starts it, work on one file that must not be left half done by a
+// crash: what recovery does with it (finish it, or roll it back) is the kind's rule, and
+// the transaction that finishes the work frees the slot. Changed only through the
+// journal. A free slot is 64 zero bytes.
+inline constexpr std::uint64_t kIntentTableOffset = kStateBlock * kBlockBytes + 256;
+inline constexpr std::uint32_t kIntentRecordBytes = 64;
+inline constexpr std::uint32_t kIntentSlots = (kBlockBytes - 256) / kIntentRecordBytes;  // 60
+struct IntentRecord {
+  std::uint32_t magic;             // kIntentMagic; 0 in a free slot
+  std::uint16_t kind;              // kIntent*
+  std::uint16_t flags;             // zero (reserved for the kinds to come)
+  std::uint64_t checksum;          // XXH3-64 of the 64 bytes with this field zero, seeded with
+                                   // volume_seed ^ (slot << 8) ^ kTagIntent
+  std::uint64_t owner_ino;         // the file the work is on
+  std::uint32_t owner_generation;  // its generation (a reused number is another file)
+  std::uint32_t reserved0;         // zero
+  std::uint64_t owner_session;     // 0 today: the process that owns the work (several
+                                   // processes: only a dead one's intents are finished)
+  std::uint64_t first_block;       // file blocks [first_block, end_block)
+  std::uint64_t end_block;
+  std::uint64_t reserved1;         // zero
+};
+// The kinds, and what recovery (a writable open; fsck --repair) does with each. "Past the
+// end" means at or after file block ceil(size / 4096) at the time recovery runs.
+//   kIntentSpeculative  blocks an append preallocation mapped unwritten past the end
+//                       (trimmed at the file's close): rolled back — every block of the
+//                       range past the end is freed.
+//   kIntentTrim         a truncate whose size change committed but whose blocks past the
+//                       new end were not all freed yet: completed — every block past the
+//                       end from first_block on is freed (end_block = the file block limit).
+//   kIntentPunch        a hole punch whose first transaction committed (the edges zeroed,
+//                       the extents straddling its ends cut): completed — every block of
+//                       the range is freed. first_block advances as the work does.
+//   kIntentZero         a zero range whose first transaction committed (edges zeroed, size
+//                       set, straddling extents split): completed — every written extent
+//                       of the range is made unwritten. first_block advances.
+//   kIntentPrealloc     a preallocation (fallocate, or a zero range's allocation) that
+//                       needs more than one transaction: rolled back — blocks of the range
+//                       past the end are freed, unless the inode has kInodeKeepsPastEnd
+//                       (what is inside the file stays: unwritten, it reads as zeros).
+// Kinds up to kIntentKindMax are known; a record of another kind is damage.
+inline constexpr std::uint16_t kIntentSpeculative = 1;
+inline constexpr std::uint16_t kIntentTrim = 2;
+inline constexpr std::uint16_t kIntentPunch = 3;
+inline constexpr std::uint16_t kIntentZero = 4;
+inline constexpr std::uint16_t kIntentPrealloc = 5;
+inline constexpr std::uint16_t kIntentKindMax = 5;
+
 // ---------------------------------------------------------------------------- journal
 // The journal header block holds two checkpoint slots, each in its own cache line. A
 // checkpoint says: every transaction with sequence <= `sequence` is applied in place;
@@ -225,7 +295,12 @@ struct GroupDesc {
   std::uint16_t flags;       // kGroupFlag*
   std::uint32_t checksum;    // low 32 bits of XXH3-64
 };
-inline constexpr std::uint16_t kGroupFlagBadBlocks = 1;  // group touches a known bad range
+inline constexpr std::uint16_t kGroupFlagBadBlocks = 1;  // block group: touches a known bad range
+// Inode group (kFeatureIncompatLazyInodeGroups): every inode of the group is free and its
+// table slots were never written (their bytes are undefined and never read). The first
+// allocation from the group zeroes its slots in place, drains, and clears the flag in the
+// allocation's own transaction.
+inline constexpr std::uint16_t kInodeGroupUninitialised = 2;
 
 // ---------------------------------------------------------------------------- inode
 inline constexpr std::uint32_t kInlineExtents = 5;
@@ -250,6 +325,10 @@ struct ExtentValue {
 inline constexpr std::uint32_t kInodeSealed = 1u << 0;       // block map immutable
 inline constexpr std::uint32_t kInodeExtentTree = 1u << 1;   // extents in a B+tree
 inline constexpr std::uint32_t kInodeInlineData = 1u << 2;   // symlink target inline
+// Blocks past the end of file are kept on purpose (fallocate with KEEP_SIZE put them
+// there): fsck does not count them as leaked (kFeatureIncompatIntents). Cleared when a
+// truncate frees everything past the end.
+inline constexpr std::uint32_t kInodeKeepsPastEnd = 1u << 3;
 
 struct Inode {
   std::uint32_t magic;          // kInodeMagic; 0 in a free slot

@@ -65,6 +65,19 @@ PMEMFS_PIN_OFFSET(OrphanHead, count, 48);
 static_assert(kOrphanHeadOffset % 64 == 0 && kOrphanHeadOffset >= kStateBlock * kBlockBytes + sizeof(VolumeState),
               "the orphan head has its own cache line after the volume state");
 
+PMEMFS_PIN_SIZE(IntentRecord, 64);
+PMEMFS_PIN_OFFSET(IntentRecord, kind, 4);
+PMEMFS_PIN_OFFSET(IntentRecord, checksum, 8);
+PMEMFS_PIN_OFFSET(IntentRecord, owner_ino, 16);
+PMEMFS_PIN_OFFSET(IntentRecord, owner_generation, 24);
+PMEMFS_PIN_OFFSET(IntentRecord, owner_session, 32);
+PMEMFS_PIN_OFFSET(IntentRecord, first_block, 40);
+PMEMFS_PIN_OFFSET(IntentRecord, end_block, 48);
+static_assert(kIntentTableOffset == kStateBlock * kBlockBytes + 256 &&
+                  kIntentTableOffset + kIntentSlots * kIntentRecordBytes == (kStateBlock + 1) * kBlockBytes,
+              "the intent table fills block 2 from byte 256");
+static_assert(kIntentSlots <= 64, "a 64-bit mask covers the slots");
+
 PMEMFS_PIN_SIZE(NodeHeader, 64);
 PMEMFS_PIN_OFFSET(NodeHeader, checksum, 8);
 PMEMFS_PIN_OFFSET(NodeHeader, self_block, 32);

@@ -4,6 +4,8 @@
 // locks. Rooms of the fs layer:
 //   inode.cc      load/verify/store inodes
 //   orphan.cc     the orphan list: unlinked inodes not freed yet, freed in bounded steps
+//   intent.cc     the intent table: work a crash must not leave half done, finished or
+//                 rolled back at the next open
 //   dir.cc        directory entries in a B+tree keyed by name hash
 //   namespace.cc  path resolution and the Volume's namespace operations
 //   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
@@ -20,6 +22,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -160,6 +163,9 @@ struct MetadataBugs {
   // rename (a plain move) commits the new entry and the removal of the old one in two
   // transactions: a crash between them leaves both names with one link.
   bool rename_split_tx = false;
+  // A writable open leaves the intents a crash left (neither finished nor rolled back):
+  // a punch or zero range half done stays so, blocks past an end stay leaked.
+  bool skip_intent_recovery = false;
 };
 MetadataBugs& metadata_planted_bugs();
 
@@ -228,10 +234,15 @@ struct VolumeCore {
   btree::Context bctx;
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
   // Speculative preallocation (file.cc): per inode, the block range [first, end) this
-  // process mapped unwritten past the end of a file being appended to; trimmed at close.
+  // process mapped unwritten past the end of a file being appended to, and the intent
+  // slot (kIntentSpeculative) that records it on media; trimmed at close.
   bool speculative_enabled = true;  // PMEMFS_NO_SPECULATIVE=1 at open turns it off
+  struct SpeculativeRange {
+    std::uint64_t first = 0, end = 0;
+    std::uint32_t slot = 0;
+  };
   std::mutex speculative_lock;
-  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> speculative;
+  std::unordered_map<std::uint64_t, SpeculativeRange> speculative;
   bool read_only = false;
   journal::RecoveryStats recovery;
 
@@ -312,6 +323,73 @@ struct VolumeCore {
   std::mutex reap_lock;
   std::vector<std::uint64_t> reap_queue;
 
+  // ---- intent table (intent.cc; format.h IntentRecord, docs/design.md "Intents")
+  // Work on one file that a crash must not leave half done (a punch or zero range of more
+  // than one transaction, a truncate's trim, speculative and bounded preallocation) is
+  // recorded in a slot of the table in the transaction that starts it; the transaction
+  // that ends it frees the slot. The next writable open finishes or rolls back whatever a
+  // crash left (recover_intents), before the orphans are freed.
+  bool has_intent_table() const { return (sb.feature_incompat & format::kFeatureIncompatIntents) != 0; }
+  // Slots speculative preallocation leaves free for the work that must have one (it
+  // takes a slot only while more than this many are free).
+  static constexpr std::uint32_t kIntentSlotsReserved = 8;
+  // Reads and verifies slot `slot`: nullopt when free. EUCLEAN naming the slot and its
+  // offset (a bad magic, checksum, kind, range or reserved bytes).
+  Result<std::optional<format::IntentRecord>> load_intent(journal::MetaReader& r, std::uint32_t slot) const;
+  // Stages `rec` (magic and checksum set here) into `slot` / stages a free slot. The
+  // in-memory mask of used slots follows at the commit.
+  void store_intent(journal::Transaction& tx, std::uint32_t slot, format::IntentRecord rec);
+  void clear_intent(journal::Transaction& tx, std::uint32_t slot);
+  // A free slot, read through r, when more than `keep_free` are free; nullopt otherwise.
+  Result<std::optional<std::uint32_t>> find_free_intent(journal::MetaReader& r, std::uint32_t keep_free) const;
+  // Blocks until this instance's table has a free slot (another operation ended). EIO
+  // once the instance is poisoned (the slots it holds stay for the next open).
+  Status wait_for_free_intent();
+  // Clears every intent naming `ino` (free_inode: the work ends with the file).
+  Status drop_intents_of(journal::Transaction& tx, std::uint64_t ino);
+  // Verifies every slot and the inode each intent names (in use, same generation, a
+  // regular file; deep: its whole block map). Returns the intents found (slot, record).
+  // EUCLEAN naming the slot or the inode and their offsets.
+  Result<std::vector<std::pair<std::uint32_t, format::IntentRecord>>> verify_intents(journal::MetaReader& r,
+                                                                                     bool deep) const;
+  // At open, after journal recovery: verifies the table (deep on a writable instance);
+  // writable, finishes every intent (finish_intent); read-only, records the ranges that
+  // pending punch and zero-range intents will zero (read_at shows them as zeros). Nothing
+  // is written before every intent and its file verified.
+  Status recover_intents();
+  // Does what recovery does with the intent in `slot` (format.h, the kinds), in bounded
+  // steps, each a transaction; the last frees the slot. Does nothing when the slot no
+  // longer holds an intent of rec's inode and kind. Takes the inode lock unless the
+  // caller holds it (exclusively).
+  Status finish_intent(std::uint32_t slot, const format::IntentRecord& rec, bool take_inode_lock = true);
+  // Byte ranges of files that read as zeros though their blocks still hold data: pending
+  // punch and zero-range intents this instance does not finish (a read-only open, or a
+  // failure after their first transaction), so that reads show what the finished
+  // operation, and recovery, leave. Reads and SEEK_DATA/SEEK_HOLE honour them.
+  struct PendingZero {
+    std::uint64_t ino = 0;
+    std::uint64_t first_byte = 0, end_byte = 0;
+  };
+  void note_pending_zero(std::uint64_t ino, std::uint64_t first_block, std::uint64_t end_block);
+  // Zeroes what of [offset, offset + out.size()) of `ino` lies in a pending range.
+  void apply_pending_zero(std::uint64_t ino, std::uint64_t offset, std::span<std::byte> out) const;
+  // The first pending range of `ino` that ends after `pos`, if any.
+  std::optional<PendingZero> next_pending_zero(std::uint64_t ino, std::uint64_t pos) const;
+  mutable std::mutex pending_zero_lock;
+  std::vector<PendingZero> pending_zero;  // guarded by pending_zero_lock
+  std::atomic<bool> any_pending_zero{false};
+  // Used slots, one bit each: set and cleared when a transaction that stores or frees a
+  // slot commits (so it is exact for this instance); read without the metadata lock by
+  // wait_for_free_intent and drop_intents_of's shortcut.
+  std::atomic<std::uint64_t> intents_used{0};
+  std::mutex intent_wait_lock;
+  std::condition_variable intent_freed;
+
+  // Blocks mapped at or past ceil(size / 4096) in a regular file's map (fsck, tests, the
+  // crash oracle): none unless the inode keeps them (kInodeKeepsPastEnd) or an intent
+  // will free them.
+  Result<std::uint64_t> blocks_past_end(journal::MetaReader& r, const format::Inode& inode) const;
+
   // ---- directories (dir.cc)
   struct DirLookup {
     std::uint64_t ino = 0;
@@ -384,12 +462,17 @@ struct VolumeCore {
   // Sets the size of a regular file (truncate) in one transaction. Shrinking zeroes the
   // rest of the new last block through the journal and frees blocks past the new end as
   // far as the transaction budget allows (blocks left past the end are never exposed; see
-  // fs/filemap.h; file_truncate frees the rest in further transactions). Growing zeroes
-  // what it uncovers. Updates mtime/ctime when the size changes.
+  // fs/filemap.h; file_truncate frees the rest in further transactions, under an intent);
+  // *complete (when given) says whether nothing is left past the new end. Growing zeroes
+  // what it uncovers. Updates mtime/ctime when the size changes; clears
+  // kInodeKeepsPastEnd when nothing is left past the end.
   // EFBIG, ETXTBSY (sealed and the size changes), EINVAL (not a regular file).
-  Status set_size(journal::Transaction& tx, format::Inode& inode, std::uint64_t size);
+  Status set_size(journal::Transaction& tx, format::Inode& inode, std::uint64_t size, bool* complete = nullptr);
   // The whole truncate of an open or named regular file (file.cc): takes the inode lock,
-  // runs as many transactions as needed. Errors as set_size, plus EISDIR, EROFS, EIO.
+  // runs as many transactions as needed. It returns an error only when nothing changed:
+  // once its size change has committed it succeeds, and blocks it could not free then
+  // (an error, a poisoned instance) are freed by the next writable open (the intent).
+  // Errors as set_size, plus EISDIR, EROFS, EIO.
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
 
   // ---- open-file table

@@ -114,6 +114,26 @@ Status sealed_error(const Inode& inode, std::string_view what) {
   return Status::error(ETXTBSY, fmt::format("inode {} is sealed: {}", inode.ino, what));
 }
 
+format::IntentRecord make_intent(std::uint16_t kind, const Inode& inode, std::uint64_t first, std::uint64_t end) {
+  format::IntentRecord rec{};
+  rec.kind = kind;
+  rec.owner_ino = inode.ino;
+  rec.owner_generation = inode.generation;
+  rec.first_block = first;
+  rec.end_block = end;
+  return rec;
+}
+
+// The kIntentPrealloc intent a write holds while blocks that its first transaction mapped
+// past the end of file (write_large) are not inside the file yet: a crash before the
+// transaction that sets the size leaves them to the next open to free. Carried through
+// write_locked's loop (a write of many pieces); what is still held when it ends is rolled
+// back at once.
+struct HeldPrealloc {
+  std::optional<std::uint32_t> slot;
+  std::uint64_t first = 0, end = 0;  // file blocks
+};
+
 // The byte address of file offset `pos` inside mapping m (m must map pos's block).
 std::byte* media_at(VolumeCore& core, const Mapping& m, std::uint64_t pos) {
   return core.base() + m.physical * kBlockBytes + (pos - m.logical * kBlockBytes);
@@ -203,6 +223,8 @@ Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::
       pos = piece_end;
     }
   }
+  // A punch or zero range this instance could not finish reads as it will be.
+  core.apply_pending_zero(ino, offset, buf.first(static_cast<std::size_t>(end - offset)));
   return static_cast<std::size_t>(end - offset);
 }
 
@@ -257,13 +279,22 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
   return Status::ok();
 }
 
-// Maps unwritten blocks after `end` (the file's size) for the appends
-// to come; see kSpeculativeMinBytes. Best effort: any failure discards the transaction
-// (nothing changes) and the write that called it has already succeeded.
+// Maps unwritten blocks after `end` (the file's size) for the appends to come; see
+// kSpeculativeMinBytes. The same transaction records them in the intent table
+// (kIntentSpeculative), so that a crash before the close that trims them leaves them to
+// the next open to free; with fewer than kIntentSlotsReserved + 1 slots free it does not
+// preallocate. Best effort: any failure discards the transaction (nothing changes) and
+// the write that called it has already succeeded. The caller holds the inode lock.
 void preallocate_after(VolumeCore& core, std::uint64_t ino, std::uint64_t end) {
   const std::uint64_t from = ceil_blocks(end);
   const std::uint64_t want = std::clamp(from, kSpeculativeMinBlocks, kSpeculativeMaxBlocks);
-  if (from >= fs::kMaxFileBlocks || want > fs::kMaxFileBlocks - from) return;
+  if (from >= fs::kMaxFileBlocks || want > fs::kMaxFileBlocks - from || !core.has_intent_table()) return;
+  std::optional<VolumeCore::SpeculativeRange> held;
+  {
+    std::lock_guard<std::mutex> g(core.speculative_lock);
+    auto it = core.speculative.find(ino);
+    if (it != core.speculative.end()) held = it->second;
+  }
   MetaTx mtx(core);
   journal::Transaction& tx = mtx.tx();
   if (!core.check_writable().is_ok()) return;
@@ -271,22 +302,41 @@ void preallocate_after(VolumeCore& core, std::uint64_t ino, std::uint64_t end) {
   if (!alloc::verify_volume_state(st, core.sb).is_ok() || st.free_blocks / kSpeculativeFreeFactor < want) return;
   auto inode = core.load_inode(tx, ino);
   if (!inode.is_ok() || inode->size_bytes != end || (inode->flags & format::kInodeSealed) != 0) return;
+  std::uint32_t slot = 0;
+  if (held) {
+    slot = held->slot;
+  } else {
+    auto free_slot = core.find_free_intent(tx, VolumeCore::kIntentSlotsReserved);
+    if (!free_slot.is_ok() || !*free_slot) return;  // the table is (nearly) full: no speculation
+    slot = **free_slot;
+  }
   MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
   std::uint64_t done = from;
   if (!ed.allocate(from, want, NewBlocks::kUnwritten, &done, nullptr).is_ok() || done == from) return;
   if (!ed.finish().is_ok()) return;
   core.store_inode(tx, *inode);
+  VolumeCore::SpeculativeRange range{from, done, slot};
+  if (held) range = {std::min(held->first, from), std::max(held->end, done), slot};
+  format::IntentRecord rec{};
+  rec.kind = format::kIntentSpeculative;
+  rec.owner_ino = ino;
+  rec.owner_generation = inode->generation;
+  rec.first_block = range.first;
+  rec.end_block = range.end;
+  core.store_intent(tx, slot, rec);
   if (!mtx.commit().is_ok()) return;
   std::lock_guard<std::mutex> g(core.speculative_lock);
-  auto [it, fresh] = core.speculative.try_emplace(ino, from, done);
-  if (!fresh) it->second = {std::min(it->second.first, from), std::max(it->second.second, done)};
+  core.speculative[ino] = range;
 }
 
-// Frees what speculative preallocation left past the end of `ino` (at a close). Best
-// effort, like the preallocation; stops at the first failure, leaving unwritten blocks
-// past the end (valid, and freed with the file).
-void trim_speculative(VolumeCore& core, std::uint64_t ino) {
-  std::pair<std::uint64_t, std::uint64_t> range;
+// Frees what speculative preallocation left past the end of `ino` and frees its intent
+// slot: at the close of a writer, and before a truncate or fallocate (which then start
+// from a file with nothing speculative past its end). The caller holds the inode lock
+// exclusively. Best effort, like the preallocation: it stops at the first failure, and the
+// intent left on media makes the next open finish the job. An unlinked file is freed
+// whole later, its intents with it (free_inode).
+void trim_speculative_locked(VolumeCore& core, std::uint64_t ino) {
+  VolumeCore::SpeculativeRange range;
   {
     std::lock_guard<std::mutex> g(core.speculative_lock);
     auto it = core.speculative.find(ino);
@@ -294,29 +344,34 @@ void trim_speculative(VolumeCore& core, std::uint64_t ino) {
     range = it->second;
     core.speculative.erase(it);
   }
-  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
-  for (int step = 0; step < 64; ++step) {
+  for (;;) {
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
     if (!core.check_writable().is_ok()) return;
     auto inode = core.load_inode(tx, ino);
-    if (!inode.is_ok() || inode->nlink == 0) return;  // an unlinked file is freed whole
+    if (!inode.is_ok() || inode->nlink == 0) return;
+    auto rec = core.load_intent(tx, range.slot);
+    if (!rec.is_ok() || !*rec || (*rec)->owner_ino != ino || (*rec)->kind != format::kIntentSpeculative) return;
     const std::uint64_t from = std::max(range.first, ceil_blocks(inode->size_bytes));
-    if (from >= range.second) return;
-    MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
-    std::uint64_t done = from;
-    if (!ed.punch(from, range.second - from, &done).is_ok() || !ed.finish().is_ok()) return;
-    core.store_inode(tx, *inode);
-    if (!mtx.commit().is_ok() || done >= range.second) return;
+    std::uint64_t done = range.end;
+    if (from < range.end) {
+      MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
+      if (!ed.punch(from, range.end - from, &done).is_ok() || !ed.finish().is_ok()) return;
+      core.store_inode(tx, *inode);
+    }
+    if (done >= range.end) core.clear_intent(tx, range.slot);
+    if (!mtx.commit().is_ok() || done >= range.end) return;
     range.first = done;
   }
 }
 
-// Forgets the speculative range of `ino` (its blocks past the end now belong to an explicit
-// fallocate or truncate, which the close must not take back).
-void forget_speculative(VolumeCore& core, std::uint64_t ino) {
-  std::lock_guard<std::mutex> g(core.speculative_lock);
-  core.speculative.erase(ino);
+void trim_speculative(VolumeCore& core, std::uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> g(core.speculative_lock);
+    if (core.speculative.find(ino) == core.speculative.end()) return;
+  }
+  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  trim_speculative_locked(core, ino);
 }
 
 // Whether a write of [offset, end) to a file of old_size, of which [offset, written_end)
@@ -493,14 +548,18 @@ Status copy_planned(VolumeCore& core, std::uint64_t ino, std::span<const std::by
 // write_small.
 // `plan`: when the caller found mapped_for_copy true (under the same inode lock), its plan.
 Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
-                                std::uint64_t offset, bool* map_ahead, const CopyPlan* plan) {
+                                std::uint64_t offset, bool* map_ahead, const CopyPlan* plan, HeldPrealloc& held) {
   const std::uint64_t end = offset + data.size();
   const std::uint64_t first = offset / kBlockBytes;
   std::uint64_t limit = ceil_blocks(end) - first;
   std::uint64_t done = first;
   bool ready = plan != nullptr;
   if (ready) done = first + limit;
+  bool wait_slot = false;
   while (!ready) {
+    if (wait_slot) PMEMFS_TRY(core.wait_for_free_intent());
+    wait_slot = false;
+    done = first;
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
     PMEMFS_TRY(core.check_writable());
@@ -529,9 +588,27 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
       return st;
     }
     if (sealed && !fresh.empty()) return sealed_error(inode, "its block map cannot change");
+    // Blocks mapped past the end of file: recorded, so that a crash before the size
+    // covers them leaves nothing past the end that nothing keeps.
+    const std::uint64_t eof_block = ceil_blocks(inode.size_bytes);
+    HeldPrealloc next = held;
+    if (std::any_of(fresh.begin(), fresh.end(), [&](const BlockRange& f) { return f.logical + f.count > eof_block; })) {
+      next.first = next.slot ? std::min(next.first, eof_block) : eof_block;
+      next.end = next.slot ? std::max(next.end, done) : done;
+      if (!next.slot) {
+        PMEMFS_ASSIGN_OR_RETURN(auto free_slot, core.find_free_intent(tx, 0));
+        if (!free_slot) {
+          wait_slot = true;  // abandoned (nothing of it on media): wait for a slot, then again
+          continue;
+        }
+        next.slot = *free_slot;
+      }
+      core.store_intent(tx, *next.slot, make_intent(format::kIntentPrealloc, inode, next.first, next.end));
+    }
     PMEMFS_TRY(ed.finish());
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
+    held = next;
     ready = true;
   }
   const std::uint64_t bytes_end = std::min(end, done * kBlockBytes);
@@ -567,7 +644,20 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   PMEMFS_TRY(ed.finish());
   *map_ahead = speculate_after(core, tx, inode, offset, old_size, end, written_end);
   core.store_inode(tx, inode);
+  HeldPrealloc next = held;
+  if (held.slot) {
+    // What the first transaction mapped past the end is inside the file now, or partly.
+    const std::uint64_t eof_block = ceil_blocks(inode.size_bytes);
+    if (eof_block >= held.end) {
+      core.clear_intent(tx, *held.slot);
+      next = HeldPrealloc{};
+    } else if (eof_block > held.first) {
+      next.first = eof_block;
+      core.store_intent(tx, *held.slot, make_intent(format::kIntentPrealloc, inode, next.first, next.end));
+    }
+  }
   PMEMFS_TRY(mtx.commit());
+  held = next;
   return static_cast<std::size_t>(written_end - offset);
 }
 
@@ -576,6 +666,21 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
 Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                                  std::uint64_t offset) {
   std::size_t done = 0;
+  HeldPrealloc held;
+  // Blocks mapped past the end that the write did not bring into the file (it ended
+  // short): freed now; if that fails too, the intent left on media has the next open do it.
+  struct Release {
+    VolumeCore& core;
+    std::uint64_t ino;
+    HeldPrealloc& held;
+    ~Release() {
+      if (!held.slot) return;
+      format::IntentRecord rec{};
+      rec.kind = format::kIntentPrealloc;
+      rec.owner_ino = ino;
+      (void)core.finish_intent(*held.slot, rec, /*take_inode_lock=*/false);
+    }
+  } release{core, ino, held};
   while (done < data.size()) {
     const std::span<const std::byte> rest = data.subspan(done);
     bool map_ahead = false;
@@ -588,7 +693,7 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
       return mapped.status();
     }
     auto n = *mapped || rest.size() > kLockedCopyMaxBytes
-                 ? write_large(core, ino, rest, offset + done, &map_ahead, *mapped ? &plan : nullptr)
+                 ? write_large(core, ino, rest, offset + done, &map_ahead, *mapped ? &plan : nullptr, held)
                  : write_small(core, ino, rest, offset + done, &map_ahead);
     if (!n.is_ok()) {
       if (done > 0) return done;
@@ -742,69 +847,171 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> partial_edges(std::uint64_t
 
 enum class FallocKind { kAllocate, kPunch, kZero };
 
-// One fallocate, with the inode lock held exclusively. Bulk work on whole blocks runs in
-// budget-sized transactions front to back; the last transaction zeroes the partial edge
-// blocks (through the journal) and sets size and times. A crash part way leaves: for
-// allocate, extra unwritten blocks (reading as zeros, size unchanged); for punch and
-// zero, a prefix of the range done — documented as the limit of atomicity for ranges
-// whose metadata exceeds one transaction.
+// Frees an intent slot in a transaction of its own (an operation that failed before its
+// visible change rolls back). Best effort: if it fails, the next open rolls back.
+void release_intent(VolumeCore& core, std::uint32_t slot) {
+  MetaTx mtx(core);
+  core.clear_intent(mtx.tx(), slot);
+  (void)mtx.commit();
+}
+
+// After the first transaction of an operation recorded in the intent table committed, a
+// step of its remaining work failed (a failed persist or damage found: the instance is
+// poisoned by either; poisoned here in any case, so that nothing is built on a file whose
+// work is half done). The operation has happened: the next open completes it. Reads in
+// this instance show [first, end) as zeros meanwhile (zero_blocks), as it will be.
+Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, std::uint64_t first, std::uint64_t end,
+                  bool zero_blocks) {
+  if (!core.journal->poisoned())
+    core.journal->poison(fmt::format("inode {}: an operation could not finish ({}); the next open finishes it", ino,
+                                     why.to_string()));
+  if (zero_blocks && first < end) core.note_pending_zero(ino, first, end);
+  return Status::ok();
+}
+
+// One fallocate, with the inode lock held exclusively (no speculative blocks: trimmed
+// first). All or nothing across a crash, whatever its size (clause 1):
+//   - allocation (allocate modes, and a zero range's allocation of its holes) runs in
+//     budget-sized transactions; from the first that leaves work undone, a kIntentPrealloc
+//     intent makes a crash roll back what lies past the end of file (inside the file, the
+//     new unwritten blocks read as zeros: no content changes). An error undoes it
+//     (release_runs) and returns with the volume as it was;
+//   - the visible change of a punch or zero range is one transaction: the extents that
+//     straddle the range's edges are cut (the only steps that may need a tree node, so
+//     ENOSPC comes here, before anything is visible), the partial edge blocks zeroed
+//     through the journal, size and times set, and as much of the whole blocks inside
+//     punched or made unwritten as the budget allows; what is left is recorded as a
+//     kIntentPunch / kIntentZero intent in that same transaction, and the transactions
+//     that follow (which cannot fail for want of space) do it; a crash leaves it to the
+//     next open to complete. An error after that commit does not undo it: the call
+//     succeeds, the instance is poisoned and the next open completes it (unfinished).
+// A full intent table makes the transaction that needs a slot wait for one (it is
+// abandoned, nothing of it on media, and done again).
 Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
                         std::uint64_t offset, std::uint64_t end) {
-  std::uint64_t alloc_lb = offset / kBlockBytes;
+  const std::uint64_t alloc_first = offset / kBlockBytes;
   const std::uint64_t alloc_end = ceil_blocks(end);
-  std::uint64_t full_lb = ceil_blocks(offset);
   const std::uint64_t full_end = end / kBlockBytes;
-  if (full_lb > full_end) full_lb = full_end;
-  std::vector<BlockRange> allocated;  // by committed transactions of this call
+  const std::uint64_t full_lb = std::min(ceil_blocks(offset), full_end);
+  std::uint64_t alloc_lb = alloc_first;  // allocation done before this block
+  std::vector<BlockRange> allocated;     // by committed transactions of this call
+  std::optional<std::uint32_t> slot;     // the call's intent, on media
   auto fail = [&](Status s) {
     if (!allocated.empty()) release_runs(core, ino, allocated);
+    if (slot) release_intent(core, *slot);
     return s;
   };
+  std::uint64_t cur = full_lb;  // the inner work is done up to here (punch, zero range)
+  for (;;) {
+    bool need_slot = false, finished = false;
+    {
+      MetaTx mtx(core);
+      journal::Transaction& tx = mtx.tx();
+      if (Status w = core.check_writable(); !w.is_ok()) return fail(w);
+      auto loaded = core.load_inode(tx, ino);
+      if (!loaded.is_ok()) return fail(loaded.status());
+      Inode inode = *loaded;
+      if (Status t = check_file_type(inode); !t.is_ok()) return fail(t);
+      if (inode.flags & format::kInodeSealed) return fail(sealed_error(inode, "fallocate changes its block map"));
+      const std::uint64_t old_size = inode.size_bytes;
+      const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
+      MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
+      bool complete = true;  // preparation and allocation are done
+      std::uint64_t next_alloc = alloc_lb, next_cur = cur;
+      std::vector<BlockRange> fresh;
+      Status st;
+      if (grow) st = ed.prepare_growth(old_size, end, end, &complete);
+      if (st.is_ok() && complete && kind != FallocKind::kPunch && next_alloc < alloc_end) {
+        st = ed.allocate(next_alloc, alloc_end - next_alloc, NewBlocks::kUnwritten, &next_alloc, &fresh);
+        complete = next_alloc >= alloc_end;
+      }
+      if (!st.is_ok()) return fail(st);
+      const std::int64_t now = fs::now_ns();
+      inode.ctime_ns = now;
+      std::optional<format::IntentRecord> want;  // the intent this transaction leaves
+      if (!complete) {
+        want = make_intent(format::kIntentPrealloc, inode, alloc_first, alloc_end);
+      } else if (kind == FallocKind::kAllocate) {
+        if (grow) {
+          inode.size_bytes = end;
+          inode.mtime_ns = now;
+        }
+        if (keep_size && alloc_end > ceil_blocks(inode.size_bytes)) inode.flags |= format::kInodeKeepsPastEnd;
+        finished = true;
+      } else {
+        // The visible change: edges, size, times, and as much of the inside as fits.
+        st = kind == FallocKind::kPunch ? ed.punch_edges(full_lb, full_end) : ed.convert_edges(full_lb, full_end, true);
+        for (const auto& [from, to] : partial_edges(offset, end, old_size)) {
+          if (st.is_ok()) st = ed.zero_logged(from, to - from);
+        }
+        if (st.is_ok() && next_cur < full_end) {
+          st = kind == FallocKind::kPunch ? ed.punch(next_cur, full_end - next_cur, &next_cur)
+                                          : ed.flip_inside(next_cur, full_end, true, &next_cur);
+        }
+        if (!st.is_ok()) return fail(st);
+        inode.mtime_ns = now;
+        if (grow) inode.size_bytes = end;
+        if (keep_size && kind == FallocKind::kZero && alloc_end > ceil_blocks(inode.size_bytes))
+          inode.flags |= format::kInodeKeepsPastEnd;
+        if (next_cur < full_end) {
+          want = make_intent(kind == FallocKind::kPunch ? format::kIntentPunch : format::kIntentZero, inode, next_cur,
+                             full_end);
+        } else {
+          finished = true;
+        }
+      }
+      if (Status f = ed.finish(); !f.is_ok()) return fail(f);
+      core.store_inode(tx, inode);
+      std::optional<std::uint32_t> new_slot = slot;
+      if (want) {
+        if (!new_slot) {
+          auto free_slot = core.find_free_intent(tx, 0);
+          if (!free_slot.is_ok()) return fail(free_slot.status());
+          if (!*free_slot) need_slot = true;  // abandon this transaction and wait for a slot
+          new_slot = *free_slot;
+        }
+        if (new_slot) core.store_intent(tx, *new_slot, *want);
+      } else if (slot) {
+        core.clear_intent(tx, *slot);
+        new_slot.reset();
+      }
+      if (!need_slot) {
+        if (Status c = mtx.commit(); !c.is_ok()) return fail(c);
+        slot = new_slot;
+        alloc_lb = next_alloc;
+        cur = next_cur;
+        allocated.insert(allocated.end(), fresh.begin(), fresh.end());
+        if (finished) return Status::ok();
+        if (complete && kind != FallocKind::kAllocate) break;  // the visible change committed
+      }
+    }
+    if (need_slot) {
+      if (Status w = core.wait_for_free_intent(); !w.is_ok()) return fail(w);
+    }
+  }
+  // The punch or zero range has happened (its intent is on media): the inside, a budget
+  // at a time. Nothing here needs space, so only a failed persist or damage can stop it.
+  const bool punch = kind == FallocKind::kPunch;
   for (;;) {
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
-    PMEMFS_TRY(core.check_writable());
-    PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
-    PMEMFS_TRY(check_file_type(inode));
-    if (inode.flags & format::kInodeSealed) return fail(sealed_error(inode, "fallocate changes its block map"));
-    const std::uint64_t old_size = inode.size_bytes;
-    const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
-    MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
-    bool complete = true;
-    if (grow) PMEMFS_TRY(ed.prepare_growth(old_size, end, end, &complete));
-    std::vector<BlockRange> fresh;
-    if (complete && kind != FallocKind::kPunch && alloc_lb < alloc_end) {
-      std::uint64_t done = alloc_lb;
-      Status st = ed.allocate(alloc_lb, alloc_end - alloc_lb, NewBlocks::kUnwritten, &done, &fresh);
-      if (!st.is_ok()) return fail(st);
-      alloc_lb = done;
-      complete = alloc_lb >= alloc_end;
+    if (Status w = core.check_writable(); !w.is_ok()) return unfinished(core, ino, w, cur, full_end, true);
+    auto inode = core.load_inode(tx, ino);
+    if (!inode.is_ok()) return unfinished(core, ino, inode.status(), cur, full_end, true);
+    MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
+    std::uint64_t done = cur;
+    Status st = punch ? ed.punch(cur, full_end - cur, &done) : ed.flip_inside(cur, full_end, true, &done);
+    if (st.is_ok()) st = ed.finish();
+    if (!st.is_ok()) return unfinished(core, ino, st, cur, full_end, true);
+    core.store_inode(tx, *inode);
+    if (done >= full_end) {
+      core.clear_intent(tx, *slot);
+    } else {
+      core.store_intent(tx, *slot, make_intent(punch ? format::kIntentPunch : format::kIntentZero, *inode, done, full_end));
     }
-    if (complete && full_lb < full_end) {
-      std::uint64_t done = full_lb;
-      if (kind == FallocKind::kPunch) PMEMFS_TRY(ed.punch(full_lb, full_end - full_lb, &done));
-      if (kind == FallocKind::kZero) PMEMFS_TRY(ed.convert(full_lb, full_end - full_lb, true, &done));
-      if (kind != FallocKind::kAllocate) full_lb = done;
-      complete = full_lb >= full_end || kind == FallocKind::kAllocate;
-    }
-    const std::int64_t now = fs::now_ns();
-    if (complete) {
-      if (kind != FallocKind::kAllocate) {
-        for (const auto& [from, to] : partial_edges(offset, end, old_size)) PMEMFS_TRY(ed.zero_logged(from, to - from));
-        inode.mtime_ns = now;
-      }
-      if (grow) {
-        inode.size_bytes = end;
-        inode.mtime_ns = now;
-      }
-    }
-    inode.ctime_ns = now;
-    PMEMFS_TRY(ed.finish());
-    core.store_inode(tx, inode);
-    Status st = mtx.commit();
-    if (!st.is_ok()) return fail(st);
-    allocated.insert(allocated.end(), fresh.begin(), fresh.end());
-    if (complete) return Status::ok();
+    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(core, ino, c, cur, full_end, true);
+    cur = done;
+    if (cur >= full_end) return Status::ok();
   }
 }
 
@@ -818,54 +1025,73 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
   std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
-  forget_speculative(*this, ino);
+  trim_speculative_locked(*this, ino);
+  std::uint32_t slot = 0;
   for (;;) {
-    MetaTx mtx(*this);
-    journal::Transaction& tx = mtx.tx();
-    PMEMFS_TRY(check_writable());
-    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(tx, ino));
-    PMEMFS_TRY(check_file_type(inode));
-    const std::uint64_t old_size = inode.size_bytes;
-    if (size > old_size && (inode.flags & format::kInodeSealed) == 0) {
-      // Growth in budget-sized steps (normally one): blocks left written past the end by
-      // an interrupted truncate are turned unwritten first.
-      MapEditor ed(*this, tx, inode, edit_budget_bytes(*this));
-      bool complete = true;
-      PMEMFS_TRY(ed.prepare_growth(old_size, size, size, &complete));
-      PMEMFS_TRY(ed.finish());
-      if (complete) {
-        inode.size_bytes = size;
-        inode.mtime_ns = inode.ctime_ns = now_ns();
+    bool need_slot = false;
+    {
+      MetaTx mtx(*this);
+      journal::Transaction& tx = mtx.tx();
+      PMEMFS_TRY(check_writable());
+      PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(tx, ino));
+      PMEMFS_TRY(check_file_type(inode));
+      const std::uint64_t old_size = inode.size_bytes;
+      if (size > old_size && (inode.flags & format::kInodeSealed) == 0) {
+        // Growth in budget-sized steps (normally one): blocks left written past the end are
+        // turned unwritten first; only the last step, which sets the size, is visible.
+        MapEditor ed(*this, tx, inode, edit_budget_bytes(*this));
+        bool complete = true;
+        PMEMFS_TRY(ed.prepare_growth(old_size, size, size, &complete));
+        PMEMFS_TRY(ed.finish());
+        if (complete) {
+          inode.size_bytes = size;
+          inode.mtime_ns = inode.ctime_ns = now_ns();
+        }
+        store_inode(tx, inode);
+        PMEMFS_TRY(mtx.commit());
+        if (complete) return Status::ok();
+        continue;
       }
+      // The size change, the new last block's tail zeroed, and as many blocks past the
+      // new end freed as fit; what is left is recorded (kIntentTrim) in the same
+      // transaction, for the steps below or, after a crash, the next open.
+      bool complete = true;
+      PMEMFS_TRY(set_size(tx, inode, size, &complete));
       store_inode(tx, inode);
-      PMEMFS_TRY(mtx.commit());
-      if (complete) return Status::ok();
-      continue;
+      if (!complete) {
+        PMEMFS_ASSIGN_OR_RETURN(auto free_slot, find_free_intent(tx, 0));
+        if (!free_slot) {
+          need_slot = true;  // abandoned: nothing of it is on media
+        } else {
+          slot = *free_slot;
+          store_intent(tx, slot, make_intent(format::kIntentTrim, inode, ceil_blocks(size), kMaxFileBlocks));
+        }
+      }
+      if (!need_slot) {
+        PMEMFS_TRY(mtx.commit());
+        if (complete) return Status::ok();
+        break;
+      }
     }
-    PMEMFS_TRY(set_size(tx, inode, size));
-    store_inode(tx, inode);
-    PMEMFS_TRY(mtx.commit());
-    if (inode.flags & format::kInodeSealed) return Status::ok();
-    break;
+    PMEMFS_TRY(wait_for_free_intent());
   }
-  // Shrinking: the size changed atomically above; blocks past the new end that did not
-  // fit that transaction are freed now, a budget at a time (invisible meanwhile).
+  // The truncate has happened: the blocks past the new end are freed a budget at a time,
+  // invisible meanwhile. A failure here does not undo it (see the header).
   const std::uint64_t from = ceil_blocks(size);
   for (;;) {
-    {
-      PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*this, ino));
-      std::shared_lock<std::shared_mutex> ml(meta_lock);
-      auto r = media();
-      PMEMFS_ASSIGN_OR_RETURN(auto left, MapView(*this, r, inode).first_overlap(from, kMaxFileBlocks));
-      if (!left) return Status::ok();
-    }
     MetaTx mtx(*this);
-    PMEMFS_TRY(check_writable());
-    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(mtx.tx(), ino));
-    PMEMFS_ASSIGN_OR_RETURN(bool done, map_trim(mtx.tx(), inode, from));
-    store_inode(mtx.tx(), inode);
-    PMEMFS_TRY(mtx.commit());
-    if (done) return Status::ok();
+    if (Status w = check_writable(); !w.is_ok()) return unfinished(*this, ino, w, 0, 0, false);
+    auto inode = load_inode(mtx.tx(), ino);
+    if (!inode.is_ok()) return unfinished(*this, ino, inode.status(), 0, 0, false);
+    auto done = map_trim(mtx.tx(), *inode, from);
+    if (!done.is_ok()) return unfinished(*this, ino, done.status(), 0, 0, false);
+    if (*done) {
+      inode->flags &= ~format::kInodeKeepsPastEnd;
+      clear_intent(mtx.tx(), slot);
+    }
+    store_inode(mtx.tx(), *inode);
+    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(*this, ino, c, 0, 0, false);
+    if (*done) return Status::ok();
   }
 }
 
@@ -972,11 +1198,28 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
     PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, size, batch));
     for (std::size_t i = 0; i < n; ++i) {
       const bool data = batch[i].physical != 0 && !batch[i].unwritten;
-      if (data == (whence == SEEK_DATA)) {
-        position_ = pos;
-        return position_;
+      const std::uint64_t piece_end = std::min(size, end_bytes(batch[i]));
+      // A pending punch or zero range this instance did not finish is a hole already.
+      for (std::uint64_t p = pos; p < piece_end;) {
+        std::uint64_t sub_end = piece_end;
+        bool sub_data = data;
+        if (data) {
+          if (auto z = core.next_pending_zero(ino_, p)) {
+            if (z->first_byte <= p) {
+              sub_data = false;
+              sub_end = std::min(piece_end, z->end_byte);
+            } else if (z->first_byte < piece_end) {
+              sub_end = z->first_byte;
+            }
+          }
+        }
+        if (sub_data == (whence == SEEK_DATA)) {
+          position_ = p;
+          return position_;
+        }
+        p = sub_end;
       }
-      pos = std::min(size, end_bytes(batch[i]));
+      pos = piece_end;
     }
   }
   if (whence == SEEK_DATA) return Status::error(ENXIO, fmt::format("seek: no data after offset {}", offset));
@@ -1005,7 +1248,7 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
   std::unique_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
-  forget_speculative(*core_, ino_);
+  trim_speculative_locked(*core_, ino_);
   return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
 }
 

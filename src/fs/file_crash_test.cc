@@ -5,6 +5,9 @@
 // Oracle, for a crash during operation i (before/after = the model's file around it):
 //   - the volume opens (recovery succeeds) and the file's block map is well formed;
 //   - free blocks + the file's blocks = the count after setup (no leak, no double use);
+//     no block past the end of file unless it keeps them (kInodeKeepsPastEnd: fallocate
+//     KEEP_SIZE), whatever the crash cut short (a write's first transaction, speculative
+//     preallocation, a preallocation, a truncate's trim: their intents, issue 12);
 //   - once operation i had returned: exactly `after`;
 //   - truncate, fallocate: exactly `before` or exactly `after` (clause 1);
 //   - write: the size is before's or after's; every byte outside the written range is as
@@ -12,6 +15,11 @@
 //     inside it is before's or after's, and every aligned 8-byte unit wholly inside it is
 //     all before or all after (clause 2: larger writes may tear, 8-byte units never).
 // Planted bugs (fs::DataPathBugs) must be caught, which proves the oracle can fail.
+//
+// FileCrash.SmallTransactions runs the same with the transaction budget cut to 512 bytes
+// (fs::test_edit_budget_bytes) on a fragmented file, with wider ranges: every truncate,
+// punch, zero range and preallocation takes many transactions, and is held to the same
+// oracle (all or nothing) through its intent.
 //
 // Budget: a few seconds; PMEMFS_CRASH_SECONDS / PMEMFS_CRASH_SEED as the other sweeps.
 #include <fcntl.h>
@@ -74,10 +82,13 @@ struct Op {
 
 class FileWorkload final : public crashsim::Workload {
  public:
-  FileWorkload(std::uint64_t seed, std::uint64_t ops) : rng_(seed), op_count_(ops) {}
+  // edit_budget > 0: fs::test_edit_budget_bytes() from the first operation on, a file
+  // fragmented first (every other block of its first 200) and ranges up to 200 blocks.
+  FileWorkload(std::uint64_t seed, std::uint64_t ops, std::uint64_t edit_budget = 0)
+      : rng_(seed), op_count_(ops), edit_budget_(edit_budget) {}
   // The harness frees the simulated device first: nothing here may touch it (no File is
   // kept open between operations for that reason).
-  ~FileWorkload() override = default;
+  ~FileWorkload() override { test_edit_budget_bytes().store(0); }
 
   std::uint64_t device_bytes() const override { return kDeviceBytes; }
 
@@ -91,6 +102,18 @@ class FileWorkload final : public crashsim::Workload {
     }
     PMEMFS_ASSIGN_OR_RETURN(auto fs, vol_->statfs());
     baseline_free_ = fs.free_blocks;
+    if (edit_budget_ != 0) {
+      // Fragmented: an extent tree of 100 single blocks, holes between.
+      PMEMFS_ASSIGN_OR_RETURN(File f, vol_->open_file("/f", O_RDWR, 0644));
+      for (std::uint64_t lb = 0; lb < 2 * kFragExtents; lb += 2) {
+        std::string data(kBlock, static_cast<char>('A' + lb % 26));
+        after_.resize(std::max<std::uint64_t>(after_.size(), (lb + 1) * kBlock), '\0');
+        after_.replace(lb * kBlock, kBlock, data);
+        PMEMFS_ASSIGN_OR_RETURN(std::size_t n, f.pwrite(std::as_bytes(std::span(data.data(), data.size())), lb * kBlock));
+        if (n != data.size()) return Status::error(EIO, "setup: short write");
+      }
+      test_edit_budget_bytes().store(edit_budget_);
+    }
     return Status::ok();
   }
 
@@ -143,6 +166,26 @@ class FileWorkload final : public crashsim::Workload {
     Op o;
     const std::uint64_t size = after_.size();
     const std::uint64_t pick = rng_.below(100);
+    if (edit_budget_ != 0) {
+      // Over the fragmented part, wide: many extents per operation.
+      static constexpr Kind kKinds[] = {Kind::kPunch, Kind::kZero, Kind::kAllocate, Kind::kTruncate, Kind::kAppend,
+                                        Kind::kWrite, Kind::kLargeWrite};
+      o.kind = kKinds[rng_.below(std::size(kKinds))];
+      o.offset = rng_.below(2 * kFragExtents * kBlock);
+      o.length = rng_.between(kBlock, 2 * kFragExtents * kBlock);
+      if (o.kind == Kind::kPunch) o.mode = kFallocPunchHole | kFallocKeepSize;
+      if (o.kind == Kind::kZero) o.mode = kFallocZeroRange | (rng_.chance(50) ? kFallocKeepSize : 0);
+      if (o.kind == Kind::kAllocate) o.mode = rng_.chance(50) ? kFallocKeepSize : 0;
+      if (o.kind == Kind::kTruncate) o.offset = rng_.chance(50) ? rng_.below(size + 1) : rng_.below(kMaxFileBytes / 2);
+      if (o.kind == Kind::kAppend) {
+        o.offset = size;
+        o.length = rng_.between(1, 2 * kBlock);
+      }
+      if (o.kind == Kind::kWrite) o.length = rng_.between(1, 3 * kBlock);
+      if (o.kind == Kind::kLargeWrite) o.length = rng_.between(260 << 10, 400 << 10);
+      if (o.kind != Kind::kTruncate && o.offset + o.length > kMaxFileBytes) o.length = 1;
+      return o;
+    }
     auto offset = [&] { return rng_.chance(30) ? rng_.below(kMaxFileBytes / 2) : rng_.below(64) * kBlock + (rng_.chance(50) ? rng_.below(kBlock) : 0); };
     if (pick < 25) {
       o.kind = Kind::kWrite;
@@ -269,6 +312,13 @@ class FileWorkload final : public crashsim::Workload {
     if (fs->free_blocks + file_blocks != baseline_free_)
       return Verdict::fail(fmt::format("free {} + file {} != {} (leak or double use)", fs->free_blocks, file_blocks,
                                        baseline_free_));
+    if ((inode->flags & format::kInodeKeepsPastEnd) == 0) {
+      auto past = core.blocks_past_end(r, *inode);
+      if (!past.is_ok()) return Verdict::fail("blocks past the end: " + past.status().to_string());
+      if (*past != 0)
+        return Verdict::fail(fmt::format("{} blocks past the end of file (size {}) that nothing keeps", *past,
+                                         inode->size_bytes));
+    }
     return Verdict::pass();
   }
 
@@ -278,8 +328,10 @@ class FileWorkload final : public crashsim::Workload {
     return fmt::format("content {}: size {} (want {}), first difference at byte {}", what, got.size(), want.size(), i);
   }
 
+  static constexpr std::uint64_t kFragExtents = 100;
   crashsim::Rng rng_;
   std::uint64_t op_count_;
+  std::uint64_t edit_budget_ = 0;
   std::unique_ptr<Volume> vol_;
   std::uint64_t baseline_free_ = 0;
   std::string before_, after_;
@@ -287,8 +339,8 @@ class FileWorkload final : public crashsim::Workload {
   std::vector<std::string> names_;
 };
 
-crashsim::WorkloadFactory factory(std::uint64_t ops) {
-  return [ops](std::uint64_t seed) { return std::make_unique<FileWorkload>(seed, ops); };
+crashsim::WorkloadFactory factory(std::uint64_t ops, std::uint64_t edit_budget = 0) {
+  return [ops, edit_budget](std::uint64_t seed) { return std::make_unique<FileWorkload>(seed, ops, edit_budget); };
 }
 
 void print_report(const std::string& what, const crashsim::SweepReport& r) {
@@ -309,26 +361,57 @@ TEST(FileCrash, NoViolations) {
   EXPECT_GT(r.images, 1000u);
 }
 
+// Issue 12: every operation of many transactions (a 512-byte budget) is still all or
+// nothing, and leaves nothing past the end of file, whatever the crash.
+TEST(FileCrash, SmallTransactions) {
+  crashsim::SweepOptions o;
+  o.seed = crashsim::crash_seed_from_env(1);
+  o.runs = 1;
+  o.seconds_budget = crashsim::crash_seconds_from_env();
+  o.progress = o.seconds_budget > 0;
+  // What matters here is every transaction boundary of the long operations (each is a
+  // crash point), and crashes while the open finishes their intents: fewer images per
+  // point than the default sweep, more recoveries re-run.
+  o.sim.exhaustive_max_lines = 4;
+  o.sim.sampled_subsets = 6;
+  o.sim.structured_max_lines = 12;
+  o.sim.torn_samples = 1;
+  o.sim.evict_samples = 1;
+  o.recovery_crash_every = crashsim::sanitized_build() ? 1024 : 256;
+  const crashsim::SweepReport r = crashsim::run_sweep(factory(crashsim::sanitized_build() ? 4 : 10, 512), o);
+  print_report("file data path in small transactions", r);
+  EXPECT_EQ(r.violations, 0u);
+  EXPECT_GT(r.images, crashsim::sanitized_build() ? 100u : 1000u);
+  EXPECT_GT(r.recovery_images, 0u);
+}
+
 class FilePlantedBug : public ::testing::TestWithParam<int> {};
+
+const char* planted_name(int p) {
+  return p == 0 ? "skip_data_drain" : p == 1 ? "skip_zero_edges" : "skip_intent_recovery";
+}
 
 TEST_P(FilePlantedBug, IsCaught) {
   DataPathBugs& bugs = data_path_planted_bugs();
-  const char* name = GetParam() == 0 ? "skip_data_drain" : "skip_zero_edges";
-  (GetParam() == 0 ? bugs.skip_data_drain : bugs.skip_zero_edges) = true;
+  const char* name = planted_name(GetParam());
+  bool& flag = GetParam() == 0   ? bugs.skip_data_drain
+               : GetParam() == 1 ? bugs.skip_zero_edges
+                                 : metadata_planted_bugs().skip_intent_recovery;
+  flag = true;
   crashsim::SweepOptions o;
   o.seed = crashsim::crash_seed_from_env(1);
   o.max_reported_violations = 1;
   o.stop_at_first_violation = true;
-  const crashsim::SweepReport r = crashsim::run_sweep(factory(60), o);
+  // The intents' recovery: operations of many transactions (small ones), on the fragmented file.
+  const crashsim::SweepReport r = crashsim::run_sweep(GetParam() == 2 ? factory(10, 512) : factory(60), o);
   bugs = DataPathBugs{};
+  metadata_planted_bugs() = MetadataBugs{};
   print_report(std::string("bug=") + name, r);
   EXPECT_GT(r.violations, 0u) << "the planted bug " << name << " went unnoticed";
 }
 
-INSTANTIATE_TEST_SUITE_P(DataPath, FilePlantedBug, ::testing::Values(0, 1),
-                         [](const ::testing::TestParamInfo<int>& p) {
-                           return p.param == 0 ? std::string("skip_data_drain") : std::string("skip_zero_edges");
-                         });
+INSTANTIATE_TEST_SUITE_P(DataPath, FilePlantedBug, ::testing::Values(0, 1, 2),
+                         [](const ::testing::TestParamInfo<int>& p) { return std::string(planted_name(p.param)); });
 
 }  // namespace
 }  // namespace pmemfs::fs

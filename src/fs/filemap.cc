@@ -44,6 +44,12 @@ void set_tree(Inode& n, const btree::TreeRef& t) {
 std::uint64_t end_of(const Extent& e) { return e.logical_block + e.block_count; }
 bool unwritten(const Extent& e) { return (e.flags & kExtentUnwritten) != 0; }
 
+// Whether b continues a (adjacent, physically contiguous, same flags, within the limit).
+bool continues(const Extent& a, const Extent& b) {
+  return end_of(a) == b.logical_block && a.physical_block + a.block_count == b.physical_block && a.flags == b.flags &&
+         std::uint64_t{a.block_count} + b.block_count <= VolumeCore::kMaxExtentBlocks;
+}
+
 ExtentValue encode(const Extent& e) {
   return ExtentValue{e.physical_block, e.block_count, e.flags};
 }
@@ -336,11 +342,6 @@ Status MapEditor::raw_update(const Extent& e) {
 }
 
 Status MapEditor::add_extent(const Extent& x) {
-  auto continues = [](const Extent& a, const Extent& b) {
-    return end_of(a) == b.logical_block && a.physical_block + a.block_count == b.physical_block &&
-           a.flags == b.flags &&
-           std::uint64_t{a.block_count} + b.block_count <= VolumeCore::kMaxExtentBlocks;
-  };
   std::optional<Extent> prev;
   if (x.logical_block > 0) {
     PMEMFS_ASSIGN_OR_RETURN(prev, find_le(x.logical_block - 1));
@@ -521,15 +522,119 @@ Status MapEditor::punch(std::uint64_t lb, std::uint64_t count, std::uint64_t* do
       break;
     }
     const std::uint64_t a = std::max(cur, e->logical_block);
-    // At most kMaxRunBlocks per free: the allocator stages ~72 bytes per group it touches.
-    const std::uint64_t b = std::min({end, end_of(*e), a + alloc::kMaxRunBlocks});
-    if (winode_.blocks < b - a)
+    const std::uint64_t b = std::min(end, end_of(*e));
+    // At most kMaxRunBlocks per free (the allocator stages ~72 bytes per group it
+    // touches), taken from the piece's end: a piece that reaches the extent's end then
+    // only shrinks the extent (an update, never a new entry).
+    const std::uint64_t from = b - std::min(b - a, alloc::kMaxRunBlocks);
+    if (winode_.blocks < b - from)
       return bad_inode(wcore_, winode_, fmt::format("blocks is {}, fewer than the {} mapped at file block {}",
-                                                    winode_.blocks, b - a, a));
-    PMEMFS_TRY(remove_piece(*e, a, b));
-    PMEMFS_TRY(wcore_.balloc->free(tx_, e->physical_block + (a - e->logical_block), b - a));
-    winode_.blocks -= b - a;
-    cur = b;
+                                                    winode_.blocks, b - from, from));
+    PMEMFS_TRY(remove_piece(*e, from, b));
+    PMEMFS_TRY(wcore_.balloc->free(tx_, e->physical_block + (from - e->logical_block), b - from));
+    winode_.blocks -= b - from;
+    cur = from == a ? b : a;
+    *done = cur;
+  }
+  *done = cur;
+  return Status::ok();
+}
+
+// Both cut one block only, so that the work they do is bounded whatever the extents'
+// sizes: the rest of a cut extent is then a piece that reaches its extent's end, which
+// punch and flip_inside handle by shrinking or updating entries.
+Status MapEditor::punch_edges(std::uint64_t lb, std::uint64_t end) {
+  if (lb >= end) return Status::ok();
+  const std::uint64_t saved = budget_bytes_;
+  budget_bytes_ = 0;
+  auto run = [&]() -> Status {
+    // An extent straddling `end`: free its block end - 1 (cuts it there). One straddling
+    // only lb is a piece that reaches its extent's end: nothing to cut.
+    PMEMFS_ASSIGN_OR_RETURN(auto tail, first_overlap(end - 1, end));
+    std::uint64_t done = 0;
+    if (tail && end_of(*tail) > end) PMEMFS_TRY(punch(end - 1, 1, &done));
+    return Status::ok();
+  };
+  Status st = run();
+  budget_bytes_ = saved;
+  return st;
+}
+
+Status MapEditor::convert_edges(std::uint64_t lb, std::uint64_t end, bool to_unwritten) {
+  if (lb >= end) return Status::ok();
+  const std::uint64_t saved = budget_bytes_;
+  budget_bytes_ = 0;
+  auto run = [&]() -> Status {
+    std::uint64_t done = 0;
+    PMEMFS_ASSIGN_OR_RETURN(auto head, first_overlap(lb, lb + 1));
+    if (head && head->logical_block < lb && unwritten(*head) != to_unwritten)
+      PMEMFS_TRY(convert(lb, 1, to_unwritten, &done));
+    PMEMFS_ASSIGN_OR_RETURN(auto tail, first_overlap(end - 1, end));
+    if (tail && end_of(*tail) > end && unwritten(*tail) != to_unwritten)
+      PMEMFS_TRY(convert(end - 1, 1, to_unwritten, &done));
+    return Status::ok();
+  };
+  Status st = run();
+  budget_bytes_ = saved;
+  return st;
+}
+
+Status MapEditor::flip_inside(std::uint64_t lb, std::uint64_t end, bool to_unwritten, std::uint64_t* done) {
+  std::uint64_t cur = lb;
+  *done = lb;
+  while (cur < end && !over_budget()) {
+    PMEMFS_ASSIGN_OR_RETURN(auto e, first_overlap(cur, end));
+    if (!e) {
+      cur = end;
+      break;
+    }
+    const std::uint64_t e_end = end_of(*e);
+    if (unwritten(*e) == to_unwritten) {
+      cur = std::min(end, e_end);
+      *done = cur;
+      continue;
+    }
+    if (e->logical_block < cur || e_end > end) {
+      // Straddles an edge of the range (convert_edges did not run): the general path.
+      const std::uint64_t a = std::max(cur, e->logical_block);
+      std::uint64_t d = a;
+      PMEMFS_TRY(convert(a, std::min(end, e_end) - a, to_unwritten, &d));
+      cur = d;
+      *done = cur;
+      continue;
+    }
+    // Wholly inside: flipped where it is, merged with neighbours that it now continues
+    // by erasing and updating entries only.
+    Extent f = *e;
+    f.flags = to_unwritten ? kExtentUnwritten : 0u;
+    std::optional<Extent> prev;
+    if (f.logical_block > 0) {
+      PMEMFS_ASSIGN_OR_RETURN(prev, find_le(f.logical_block - 1));
+    }
+    PMEMFS_ASSIGN_OR_RETURN(auto next, find_ge(e_end));
+    const bool merge_prev = prev && continues(*prev, f);
+    bool merge_next = next && continues(f, *next);
+    if (merge_prev && merge_next &&
+        std::uint64_t{prev->block_count} + f.block_count + next->block_count > VolumeCore::kMaxExtentBlocks)
+      merge_next = false;
+    if (merge_prev) {
+      Extent grown = *prev;
+      grown.block_count += f.block_count;
+      PMEMFS_TRY(raw_erase(f.logical_block));
+      if (merge_next) {
+        grown.block_count += next->block_count;
+        PMEMFS_TRY(raw_erase(next->logical_block));
+      }
+      PMEMFS_TRY(raw_update(grown));
+    } else if (merge_next) {
+      f.block_count += next->block_count;
+      PMEMFS_TRY(raw_erase(next->logical_block));
+      PMEMFS_TRY(raw_update(f));
+    } else {
+      PMEMFS_TRY(raw_update(f));
+    }
+    cur = e_end;
+    *done = cur;
   }
   *done = cur;
   return Status::ok();
@@ -677,7 +782,8 @@ Status VolumeCore::verify_map(const Inode& inode, std::uint64_t offset) const {
   return Status::ok();
 }
 
-Status VolumeCore::set_size(journal::Transaction& tx, Inode& inode, std::uint64_t size) {
+Status VolumeCore::set_size(journal::Transaction& tx, Inode& inode, std::uint64_t size, bool* complete) {
+  if (complete != nullptr) *complete = true;
   if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("inode {} is not a regular file", inode.ino));
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("size {} exceeds the maximum file size", size));
@@ -690,8 +796,8 @@ Status VolumeCore::set_size(journal::Transaction& tx, Inode& inode, std::uint64_
     // Growth is all or nothing here: an unbounded editor (only blocks left past the end
     // by an interrupted truncate need converting, normally none).
     MapEditor grow(*this, tx, inode, 0);
-    bool complete = true;
-    PMEMFS_TRY(grow.prepare_growth(old, size, size, &complete));
+    bool prepared = true;
+    PMEMFS_TRY(grow.prepare_growth(old, size, size, &prepared));
     PMEMFS_TRY(grow.finish());
   } else {
     MapEditor ed(*this, tx, inode, edit_budget_bytes(*this));
@@ -704,6 +810,11 @@ Status VolumeCore::set_size(journal::Transaction& tx, Inode& inode, std::uint64_
     std::uint64_t done = from;
     PMEMFS_TRY(ed.punch(from, kMaxFileBlocks - from, &done));
     PMEMFS_TRY(ed.finish());
+    if (done >= kMaxFileBlocks) {
+      inode.flags &= ~format::kInodeKeepsPastEnd;  // nothing is left past the end
+    } else if (complete != nullptr) {
+      *complete = false;
+    }
   }
   if (size != old) {
     inode.size_bytes = size;

@@ -99,6 +99,8 @@ class MapEditor : public MapView {
             std::uint64_t budget_bytes);
 
   bool over_budget() const;
+  // Changes the budget for the steps that follow (0 = never stop).
+  void set_budget(std::uint64_t budget_bytes) { budget_bytes_ = budget_bytes; }
 
   // Allocates every hole in [lb, lb + count), front to back. *done = the first block not
   // yet handled (== lb + count when finished). On error *done is the end of the prefix
@@ -109,8 +111,24 @@ class MapEditor : public MapView {
                   std::vector<BlockRange>* fresh);
   // Flips extents in [lb, lb + count) to unwritten / written (splitting at the ends).
   Status convert(std::uint64_t lb, std::uint64_t count, bool to_unwritten, std::uint64_t* done);
-  // Frees every block in [lb, lb + count).
+  // Frees every block in [lb, lb + count). Each step frees at most alloc::kMaxRunBlocks,
+  // from the end of the piece it works on, so that a piece that reaches its extent's end
+  // only shrinks the extent: only an extent that straddles lb + count (cut in two) needs
+  // a new map entry, and so possibly a tree node (ENOSPC). *done: everything in
+  // [lb, *done) is freed.
   Status punch(std::uint64_t lb, std::uint64_t count, std::uint64_t* done);
+  // The steps of a punch / zero range that may need a new map entry (a tree node, so
+  // ENOSPC): cutting the extents that straddle lb or end, one block each. After them
+  // punch and flip_inside over [lb, end) never add an entry (every piece they meet
+  // reaches its extent's end, or lies wholly inside the range), so they never allocate.
+  // Bounded work; ignores the budget.
+  Status punch_edges(std::uint64_t lb, std::uint64_t end);
+  Status convert_edges(std::uint64_t lb, std::uint64_t end, bool to_unwritten);
+  // Flips every extent in [lb, end) to unwritten / written. An extent wholly inside is
+  // flipped where it is, merged with neighbours by erasing and updating entries only: no
+  // new entry, no tree node. One that straddles an edge goes through convert (which may
+  // allocate): convert_edges first makes that not happen. *done as for punch.
+  Status flip_inside(std::uint64_t lb, std::uint64_t end, bool to_unwritten, std::uint64_t* done);
 
   // Zeroes bytes [offset, offset + len) of the file (within one block) through the
   // transaction, so the zeroing is atomic with it; nothing where the block is a hole or

@@ -35,7 +35,7 @@ bool valid_type(std::uint32_t mode) {
 }
 
 constexpr std::uint32_t kKnownInodeFlags =
-    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData;
+    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData | format::kInodeKeepsPastEnd;
 
 }  // namespace
 
@@ -62,6 +62,8 @@ Status verify_inode_fields(const VolumeCore& core, const format::Inode& inode, s
   };
   if (!valid_type(inode.mode)) return bad(fmt::format("invalid file type in mode {:o}", inode.mode));
   if ((inode.flags & ~kKnownInodeFlags) != 0) return bad(fmt::format("unknown flags {:#x}", inode.flags));
+  if ((inode.flags & format::kInodeKeepsPastEnd) != 0 && (!S_ISREG(inode.mode) || !core.has_intent_table()))
+    return bad("keeps blocks past its end, but is not a regular file of a volume with the intent table");
   if (inode.size_bytes > format::kMaxFileBytes) return bad("size beyond the maximum file size");
   if (inode.extent_count > format::kInlineExtents) return bad("too many inline extents");
   if (inode.tree_depth > btree::kMaxDepth) return bad("tree deeper than the limit");
@@ -246,6 +248,8 @@ Status VolumeCore::free_inode(journal::Transaction& tx, format::Inode& inode) {
     if (!done)
       return Status::error(EFBIG, fmt::format("inode {}: its block map is too big to free in one transaction", inode.ino));
   }
+  // Work recorded on the file ends with it.
+  PMEMFS_TRY(drop_intents_of(tx, inode.ino));
   PMEMFS_TRY(ialloc->free(tx, inode.ino));
   // The slot keeps only its number and generation (free: magic 0).
   format::Inode freed{};

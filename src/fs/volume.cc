@@ -118,8 +118,26 @@ Status add_orphan_list(VolumeCore& core) {
   return Status::ok();
 }
 
+// A volume made before the intent table gets one at its first writable open, as the
+// orphan list above: an empty table through the journal, then the feature bit.
+Status add_intent_table(VolumeCore& core) {
+  {
+    fs::MetaTx mtx(core);
+    for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) core.clear_intent(mtx.tx(), slot);
+    PMEMFS_TRY(mtx.commit());
+  }
+  format::Superblock sb = core.sb;
+  sb.feature_incompat |= format::kFeatureIncompatIntents;
+  for (int i = 0; i < 2; ++i) {
+    ++sb.sequence;
+    PMEMFS_TRY(fs::write_superblock(*core.device, sb, sb.sequence % 2));
+  }
+  core.sb = sb;
+  return Status::ok();
+}
+
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
-// made before the orphan list, the list.
+// made before the orphan list or the intent table, those.
 Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
   auto chosen = fs::read_superblock(dev->base(), dev->size());
   if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
@@ -134,6 +152,7 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
+  if (!read_only && !core->has_intent_table()) PMEMFS_TRY(add_intent_table(*core));
   return core;
 }
 
@@ -180,7 +199,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
   sb.created_ns = fs::now_ns();
   std::memcpy(sb.label, options.label.data(), options.label.size());
   sb.root_ino = format::kRootIno;
-  sb.feature_incompat = format::kFeatureIncompatOrphanList;
+  sb.feature_incompat = format::kFeatureIncompatDefault;
 
   const auto& p = dev->persister();
   // Invalidate any old superblock first, so a crash during mkfs leaves no volume that
@@ -246,8 +265,11 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
-  // After recovery: the orphan list verified and, writable, every orphan freed (a crash
-  // left them, or a process that had them open ended without closing them).
+  // After the journal's recovery: the intents a crash left finished or rolled back (a
+  // read-only instance shows pending punches as they will be), then the orphan list
+  // verified and, writable, every orphan freed (a crash left them, or a process that had
+  // them open ended without closing them).
+  PMEMFS_TRY(core->recover_intents());
   PMEMFS_TRY(core->recover_orphans());
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
