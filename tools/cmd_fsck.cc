@@ -41,6 +41,7 @@ nlohmann::json to_json(const std::string& path, const FsckReport& report) {
                         {"blocks_in_use", report.blocks_in_use},
                         {"tree_nodes_checked", report.tree_nodes_checked},
                         {"orphans_pending", report.orphans_pending},
+                        {"intents_pending", report.intents_pending},
                         {"problems", problems}};
 }
 
@@ -74,6 +75,10 @@ void print_human(const std::string& path, const FsckReport& report, bool repair)
     out += fmt::format("{}: {} unlinked while open, {} (not a problem)\n", path,
                        count(report.orphans_pending, "file", "files"),
                        repair ? "freed by this repair" : "freed by the next writable open or --repair");
+  if (report.intents_pending > 0)
+    out += fmt::format("{}: {} interrupted by a crash, {} (not a problem)\n", path,
+                       count(report.intents_pending, "operation", "operations"),
+                       repair ? "finished by this repair" : "finished by the next writable open or --repair");
   if (report.exit_code == 4 && !repair) out += fmt::format("{}: run with --repair to fix what can be fixed\n", path);
   std::fputs(out.c_str(), stdout);
 }
@@ -118,7 +123,8 @@ void register_fsck(CLI::App& app) {
       "  PATH: STRUCTURE at offset N (0xN): MESSAGE [repaired]\n"
       "--json prints one object: path, exit_code, clean, journal_replayed, inodes_checked,\n"
       "directories_checked, blocks_in_use, tree_nodes_checked, orphans_pending (files unlinked\n"
-      "while open whose last close a crash prevented: not a problem), problems[{structure, offset,\n"
+      "while open whose last close a crash prevented: not a problem), intents_pending (operations\n"
+      "a crash interrupted, finished by the next writable open: not a problem), problems[{structure, offset,\n"
       "message, repaired}]. A progress line is shown on a terminal.\n"
       "Exit codes (fsck(8)): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
       "8 operational error (the volume could not be read; stderr says why), 16 usage error.\n");

@@ -2,10 +2,13 @@
 //
 // check_volume() reads every structure of a volume (both superblock copies, the journal
 // header and checkpoints, group descriptors against bitmaps, every allocated inode, every
-// directory and extent tree) and cross-checks them: every block is owned exactly once and
-// the bitmaps say so, free counts match, link counts match the directory entries, every
-// directory is reachable from the root and its ".." is right, no entry points at a free
-// inode. Read-only by default: nothing is written unless options.repair.
+// directory and extent tree, the orphan list and the intent table) and cross-checks them:
+// every block is owned exactly once and the bitmaps say so, free counts match, link counts
+// match the directory entries, every directory is reachable from the root and its ".." is
+// right, no entry points at a free inode, no file has blocks past its end that nothing
+// keeps (a KEEP_SIZE preallocation, or an operation pending in the intent table). Inode
+// groups never used (lazily initialised) are not read. Read-only by default: nothing is
+// written unless options.repair.
 //
 // A volume whose journal needs replay is replayed first only when repairing; a read-only
 // check reports "journal needs recovery" and checks the state as recovery would leave it
@@ -52,6 +55,11 @@ struct FsckReport {
   // close did not come (a crash). Not a problem: the next writable open frees them, and
   // so does a repair.
   std::uint64_t orphans_pending = 0;
+  // Operations a crash interrupted, recorded in the volume's intent table (a punch or zero
+  // range to complete, a truncate's blocks to free, a preallocation or speculative blocks
+  // past a file's end to give back). Not a problem: the next writable open finishes them,
+  // and so does a repair (before it checks the rest).
+  std::uint64_t intents_pending = 0;
   bool journal_replayed = false;
   // fsck(8) exit code: 0 clean, 1 corrected, 4 uncorrected, 8 operational error.
   int exit_code = 0;

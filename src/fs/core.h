@@ -485,6 +485,10 @@ struct VolumeCore {
   bool is_open(std::uint64_t ino);
 };
 
+// The internals of an open Volume: the seam for tests, fsck, the fuzzers and the crash
+// simulator (below the public API; include/pmemfs/ does not expose it).
+VolumeCore& core_of(Volume& volume);
+
 // Opens a volume on a Device the caller built (tests, fuzzers, the crash simulator: a
 // Device over memory with a test persister). Same checks and recovery as Volume::open.
 class VolumeOpener {

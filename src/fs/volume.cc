@@ -165,6 +165,8 @@ Status check_format_options(const FormatOptions& options) {
 }  // namespace
 
 Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
+
+fs::VolumeCore& fs::core_of(Volume& volume) { return volume.core(); }
 Volume::~Volume() = default;
 
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {

@@ -27,6 +27,7 @@
 
 #include "fs/core.h"
 #include "fs/superblock.h"
+#include "fsck/fsck_extra.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs {
@@ -50,6 +51,7 @@ class Checker {
         claimed_((sb_.total_blocks + 63) / 64, 0) {}
 
   void run() {
+    intents_ = fsck::check_intents(core_, report_, options_.repair);
     auto r = core_.media();
     check_groups(r);
     scan_inodes(r);
@@ -196,6 +198,7 @@ class Checker {
         return true;
       });
       if (!s.is_ok()) problem(fmt::format("inode {}", ino), inode_off(ino), s);
+      else fsck::check_past_end(core_, r, inode, intents_, report_, &past_end_);
     }
     std::uint64_t used = report_.blocks_in_use - before;
     if (used != inode.blocks)
@@ -433,6 +436,7 @@ class Checker {
       i = j;
     }
     if (!leaked_.empty()) mark_repaired("block bitmap");
+    fsck::repair_past_end(core_, past_end_, report_);
   }
 
   void mark_repaired(const std::string& structure) {
@@ -453,6 +457,8 @@ class Checker {
   bool list_damaged_ = false;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> nlink_fix_;
   std::vector<std::uint64_t> leaked_;
+  fsck::IntentFindings intents_;         // the intent table (fsck_extra.h)
+  std::vector<std::uint64_t> past_end_;  // files with blocks past their end nothing keeps
 };
 
 void finish(FsckReport& report) {
