@@ -138,9 +138,13 @@ class Groups {
                   format::kTagBlockGroup, seed, sb.data_block, sb.total_blocks, kBlockGroupFlags);
   }
   static Groups inodes(const format::Superblock& sb, std::uint64_t seed) {
+    const bool lazy = (sb.feature_incompat & format::kFeatureIncompatLazyInodeGroups) != 0;
     return Groups("inode group", "inode", sb.igroup_desc_block, sb.ibitmap_block, sb.igroup_count,
-                  format::kTagInodeGroup, seed, format::kRootIno, sb.inode_count, 0);
+                  format::kTagInodeGroup, seed, format::kRootIno, sb.inode_count,
+                  lazy ? format::kInodeGroupUninitialised : 0);
   }
+  // Inode groups only: the flag that says the group's table slots were never written.
+  static constexpr std::uint16_t kUninitialised = format::kInodeGroupUninitialised;
 
   const char* unit() const { return unit_; }
   std::uint64_t count() const { return count_; }
@@ -213,6 +217,16 @@ class Groups {
                                   d.free_count, line_offset(g), clear));
     }
     Line r = reserved(g);
+    if ((allowed_flags_ & kUninitialised) != 0 && (d.flags & kUninitialised) != 0 && !(l == r)) {
+      for (int i = 0; i < kWords; ++i) {
+        if (l.w[i] != r.w[i]) {
+          return error(g, fmt::format("uninitialised, but the bitmap line at offset {} marks {} {} in use", line_offset(g),
+                                      unit_,
+                                      g * kGroupUnits + i * 64 +
+                                          static_cast<std::uint64_t>(std::countr_zero(l.w[i] ^ r.w[i]))));
+        }
+      }
+    }
     for (int i = 0; i < kWords; ++i) {
       if ((l.w[i] & r.w[i]) != r.w[i]) {
         return error(g,
@@ -527,67 +541,45 @@ Result<std::optional<Run>> find_any(const Groups& groups, journal::MetaReader& r
   return std::optional<Run>(Run{best.start, std::min(best.count, want)});
 }
 
-// Writes a region of a new volume through the persister without draining: a stream of
-// items, runs of zero items as memsets and the rest copied from a 64 KiB buffer.
+// Writes a region of a new volume: a stream of items stored in place with ordinary
+// stores — only where the media differs (a fresh file or device reads as zeros, and most
+// of the tables are zeros: its pages then stay clean, with nothing to write back) — then
+// flushed through the persister in one call at finish() (no drain): one msync of the
+// whole region on a file backing, not one per piece.
 class RegionWriter {
  public:
-  RegionWriter(const device::Device& dev, std::uint64_t offset)
-      : dev_(dev), pos_(offset), buf_(kBufferBytes) {}
+  RegionWriter(const device::Device& dev, std::uint64_t offset) : dev_(dev), start_(offset), pos_(offset) {}
 
   void append(const void* item, std::size_t len) {
-    static constexpr std::byte kZeros[kBitmapLineBytes] = {};
-    const auto* p = static_cast<const std::byte*>(item);
-    if (len <= sizeof kZeros && std::memcmp(p, kZeros, len) == 0) {
-      zeros_ += len;
-      return;
-    }
-    if (zeros_ > 0) flush();
-    if (used_ + len > buf_.size()) flush();
-    std::memcpy(buf_.data() + used_, p, len);
-    used_ += len;
+    std::byte* dst = dev_.base() + pos_;
+    if (std::memcmp(dst, item, len) != 0) std::memcpy(dst, item, len);
+    pos_ += len;
   }
 
-  // Zero-fills to the next block boundary and writes everything out. Returns 0 or the
-  // first errno a persist call reported.
+  // Zero-fills to the next block boundary and flushes the region. Returns 0 or the errno
+  // the persister reported.
   int finish() {
-    std::uint64_t end = pos_ + used_ + zeros_;
-    zeros_ += div_up(end, kBlockBytes) * kBlockBytes - end;
-    flush();
-    return err_;
+    static constexpr std::byte kZero[kBitmapLineBytes] = {};
+    const std::uint64_t end = div_up(pos_, kBlockBytes) * kBlockBytes;
+    while (pos_ < end) append(kZero, std::min<std::uint64_t>(sizeof kZero, end - pos_));
+    if (pos_ == start_) return 0;
+    return dev_.persister().flush(dev_.base() + start_, pos_ - start_);
   }
 
  private:
-  static constexpr std::size_t kBufferBytes = 64 * 1024;
-
-  void flush() {
-    const persist::Persister& p = dev_.persister();
-    if (used_ > 0) note(p.memcpy_nodrain(dev_.base() + pos_, buf_.data(), used_));
-    pos_ += used_;
-    used_ = 0;
-    if (zeros_ > 0) note(p.memset_nodrain(dev_.base() + pos_, 0, zeros_));
-    pos_ += zeros_;
-    zeros_ = 0;
-  }
-  void note(int err) {
-    if (err_ == 0) err_ = err;
-  }
-
   const device::Device& dev_;
-  std::uint64_t pos_;  // device offset of buf_[0]
-  std::vector<std::byte> buf_;
-  std::size_t used_ = 0;     // bytes in buf_
-  std::uint64_t zeros_ = 0;  // zero bytes after buf_'s bytes, not yet written
-  int err_ = 0;
+  std::uint64_t start_;  // device offset of the region
+  std::uint64_t pos_;    // where the next item goes
 };
 
 // Descriptors and bitmap of a new volume: every line starts as its reserved bits.
 int format_table(const device::Device& dev, const Groups& groups, std::uint64_t desc_block,
-                 std::uint64_t bitmap_block) {
+                 std::uint64_t bitmap_block, std::uint16_t flags) {
   RegionWriter descs(dev, desc_block * kBlockBytes);
   RegionWriter lines(dev, bitmap_block * kBlockBytes);
   for (std::uint64_t g = 0; g < groups.count(); ++g) {
     Line l = groups.reserved(g);
-    GroupDesc d = groups.make_desc(g, 0, l);
+    GroupDesc d = groups.make_desc(g, flags, l);
     descs.append(&d, sizeof d);
     lines.append(l.w, sizeof l.w);
   }
@@ -654,8 +646,12 @@ Status format_groups(const device::Device& device, const format::Superblock& sb)
   if (device.read_only()) return Status::error(EROFS, "format_groups: device is read-only");
   std::uint64_t seed = format::volume_seed(sb.uuid);
 
-  int err = format_table(device, Groups::blocks(sb, seed), sb.bgroup_desc_block, sb.bbitmap_block);
-  int err2 = format_table(device, Groups::inodes(sb, seed), sb.igroup_desc_block, sb.ibitmap_block);
+  int err = format_table(device, Groups::blocks(sb, seed), sb.bgroup_desc_block, sb.bbitmap_block, 0);
+  // Lazy inode groups: every group uninitialised (its table slots are not written here;
+  // the first allocation from it zeroes them).
+  const bool lazy = (sb.feature_incompat & format::kFeatureIncompatLazyInodeGroups) != 0;
+  int err2 = format_table(device, Groups::inodes(sb, seed), sb.igroup_desc_block, sb.ibitmap_block,
+                          lazy ? format::kInodeGroupUninitialised : 0);
   if (err == 0) err = err2;
 
   std::vector<std::byte> block(kBlockBytes);
@@ -877,10 +873,30 @@ Result<std::uint64_t> InodeAllocator::allocate(journal::Transaction& tx, std::ui
     if (bit < kGroupUnits) ino = base + bit;  // free_count > 0 verified: always true
   }
   if (!ino) return enospc("inodes", 1);
-  PMEMFS_TRY(check_and_write_range(groups, tx, *ino, 1, true, "allocation"));
+  const std::uint64_t group = *ino / kGroupUnits;
+  GroupDesc gd;
+  Line gl;
+  PMEMFS_TRY(groups.load(tx, group, &gd, &gl));
+  const bool first_use = (gd.flags & format::kInodeGroupUninitialised) != 0;
+  if (first_use) {
+    // The group's table slots were never written: zeroed (and drained) by the owner
+    // before this transaction, which clears the flag, can commit.
+    if (!on_first_use_)
+      return Status::error(EINVAL, fmt::format("inode group {} is uninitialised and nothing initialises it", group));
+    PMEMFS_TRY(on_first_use_(group));
+  }
+  if (first_use) {
+    // The inode's bit and the cleared flag in one descriptor (a flagged group with an
+    // inode in use would not verify).
+    PMEMFS_TRY(check_bits(groups, group, gl, *ino, *ino + 1, false, "allocation"));
+    set_bits(groups, tx, group, static_cast<std::uint16_t>(gd.flags & ~format::kInodeGroupUninitialised), gl, *ino,
+             *ino + 1, true);
+  } else {
+    PMEMFS_TRY(check_and_write_range(groups, tx, *ino, 1, true, "allocation"));
+  }
   st.free_inodes -= 1;
   store_state(tx, st, seed_);
-  hint_ = *ino / kGroupUnits;
+  hint_ = group;
   return *ino;
 }
 
@@ -912,6 +928,15 @@ Result<bool> InodeAllocator::is_allocated(journal::MetaReader& reader, std::uint
   PMEMFS_TRY(Groups::inodes(sb_, seed_).load(reader, ino / kGroupUnits, &d, &l));
   std::uint32_t bit = ino % kGroupUnits;
   return ((l.w[bit / 64] >> (bit % 64)) & 1) != 0;
+}
+
+Result<bool> InodeAllocator::uninitialised(journal::MetaReader& reader, std::uint64_t group) const {
+  if (group >= sb_.igroup_count)
+    return Status::error(EINVAL, fmt::format("inode group {} is past the volume's {}", group, sb_.igroup_count));
+  if ((sb_.feature_incompat & format::kFeatureIncompatLazyInodeGroups) == 0) return false;
+  GroupDesc d;
+  std::memcpy(&d, reader.read(Groups::inodes(sb_, seed_).desc_offset(group), sizeof d), sizeof d);
+  return (d.flags & format::kInodeGroupUninitialised) != 0;
 }
 
 Status InodeAllocator::verify_group(journal::MetaReader& reader, std::uint64_t group) const {

@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "format/format.h"
@@ -77,7 +78,9 @@ Status verify_volume_state(const format::VolumeState& state, const format::Super
 
 // Writes the initial group descriptors and bitmaps of a new volume (mkfs): every block
 // below sb.data_block and past sb.total_blocks is marked used; every inode below
-// kRootIno is marked used (mkfs then allocates the root inode with InodeAllocator). Also
+// kRootIno is marked used (mkfs then allocates the root inode with InodeAllocator). With
+// sb's kFeatureIncompatLazyInodeGroups every inode group is uninitialised (its table
+// slots are left as they are: the first allocation from a group zeroes them). Also
 // writes block kStateBlock: a VolumeState with sb.uuid, free_blocks = total_blocks -
 // data_block, free_inodes = inode_count - 1, next_generation = 1. Unused bytes of the
 // last descriptor and bitmap blocks are zeroed. Durable on return (one drain at the end).
@@ -145,6 +148,15 @@ class InodeAllocator {
   Result<std::uint64_t> allocate(journal::Transaction& tx, std::uint64_t hint_ino);
   // EUCLEAN if already free or not in [kRootIno, inode_count).
   Status free(journal::Transaction& tx, std::uint64_t ino);
+  // Lazy inode groups (format.h kInodeGroupUninitialised): called by allocate() with the
+  // group it is about to take an inode from for the first time, before anything of the
+  // allocation is staged; it must make the group's table slots zero on media (durably)
+  // or fail. allocate() then clears the group's flag in the same transaction. Without it,
+  // allocating from an uninitialised group is EINVAL.
+  void set_first_use(std::function<Status(std::uint64_t group)> fn) { on_first_use_ = std::move(fn); }
+  // Whether inode group `group` is uninitialised (its slots never written): the
+  // descriptor's flag, read without verification (fsck, load_inode's error path).
+  Result<bool> uninitialised(journal::MetaReader& reader, std::uint64_t group) const;
   Result<bool> is_allocated(journal::MetaReader& reader, std::uint64_t ino) const;
   Status verify_group(journal::MetaReader& reader, std::uint64_t group) const;
   // As BlockAllocator::verify_all, against VolumeState::free_inodes.
@@ -154,6 +166,7 @@ class InodeAllocator {
   format::Superblock sb_;
   std::uint64_t seed_;
   std::uint64_t hint_ = 0;
+  std::function<Status(std::uint64_t)> on_first_use_;
 };
 
 }  // namespace pmemfs::alloc

@@ -112,7 +112,7 @@ inline constexpr std::uint64_t kFeatureRoCompatKnown = 0;
 inline constexpr std::uint64_t kFeatureIncompatKnown =
     kFeatureIncompatOrphanList | kFeatureIncompatIntents | kFeatureIncompatLazyInodeGroups;
 // What mkfs sets, and the first writable open of an older volume adds.
-inline constexpr std::uint64_t kFeatureIncompatDefault = kFeatureIncompatOrphanList | kFeatureIncompatIntents;  // LAZY TODO
+inline constexpr std::uint64_t kFeatureIncompatDefault = kFeatureIncompatKnown;
 
 // ---------------------------------------------------------------------------- superblock
 // Two copies (blocks 0 and 1). Writers update the copy (sequence+1) % 2 with the next

@@ -166,6 +166,9 @@ struct MetadataBugs {
   // A writable open leaves the intents a crash left (neither finished nor rolled back):
   // a punch or zero range half done stays so, blocks past an end stay leaked.
   bool skip_intent_recovery = false;
+  // The first allocation from an uninitialised inode group does not zero its table slots
+  // (lazy inode groups): the group's other slots keep what the device held.
+  bool skip_inode_group_zeroing = false;
 };
 MetadataBugs& metadata_planted_bugs();
 

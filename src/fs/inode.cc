@@ -142,11 +142,22 @@ Result<format::Inode> VolumeCore::load_inode(journal::MetaReader& r, std::uint64
   const bool cacheable = inode_cache_enabled && !r.overlays(off / format::kBlockBytes);
   if (cacheable && inode_cache.get(ino, &inode)) return inode;
   std::memcpy(&inode, r.read(off, sizeof inode), sizeof inode);
-  if (inode.magic == 0)
-    return Status::error(ENOENT, fmt::format("inode {} is not in use (stale handle)", ino));
-  if (inode.ino != ino)
+  auto not_in_use = [&] { return Status::error(ENOENT, fmt::format("inode {} is not in use (stale handle)", ino)); };
+  if (inode.magic == 0) return not_in_use();
+  // A slot of an inode group never used holds whatever the device held (lazy inode
+  // groups): free, not damaged. Asked only when the slot does not verify.
+  auto never_used = [&] {
+    auto u = ialloc->uninitialised(r, ino / format::kInodeGroupInodes);
+    return u.is_ok() && *u;
+  };
+  if (inode.ino != ino) {
+    if (never_used()) return not_in_use();
     return note_corruption(Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: holds number {}", ino, off, inode.ino)));
-  PMEMFS_TRY(note_corruption(verify_inode(inode, off)));
+  }
+  if (Status v = verify_inode(inode, off); !v.is_ok()) {
+    if (never_used()) return not_in_use();
+    return note_corruption(v);
+  }
   if (cacheable) inode_cache.put(inode);
   return inode;
 }

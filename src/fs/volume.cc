@@ -81,6 +81,22 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   }
   core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
   core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
+  // Lazy inode groups: the first allocation from a group zeroes its table slots in place
+  // and drains, inside the transaction that clears the group's flag (before its commit).
+  core->ialloc->set_first_use([c = core.get()](std::uint64_t group) -> Status {
+    const std::uint64_t first = group * format::kInodeGroupInodes;
+    const std::uint64_t off = c->inode_offset(first);
+    const std::uint64_t bytes = std::uint64_t{format::kInodeGroupInodes} * format::kInodeBytes;
+    PMEMFS_TRY(c->journal->prepare_inplace(off, bytes));
+    if (fs::metadata_planted_bugs().skip_inode_group_zeroing) return Status::ok();
+    if (c->persister().memset_nodrain(c->base() + off, 0, bytes) != 0) {
+      c->journal->poison(fmt::format("zeroing the inode table of inode group {} failed to persist", group));
+      return Status::error(EIO, fmt::format("inode group {}: zeroing its inode table at offset {} failed", group, off));
+    }
+    c->persister().drain();
+    c->inode_cache.invalidate(first, first + format::kInodeGroupInodes);
+    return Status::ok();
+  });
   return core;
 }
 
@@ -118,22 +134,30 @@ Status add_orphan_list(VolumeCore& core) {
   return Status::ok();
 }
 
-// A volume made before the intent table gets one at its first writable open, as the
-// orphan list above: an empty table through the journal, then the feature bit.
-Status add_intent_table(VolumeCore& core) {
-  {
-    fs::MetaTx mtx(core);
-    for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) core.clear_intent(mtx.tx(), slot);
-    PMEMFS_TRY(mtx.commit());
-  }
+// Sets an incompatible feature bit in both superblock copies, the newer sequence first.
+// A crash in between leaves the bit clear in the copy that wins, and the next writable
+// open does it again.
+Status add_incompat_bit(VolumeCore& core, std::uint64_t bit) {
   format::Superblock sb = core.sb;
-  sb.feature_incompat |= format::kFeatureIncompatIntents;
+  sb.feature_incompat |= bit;
   for (int i = 0; i < 2; ++i) {
     ++sb.sequence;
     PMEMFS_TRY(fs::write_superblock(*core.device, sb, sb.sequence % 2));
   }
   core.sb = sb;
   return Status::ok();
+}
+
+// A volume made before the intent table gets one at its first writable open, as the
+// orphan list above: an empty table through the journal, then the feature bit. One made
+// before lazy inode groups gets the bit only: none of its groups is uninitialised.
+Status add_intent_table(VolumeCore& core) {
+  {
+    fs::MetaTx mtx(core);
+    for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) core.clear_intent(mtx.tx(), slot);
+    PMEMFS_TRY(mtx.commit());
+  }
+  return add_incompat_bit(core, format::kFeatureIncompatIntents);
 }
 
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
@@ -153,6 +177,12 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   if (!read_only && !core->has_intent_table()) PMEMFS_TRY(add_intent_table(*core));
+  if (!read_only && (core->sb.feature_incompat & format::kFeatureIncompatLazyInodeGroups) == 0) {
+    PMEMFS_TRY(add_incompat_bit(*core, format::kFeatureIncompatLazyInodeGroups));
+    // The allocator's view of which flags a descriptor may carry follows the superblock.
+    core->ialloc = std::make_unique<alloc::InodeAllocator>(core->sb);
+    core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
+  }
   return core;
 }
 
@@ -208,10 +238,12 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
   // looks valid but is half-built; the new superblocks are written last.
   if (p.memset_persist(dev->base(), 0, 2 * format::kBlockBytes) != 0)
     return Status::error(EIO, fmt::format("{}: clearing the superblocks failed", path));
-  std::uint64_t itable_bytes = sb.inode_count * format::kInodeBytes;
-  if (p.memset_persist(dev->base() + sb.itable_block * format::kBlockBytes, 0, itable_bytes) != 0)
-    return Status::error(EIO, fmt::format("{}: zeroing the inode table failed", path));
-  PMEMFS_TRY(journal::Journal::format(*dev, sb.journal_block, sb.journal_blocks, sb.uuid));
+  // Neither the inode table (lazy inode groups: a group's slots are zeroed when it is first
+  // used) nor the journal's ring (a transaction an earlier volume left there carries
+  // another UUID and checksum seed: it ends the log) is written: mkfs costs the same
+  // whatever the volume's size, but for the group tables (72 bytes per 2 MiB and per 512
+  // inodes).
+  PMEMFS_TRY(journal::Journal::format(*dev, sb.journal_block, sb.journal_blocks, sb.uuid, /*zero_ring=*/false));
   PMEMFS_TRY(alloc::format_groups(*dev, sb));
   PMEMFS_TRY(fs::write_superblock(*dev, sb, 0));
   PMEMFS_TRY(fs::write_superblock(*dev, sb, 1));

@@ -618,6 +618,91 @@ TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
   EXPECT_EQ(r.exit_code, 0) << problems(r);
 }
 
+// Issue 12, item 8: mkfs leaves every inode group uninitialised (its table slots are not
+// written); the first allocation from a group zeroes its slots and clears the flag in that
+// transaction. Slots of a group never used hold whatever the device held, and nothing
+// reads them: fsck skips the group, and an inode number there is "not in use". The device
+// is filled with garbage before mkfs to show it.
+TEST_F(VolumeTest, InodeGroupsAreInitialisedWhenFirstUsed) {
+  vol_.reset();
+  ::unlink(path_.c_str());
+  put_image(path_, std::string(64ull << 20, static_cast<char>(0xa5)));
+  FormatOptions fo;
+  fo.device.emulated_pmem = true;
+  {
+    auto v = Volume::format(path_, fo);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    vol_ = std::move(*v);
+  }
+  auto& core = fs::core_of(*vol_);
+  ASSERT_NE(core.sb.feature_incompat & format::kFeatureIncompatLazyInodeGroups, 0u);
+  ASSERT_EQ(core.sb.igroup_count, 8u);
+  auto uninit = [&](std::uint64_t g) {
+    auto r = core.media();
+    auto u = core.ialloc->uninitialised(r, g);
+    EXPECT_TRUE(u.is_ok());
+    return u.is_ok() && *u;
+  };
+  EXPECT_FALSE(uninit(0)) << "the root's group";
+  for (std::uint64_t g = 1; g < 8; ++g) EXPECT_TRUE(uninit(g)) << "group " << g;
+  {
+    // A number in a group never used: free, not damage (its slot holds 0xa5 bytes).
+    auto r = core.media();
+    EXPECT_EQ(core.load_inode(r, 3 * 512 + 7).errnum(), ENOENT);
+    EXPECT_EQ(std::to_integer<int>(core.base()[core.inode_offset(3 * 512 + 7)]), 0xa5);
+  }
+  EXPECT_FALSE(core.journal->poisoned());
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+  EXPECT_EQ(r.inodes_checked, 1u);
+  reopen();
+  ASSERT_FALSE(HasFatalFailure());
+  // 600 files: group 0 fills, group 1 is first used (zeroed, flagged no more).
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  for (int i = 0; i < 600; ++i) create("/d/f" + std::to_string(i), "x");
+  auto& c2 = fs::core_of(*vol_);
+  {
+    auto rd = c2.media();
+    auto u1 = c2.ialloc->uninitialised(rd, 1);
+    auto u2 = c2.ialloc->uninitialised(rd, 2);
+    ASSERT_TRUE(u1.is_ok() && u2.is_ok());
+    EXPECT_FALSE(*u1);
+    EXPECT_TRUE(*u2);
+    // Group 1's free slots were zeroed: generation 1 for a new inode there.
+    const std::uint64_t free_slot = 2 * 512 - 1;
+    EXPECT_EQ(std::to_integer<int>(c2.base()[c2.inode_offset(free_slot)]), 0);
+  }
+  auto st = vol_->stat("/d/f599");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->ino / 512, 1u);
+  EXPECT_EQ(st->generation, 1u);
+  vol_.reset();
+  r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+  EXPECT_EQ(r.inodes_checked, 602u);
+  // A flag on a group with an inode in use is damage (fsck names the group).
+  {
+    std::string bytes = testutil::read_file(path_);
+    format::Superblock sb;
+    std::memcpy(&sb, bytes.data(), sizeof sb);
+    format::GroupDesc d;
+    const std::uint64_t off = sb.igroup_desc_block * format::kBlockBytes + 1 * sizeof d;
+    std::memcpy(&d, bytes.data() + off, sizeof d);
+    d.flags |= format::kInodeGroupUninitialised;
+    std::byte line[64];
+    std::memcpy(line, bytes.data() + sb.ibitmap_block * format::kBlockBytes + 64, 64);
+    d.checksum = alloc::group_checksum(format::volume_seed(sb.uuid), format::kTagInodeGroup, 1, d, line);
+    std::memcpy(bytes.data() + off, &d, sizeof d);
+    put_image(path_, bytes);
+  }
+  r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 4);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_EQ(r.problems[0].structure, "inode group 1") << problems(r);
+  EXPECT_NE(r.problems[0].message.find("uninitialised"), std::string::npos) << problems(r);
+}
+
 // Rewrites superblock copy `copy` of a closed volume with `edit` applied, resealed.
 template <typename Edit>
 void edit_superblock(const std::string& path, std::uint64_t copy, Edit edit) {

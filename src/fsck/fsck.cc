@@ -125,6 +125,10 @@ class Checker {
     for (std::uint64_t ino = format::kRootIno; ino < sb_.inode_count; ++ino) {
       if (options_.progress && ino % 65536 == 0) options_.progress(ino, sb_.inode_count);
       std::uint64_t g = ino / format::kInodeGroupInodes;
+      if (fsck::inode_group_uninitialised(core_, g)) {  // never used: its slots are not read
+        ino = (g + 1) * format::kInodeGroupInodes - 1;
+        continue;
+      }
       const std::byte* line = base + sb_.ibitmap_block * format::kBlockBytes + g * format::kBitmapLineBytes;
       std::uint64_t i = ino % format::kInodeGroupInodes;
       bool allocated = (static_cast<std::uint8_t>(line[i / 8]) >> (i % 8)) & 1;

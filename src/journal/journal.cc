@@ -372,7 +372,7 @@ std::uint64_t Journal::last_sequence() const {
 }
 
 Status Journal::format(const device::Device& device, std::uint64_t first_block,
-                       std::uint64_t blocks, const std::uint8_t (&uuid)[16]) {
+                       std::uint64_t blocks, const std::uint8_t (&uuid)[16], bool zero_ring) {
   if (device.read_only()) {
     return Status::error(EROFS, "journal format: the device is read-only");
   }
@@ -406,7 +406,7 @@ Status Journal::format(const device::Device& device, std::uint64_t first_block,
   std::memcpy(block.data(), &h, sizeof(h));
   const persist::Persister& p = device.persister();
   int err = p.memcpy_nodrain(dst, block.data(), kBlockBytes);
-  if (err == 0) err = p.memset_nodrain(dst + kBlockBytes, 0, h.ring_bytes);
+  if (err == 0 && zero_ring) err = p.memset_nodrain(dst + kBlockBytes, 0, h.ring_bytes);
   p.drain();
   if (err != 0) {
     return Status::error(EIO, fmt::format("journal format at offset {}: persist failed: {}",

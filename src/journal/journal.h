@@ -151,11 +151,14 @@ class Journal {
  public:
   // Writes an empty journal (header, both checkpoint slots valid at sequence 0 and tail
   // 0, the ring zeroed) into [first_block, first_block + blocks) of the device, durably.
+  // zero_ring false leaves the ring as it is: only safe with a UUID no earlier journal on
+  // the device had (mkfs draws a random one), since recovery takes a transaction as the
+  // next one only when it carries the volume's UUID and a checksum seeded with it.
   // Errors: EINVAL when blocks is outside [2, kMaxJournalBlocks], the region overlaps the
   // superblocks or does not fit the device; EROFS on a read-only device; EIO when a
   // persist fails.
   static Status format(const device::Device& device, std::uint64_t first_block,
-                       std::uint64_t blocks, const std::uint8_t (&uuid)[16]);
+                       std::uint64_t blocks, const std::uint8_t (&uuid)[16], bool zero_ring = true);
 
   // Verifies the journal header of the volume described by `sb` and replays committed
   // transactions after the newest checkpoint. Every transaction to replay is verified
