@@ -207,6 +207,16 @@ void reseal(std::vector<std::uint8_t>& img, std::uint64_t off, std::uint64_t len
       seal(p + kOrphanHeadOffset, sizeof(OrphanHead), offsetof(OrphanHead, checksum), 8, seed);
   }
 
+  // Intent records, where their magic is (a free slot is all zero).
+  for (std::uint64_t slot = 0; slot < kIntentSlots; ++slot) {
+    const std::uint64_t at = kIntentTableOffset + slot * kIntentRecordBytes;
+    if (!overlaps(off, len, at, kIntentRecordBytes)) continue;
+    std::uint32_t magic;
+    std::memcpy(&magic, p + at, 4);
+    if (magic == kIntentMagic)
+      seal(p + at, kIntentRecordBytes, offsetof(IntentRecord, checksum), 8, seed ^ (slot << 8) ^ kTagIntent);
+  }
+
   std::uint64_t jh = sb.journal_block * B;
   if (overlaps(off, len, jh, 64)) seal(p + jh, 64, offsetof(JournalHeader, checksum), 8, 0);
   for (std::uint64_t s = 0; s < 2; ++s) {

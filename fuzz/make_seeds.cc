@@ -327,6 +327,35 @@ std::vector<Hostile> hostile(const Image& t) {
                                   field(small_at + offsetof(format::Inode, orphan_prev), small_ino)}});
   }
 
+  // The intent table (issue 12): a record of an unknown kind, one naming a free inode, one
+  // naming a file with another generation, and a valid pending punch over /dir/sparse (the
+  // open completes it: recovery's path, under the fuzzer). Resealed: the checksums hold.
+  {
+    auto record = [&](std::uint16_t kind, std::uint64_t ino, std::uint32_t generation, std::uint64_t first,
+                      std::uint64_t end) {
+      format::IntentRecord r{};
+      r.magic = format::kIntentMagic;
+      r.kind = kind;
+      r.owner_ino = ino;
+      r.owner_generation = generation;
+      r.first_block = first;
+      r.end_block = end;
+      return field(format::kIntentTableOffset, r);
+    };
+    const std::uint64_t sp = ino_of(t, "/dir/sparse");
+    const auto sp_gen = get<std::uint32_t>(t, inode_at(g, sp) + offsetof(format::Inode, generation));
+    h.push_back({"intent-kind-unknown", {record(9, sp, sp_gen, 0, 4)}});
+    h.push_back({"intent-owner-free", {record(format::kIntentPunch, 900, 1, 0, 4)}});
+    h.push_back({"intent-generation", {record(format::kIntentTrim, sp, sp_gen + 1, 1, 1ull << 40)}});
+    h.push_back({"intent-punch-pending", {record(format::kIntentPunch, sp, sp_gen, 0, 64)}});
+  }
+  // Lazy inode groups: group 0 (the root's) flagged uninitialised although in use.
+  {
+    const std::uint64_t d0 = g.sb.igroup_desc_block * B;
+    h.push_back({"igroup-uninitialised-in-use",
+                 {field(d0 + offsetof(format::GroupDesc, flags), format::kInodeGroupUninitialised)}});
+  }
+
   // The newest checkpoint slot: a tail in the middle of the ring, a far sequence.
   auto jh = get<format::JournalHeader>(t, g.journal);
   std::uint64_t slot = g.journal + offsetof(format::JournalHeader, slot) +
