@@ -10,9 +10,13 @@
 //      next block merged); TxHeader + records are checksummed (XXH3-64 seeded with the
 //      volume seed) and copied into the ring at the head with non-temporal stores; one
 //      drain (fence 1). A transaction is committed once fence 1 completes.
-//   2. the records are applied in place; drain (fence 2).
-//   3. checkpoint slot[sequence % 2] records "applied up to this sequence, the next
-//      transaction starts at ring offset head"; drain (fence 3).
+//   2. the records are applied in place: eagerly, copies that flush, then a drain (fence
+//      2); lazily (JournalOptions::lazy_checkpoints, what volumes use), ordinary stores
+//      whose lines are flushed at the next checkpoint.
+//   3. a checkpoint — slot[sequence % 2] records "applied up to this sequence, the next
+//      transaction starts at ring offset head", after the applied lines are flushed and
+//      drained (fence 3): eagerly after every commit; lazily only now and then (see
+//      JournalOptions::lazy_checkpoints).
 //   4. on_commit callbacks run.
 //
 // Ring: the blocks after the journal header. Transactions start 64-byte aligned. The
@@ -21,17 +25,21 @@
 // TxHeader with kTxFlagWrap, record_count 0, body_bytes 0, valid checksum and the
 // sequence of the transaction it announces) is written at the old head in the same
 // fence-1 group. Recovery that meets a valid wrap marker for the sequence it expects
-// continues at offset 0, expecting the same sequence there. Because a transaction's
-// checkpoint is durable before the next transaction is written, the ring holds at most
-// one transaction that recovery may need, and a transaction never overwrites it.
+// continues at offset 0, expecting the same sequence there. Ring space behind the newest
+// durable checkpoint is all that a transaction may overwrite: with eager checkpoints the
+// ring holds at most one transaction recovery may need; with lazy ones, every
+// transaction since the last checkpoint, up to half the ring (a checkpoint is written
+// when the ring is half used, or when the next transaction would not fit).
 //
 // A crash before fence 1 completes leaves a transaction whose checksum fails: recovery
 // stops there and the old state stands. A crash after it replays the transaction from the
 // ring (idempotent: records are absolute bytes), so the new state stands. A torn
-// checkpoint slot fails its checksum; the other slot is one transaction older, and that
-// transaction is replayed again. Recovery replays only what follows the newest valid
-// checkpoint — at most one transaction — so open costs time in proportion to the
-// journal, never to the number of files.
+// checkpoint slot fails its checksum; the other slot is older, and the transactions after
+// it are replayed again. Recovery replays every transaction that follows the newest valid
+// checkpoint, in sequence order — one with eager checkpoints, up to half the ring (2 MiB
+// of records at most) with lazy ones — so open costs time in proportion to the journal,
+// never to the number of files. (Replaying more than one transaction is safe only if no
+// byte an old record wrote was written since outside the journal: prepare_inplace.)
 //
 // Journal::format leaves both checkpoint slots valid at sequence 0, tail 0, and zeroes
 // the whole ring (so no transaction of an earlier volume can validate).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real-DAX check of the device layer and `pmemfs info`: boots a Debian kernel under QEMU with
-# an emulated NVDIMM (/work/shared/tools/dax-guest.sh) and, in each mode — fsdax on ext4,
+# an emulated NVDIMM (../shared/tools/dax-guest.sh beside the project's root) and, in each
+# mode — fsdax on ext4,
 # fsdax on xfs, devdax /dev/dax0.0 — creates/opens a volume, checks what `pmemfs info --json`
 # says, writes a pattern with every persist primitive and reads it back after a remount or
 # a namespace disable/enable; then makes a pmemfs volume there (mkfs, cp -r in, fsck) and
@@ -10,11 +11,17 @@
 #   tests/dax/run.sh                 build with the release preset, then boot the guest
 #   BUILD_DIR=dir tests/dax/run.sh   use (and build in) an already configured build dir
 #   env passed on: ACCEL=tcg|kvm|auto, WORK (guest scratch, default /tmp/pmemfs-dax-guest),
-#   DAX_GUEST (path of dax-guest.sh)
+#   DAX_GUEST (path of dax-guest.sh; default: shared/tools/dax-guest.sh in the directory
+#   that holds the project's root, i.e. ../shared/tools/ from the repository)
 # Exit status: 0 when every payload run in the guest exited 0.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-DAX_GUEST=${DAX_GUEST:-/work/shared/tools/dax-guest.sh}
+# A worktree's root is found the same way: the shared tools sit beside it.
+DAX_GUEST=${DAX_GUEST:-$(cd "$ROOT/.." && pwd)/shared/tools/dax-guest.sh}
+if [ ! -x "$DAX_GUEST" ] && [ ! -f "$DAX_GUEST" ]; then
+    echo "tests/dax/run.sh: $DAX_GUEST not found (set DAX_GUEST to the path of dax-guest.sh)" >&2
+    exit 2
+fi
 export WORK=${WORK:-/tmp/pmemfs-dax-guest}
 
 if [ -n "${BUILD_DIR:-}" ]; then
