@@ -108,6 +108,17 @@ void VolumeCore::clear_intent(journal::Transaction& tx, std::uint32_t slot) {
 
 Result<std::optional<std::uint32_t>> VolumeCore::find_free_intent(journal::MetaReader& r, std::uint32_t keep_free) const {
   if (!has_intent_table()) return std::optional<std::uint32_t>();
+  // The mask of used slots is exact for this instance between transactions: the first
+  // clear bit, confirmed through r (a slot stored earlier in the same transaction is not
+  // in the mask yet), else a scan of the table.
+  const std::uint64_t used = intents_used.load(std::memory_order_acquire) & kAllSlots;
+  if (static_cast<std::uint32_t>(format::kIntentSlots - std::popcount(used)) <= keep_free)
+    return std::optional<std::uint32_t>();
+  if (used != kAllSlots) {
+    const auto slot = static_cast<std::uint32_t>(std::countr_one(used));
+    const auto* rec = reinterpret_cast<const IntentRecord*>(r.read(slot_offset(slot), sizeof(IntentRecord)));
+    if (rec->magic == 0) return std::optional<std::uint32_t>(slot);
+  }
   std::uint32_t free_count = 0;
   std::optional<std::uint32_t> first;
   for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {

@@ -177,6 +177,18 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   if (!read_only && !core->has_intent_table()) PMEMFS_TRY(add_intent_table(*core));
+  if (core->has_intent_table()) {
+    // The slots in use, as a hint until recover_intents verifies them (fsck's instance,
+    // which leaves the table to the checker, keeps this one: drop_intents_of reads it).
+    std::uint64_t used = 0;
+    for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {
+      std::uint32_t magic = 0;
+      std::memcpy(&magic, core->base() + format::kIntentTableOffset + std::uint64_t{slot} * format::kIntentRecordBytes,
+                  sizeof magic);
+      if (magic != 0) used |= std::uint64_t{1} << slot;
+    }
+    core->intents_used.store(used, std::memory_order_release);
+  }
   if (!read_only && (core->sb.feature_incompat & format::kFeatureIncompatLazyInodeGroups) == 0) {
     PMEMFS_TRY(add_incompat_bit(*core, format::kFeatureIncompatLazyInodeGroups));
     // The allocator's view of which flags a descriptor may carry follows the superblock.
