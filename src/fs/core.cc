@@ -102,7 +102,7 @@ void VolumeCore::note_close(std::uint64_t ino) {
   // lock.
   if (read_only) return;
   {
-    std::shared_lock<std::shared_mutex> lk(meta_lock);
+    std::shared_lock<MetaLock> lk(meta_lock);
     auto r = media();
     auto inode = load_inode(r, ino);
     if (!inode.is_ok() || inode->nlink != 0) return;

@@ -35,22 +35,13 @@
 #include "btree/btree.h"
 #include "device/device.h"
 #include "device/prefault.h"
+#include "fs/locks.h"
 #include "format/format.h"
 #include "journal/journal.h"
 #include "pmemfs/status.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs::fs {
-
-// Sharded reader-writer locks by inode number; memory fixed, whatever the volume size.
-class InodeLocks {
- public:
-  static constexpr std::size_t kShards = 1024;
-  std::shared_mutex& of(std::uint64_t ino) { return shards_[ino % kShards]; }
-
- private:
-  std::array<std::shared_mutex, kShards> shards_;
-};
 
 // DRAM copies of recently loaded inodes, under the same rules as btree::NodeCache: an
 // inode is verified (magic, checksum, fields) when it is read from media and cached, and
@@ -177,7 +168,7 @@ class MetaTx {
 
  private:
   VolumeCore& core_;
-  std::unique_lock<std::shared_mutex> lock_;
+  std::unique_lock<MetaLock> lock_;
   std::optional<journal::Transaction> tx_;
 };
 
@@ -235,7 +226,7 @@ struct VolumeCore {
   bool read_only = false;
   journal::RecoveryStats recovery;
 
-  std::shared_mutex meta_lock;
+  MetaLock meta_lock;
   InodeLocks inode_locks;
 
   // Open File handles per inode: an unlinked inode is freed at its last close.

@@ -258,7 +258,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
       return File(core_, inode.ino, flags);
     }
   } else {
-    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    std::shared_lock<fs::MetaLock> lk(core.meta_lock);
     auto r = core.media();
     Resolver res(core, r);
     PMEMFS_ASSIGN_OR_RETURN(format::Inode target, res.walk(format::kRootIno, path, !(flags & O_NOFOLLOW)));
@@ -390,7 +390,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
 
 Result<std::string> Volume::readlink(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
@@ -400,7 +400,7 @@ Result<std::string> Volume::readlink(std::string_view path) {
 
 Result<Stat> Volume::stat(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
@@ -409,7 +409,7 @@ Result<Stat> Volume::stat(std::string_view path) {
 
 Result<Stat> Volume::lstat(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
@@ -463,7 +463,7 @@ Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
   auto& core = *core_;
   std::uint64_t ino = 0;
   {
-    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    std::shared_lock<fs::MetaLock> lk(core.meta_lock);
     auto r = core.media();
     Resolver res(core, r);
     PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
@@ -481,7 +481,7 @@ Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
 
 Result<std::vector<DirEntry>> Volume::readdir(std::string_view path, std::uint64_t cookie, std::size_t max_entries) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, res.walk(format::kRootIno, path, true));

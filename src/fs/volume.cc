@@ -263,7 +263,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr
 
 Result<StatFs> Volume::statfs() {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   const auto& st = r.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
   PMEMFS_TRY(alloc::verify_volume_state(st, core.sb));

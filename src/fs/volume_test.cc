@@ -304,7 +304,7 @@ TEST_F(VolumeTest, UnlinkedOpenFileLivesUntilClose) {
 // The head of the orphan list as the volume holds it (count and first inode).
 format::OrphanHead orphan_head(Volume& v) {
   auto& core = v.core();
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   auto h = core.load_orphan_head(r);
   EXPECT_TRUE(h.is_ok()) << h.status().to_string();
@@ -407,7 +407,7 @@ TEST_F(VolumeTest, SeveralOrphansLeaveTheListInAnyOrder) {
     open[i].close();
     {
       auto& core = vol_->core();
-      std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+      std::shared_lock<fs::MetaLock> lk(core.meta_lock);
       auto r = core.media();
       auto count = core.verify_orphans(r, true);
       ASSERT_TRUE(count.is_ok()) << count.status().to_string();
@@ -1025,7 +1025,7 @@ TEST_F(VolumeTest, AStoredInodeOverwrittenInItsTransactionIsNotCached) {
     std::memset(mtx.tx().write(core.inode_offset(st->ino), sizeof(format::Inode)), 0, sizeof(format::Inode));
     ASSERT_TRUE(mtx.commit().is_ok());
   }
-  std::shared_lock<std::shared_mutex> l(core.meta_lock);
+  std::shared_lock<fs::MetaLock> l(core.meta_lock);
   auto r = core.media();
   auto loaded = core.load_inode(r, st->ino);
   EXPECT_EQ(loaded.errnum(), ENOENT) << "a cleared slot must read as free, not as the cached copy";
