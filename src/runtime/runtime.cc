@@ -194,7 +194,7 @@ Result<std::unique_ptr<Runtime>> Runtime::attach(const Identity& id, bool writab
       h.inode = id.inode;
       h.incarnation = random64();
       h.checksum = header_checksum(h);
-      h.lease_break_ms = kDefaultLeaseBreakMs;
+      h.lease_break_ms = kDefaultBreakMs;
       seg.pins.next_id.store(1);
       h.ready.store(1);
     }
@@ -211,7 +211,7 @@ std::unique_ptr<Runtime> Runtime::make_private(bool writable) {
   if (p == MAP_FAILED) std::abort();  // address space for ~8 MiB of mostly untouched memory
   rt->seg_ = static_cast<Segment*>(p);
   rt->seg_->header.ready.store(1);
-  rt->seg_->header.lease_break_ms = kDefaultLeaseBreakMs;
+  rt->seg_->header.lease_break_ms = kDefaultBreakMs;
   rt->seg_->pins.next_id.store(1);
   rt->path_ = "(private)";
   rt->pid_ = static_cast<int>(getpid());
@@ -302,8 +302,12 @@ bool Runtime::slot_alive(std::uint32_t s) const {
   if (word_state(w) != kSlotLive) return false;
   if (liveness_held_by_other(s)) return true;
   // Its process is gone: mark the slot dead (only the attach we looked at: a process that
-  // attached to the slot since has another generation).
-  slot.state.compare_exchange_strong(w, slot_word(word_generation(w), kSlotDead));
+  // attached to the slot since has another generation), and wake our runtime thread,
+  // which releases what the dead process held.
+  if (slot.state.compare_exchange_strong(w, slot_word(word_generation(w), kSlotDead))) {
+    seg_->deaths.fetch_add(1);
+    notify(slot_);
+  }
   return false;
 }
 

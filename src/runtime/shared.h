@@ -33,7 +33,6 @@
 #include <type_traits>
 
 #include "journal/journal.h"
-#include "pmemfs/mapping.h"
 
 namespace pmemfs::runtime {
 
@@ -51,6 +50,11 @@ inline constexpr std::uint32_t kOpenEntriesPerProcess = 4096;
 // Entries of the invalidation log (a ring); a process further behind drops all its
 // copies instead of the ones named.
 inline constexpr std::uint32_t kInvalLogEntries = 1u << 16;
+// Mappings and leases of all processes together (pmemfs::kMaxPins; checked equal in
+// fs/pin.cc).
+inline constexpr std::uint32_t kPinTableEntries = 1024;
+// The lease-break time of a new segment (pmemfs::kDefaultLeaseBreakMs).
+inline constexpr std::uint32_t kDefaultBreakMs = 5000;
 // The journal's filter of blocks logged since the last checkpoint (bits).
 inline constexpr std::uint32_t kLoggedFilterBits = 1u << 16;
 // The journal's table of applied-but-unflushed lines (open addressing, twice the blocks).
@@ -130,8 +134,8 @@ struct InodeLockTable {
 // The journal's state shared by every process (journal.cc owns its meaning). Plain
 // fields: under the metadata lock held exclusively.
 struct JournalShared {
-  std::atomic<std::uint32_t> recovered;  // 1 once a writer replayed the ring into place
-  std::uint32_t ckpt_slot;
+  std::atomic<std::uint32_t> recovered;  // 1 once the ring is known replayed into place
+  std::int32_t ckpt_slot;
   std::uint64_t head;
   std::uint64_t sequence;
   std::uint64_t ckpt_tail;
@@ -151,10 +155,15 @@ struct JournalShared {
 // What commits changed, for other processes' DRAM copies: entry = kind << 60 | value.
 inline constexpr std::uint64_t kInvalBlock = 1;  // a metadata block a record wrote
 inline constexpr std::uint64_t kInvalDir = 2;    // a directory whose entries changed
-inline constexpr std::uint64_t kInvalAll = 3;    // everything (recovery replayed unknown work)
+inline constexpr std::uint64_t kInvalAll = 3;    // everything (a commit too large to list)
 inline constexpr std::uint64_t kInvalValueMask = (std::uint64_t{1} << 60) - 1;
+// Entries are appended only under the metadata lock held exclusively (by commits) and
+// read under it held either way, so a reader never meets an entry being written. A
+// recovery, which may run under the journal lock alone, bumps `epoch` instead: everyone
+// drops every copy.
 struct InvalLog {
   alignas(64) std::atomic<std::uint64_t> head;  // entries ever written
+  std::atomic<std::uint64_t> epoch;
   std::atomic<std::uint64_t> entries[kInvalLogEntries];
 };
 
@@ -187,7 +196,7 @@ struct alignas(64) PinEntry {
 struct PinTable {
   alignas(64) std::atomic<std::uint32_t> used;  // entries not free (a fast "none" check)
   std::atomic<std::uint64_t> next_id;
-  PinEntry entries[kMaxPins];
+  PinEntry entries[kPinTableEntries];
 };
 
 struct FreezeState {
@@ -213,9 +222,14 @@ struct SegmentHeader {
 struct Segment {
   alignas(4096) SegmentHeader header;
   alignas(64) LockWord meta;
+  alignas(64) LockWord journal_lock;  // exclusive only: its reader count is no_readers
+  std::atomic<std::uint32_t> no_readers;  // always 0
   alignas(64) LockWord gate;
   alignas(64) FreezeState freeze;
   alignas(64) std::atomic<std::uint32_t> high_slot;  // slots [0, high_slot) ever used
+  std::atomic<std::uint64_t> deaths;                 // slots ever found dead
+  // 1 once a writable instance freed the orphans the volume was left with.
+  std::atomic<std::uint32_t> orphans_reaped;
   alignas(4096) ProcessSlot slots[kMaxProcesses];
   alignas(4096) InodeLockTable inode_locks;
   alignas(4096) JournalShared journal;

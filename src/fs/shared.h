@@ -1,0 +1,54 @@
+// fs/shared.h — the fs layer's side of the volume's runtime segment (runtime/): attaching
+// an instance, its runtime thread, and what must be done when another process died.
+//
+// The rest lives where it is used: the locks in fs/locks.h, the open-inode table behind
+// VolumeCore::note_open/note_close/is_open, the invalidation log behind
+// VolumeCore::catch_up (implemented in fs/shared.cc).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "device/device.h"
+#include "pmemfs/status.h"
+#include "runtime/runtime.h"
+
+namespace pmemfs::fs {
+
+struct VolumeCore;
+
+// The runtime segment's identity for a volume on `dev`: the UUID, the backing's device and
+// inode numbers, its owner and permission bits.
+Result<runtime::Identity> backing_identity(const device::Device& dev, const std::uint8_t (&uuid)[16]);
+
+// Attaches an instance to the volume's runtime state: the shared segment for a backing
+// this process opened, a private one for memory a caller wraps (tests, the crash
+// simulator). A process that may not write the segment (it may not write the device) and
+// opens read-only gets a private runtime and a warning in `warning`: it reads the volume
+// without taking part in the shared locks (what other processes change may be seen half
+// done; see docs/design.md).
+Result<std::unique_ptr<runtime::Runtime>> attach_runtime(const device::Device& dev, const std::uint8_t (&uuid)[16],
+                                                         bool writable, std::string* warning);
+
+// One thread per attached instance, asleep on its process slot's notify word: it releases
+// what dead processes held (VolumeCore::cleanup_dead) when a death is found, and looks
+// for deaths once every kIdleCheckMs. (Lease breaks and freezes are delivered through the
+// same word.)
+class RuntimeThread {
+ public:
+  static constexpr int kIdleCheckMs = 1000;
+  explicit RuntimeThread(VolumeCore& core);
+  ~RuntimeThread();  // stops and joins
+  RuntimeThread(const RuntimeThread&) = delete;
+  RuntimeThread& operator=(const RuntimeThread&) = delete;
+
+ private:
+  void run();
+  VolumeCore& core_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace pmemfs::fs
