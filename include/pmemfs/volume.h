@@ -141,25 +141,27 @@ class Volume {
   // Formats `path` as a new volume and opens it.
   // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
   // known file system signature and !force (message names what was found); EINVAL (size:
-  // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when another
+  // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when any
   // instance has the volume open (nothing is changed and the file is not resized, unless
   // that instance opened it in the instant between this call's resize and its claim:
   // then the file has grown, and nothing else changed).
   static Result<std::unique_ptr<Volume>> format(const std::string& path,
                                                 const FormatOptions& options);
-  // Opens an existing volume, replaying its journal (recovery).
+  // Opens an existing volume. Any number of instances, in this process or others, may
+  // have one volume open at once, writable or not (docs/design.md, "Several processes on
+  // one volume"): each attaches to the volume's runtime state (a file in
+  // $PMEMFS_RUNTIME_DIR, default /dev/shm), and metadata operations stay atomic, durable
+  // and isolated across all of them. The first instance after everyone left replays the
+  // journal (recovery) and frees orphans; later ones join the live state.
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
   // message names the structure and offset); EROFS (recovery needed on a read-only open);
-  // ENOTSUP (unknown incompatible feature; EBUSY instead while a reader holds it); EIO;
-  // EBUSY when another instance, in this process or another, has it open for writing, or
-  // (for a writable open) open at all. A volume with unknown read-only-compatible features
-  // opens read-only whatever was asked, exactly as a read-only open (sharing the volume
-  // with readers, who may get EBUSY in the instant it first checks the superblock under
-  // the exclusive lock; EROFS when its journal needs recovery); info().read_only says so.
-  // One instance at a time writes a volume; read-only instances share it (flock(2) on
-  // the backing, held until the Volume and its Files are gone, and by a child forked
-  // meanwhile until it exits or execs; where the file system has no flock it is not
-  // enforced, and the device's warning says so).
+  // ENOTSUP (unknown incompatible feature); EIO; EBUSY when mkfs or fsck --repair holds
+  // the volume, when kMaxProcesses (64) instances are attached, or when the runtime state
+  // is damaged while instances are attached (the message names its file); EACCES when a
+  // writable open may not write the runtime state. A read-only open that may not write
+  // the runtime state opens uncoordinated, with a warning in info().device.warning. A
+  // volume with unknown read-only-compatible features opens read-only whatever was
+  // asked; info().read_only says so.
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 
