@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -87,7 +88,25 @@ struct FormatOptions {
 
 struct OpenOptions {
   bool read_only = false;
+  // While another process has the volume frozen (freeze()), an operation that would
+  // change it waits for the thaw; false: it fails at once with EAGAIN instead.
+  bool wait_when_frozen = true;
   DeviceOptions device;
+};
+
+// How long freeze() waits for every process with a writable mapping to write-protect it.
+inline constexpr std::uint32_t kDefaultFreezeAckMs = 5000;
+
+struct FreezeOptions {
+  std::uint32_t ack_timeout_ms = kDefaultFreezeAckMs;
+};
+
+struct BackupOptions {
+  FreezeOptions freeze;
+  // Replace an existing file (else EEXIST).
+  bool overwrite = false;
+  // Called now and then with the bytes copied so far and the total (a progress line).
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
 struct Stat {
@@ -213,6 +232,29 @@ class Volume {
   // returns. Closing the volume does it too, when this process mapped the device itself.
   // Thread-safe. Errors: EIO (the checkpoint's persist failed: the instance is poisoned).
   Status sync();
+
+  // Freezes the volume for every process (PRODUCT.md clause 8): waits until no operation
+  // that changes it is running anywhere, makes every later one wait (or fail with EAGAIN,
+  // OpenOptions::wait_when_frozen) until thaw(), asks every process with a writable
+  // mapping to write-protect it and waits for each to say it did (a store into a frozen
+  // mapping then waits in its page fault until the thaw), and checkpoints the journal. On
+  // return a byte copy of the device is a consistent image that needs no recovery. Reads
+  // go on. The freeze belongs to this instance: its own changes fail with EBUSY until it
+  // thaws; if its process dies, the others thaw the volume.
+  // Errors: EROFS (read-only instance), EBUSY (already frozen by this instance), EAGAIN
+  // (a process did not write-protect its mappings within ack_timeout_ms: the message names
+  // it, and the volume is thawed again), EIO (the checkpoint's persist failed).
+  Status freeze(const FreezeOptions& options = {});
+  // Ends this instance's freeze. EINVAL when this instance has not frozen the volume.
+  Status thaw();
+  // Whether the volume is frozen now (by any process).
+  bool frozen() const;
+  // freeze() + a copy of the whole backing into the new file `dest_path` (sparse where the
+  // backing reads zeros, made durable with fsync) + thaw(). The copy opens and passes fsck
+  // as it is, with the volume's UUID. Errors: those of freeze(); EEXIST (dest exists and
+  // !overwrite); the errors of creating and writing dest (EACCES, ENOSPC, EIO, ...: the
+  // partial copy is removed). The volume is thawed whatever happens.
+  Status backup(const std::string& dest_path, const BackupOptions& options = {});
 
   // Everything below the public API (tests, fsck, the crash simulator).
   fs::VolumeCore& core() { return *core_; }

@@ -420,6 +420,24 @@ struct VolumeCore {
   // the orphans nobody holds any more. Runs on the runtime thread and at attach.
   Status cleanup_dead();
   std::uint64_t deaths_seen = 0;  // runtime thread only
+  // ---- freeze (fs/freeze.cc)
+  bool wait_when_frozen = true;  // OpenOptions::wait_when_frozen
+  Status freeze(const FreezeOptions& options);
+  Status thaw();
+  // The instance that froze the volume died: thaw in its place.
+  void thaw_abandoned();
+  // Write-protects this instance's writable mappings and has every other process with
+  // writable mappings do the same (acknowledged through its slot), within timeout_ms.
+  // EAGAIN naming the process that did not answer.
+  Status protect_mappings_for_freeze(std::uint32_t timeout_ms);
+  void unprotect_mappings_after_freeze();
+  // The runtime thread's part: follow the segment's freeze state with this instance's
+  // mappings (protect and acknowledge while frozen, unprotect after).
+  void follow_freeze();
+  // Protects (PROT_READ) or restores this instance's writable mappings (fs/pin.cc).
+  void set_mappings_protected(bool protect);
+  std::mutex freeze_follow_lock;
+  bool mappings_protected = false;  // guarded by freeze_follow_lock
   // Declared last: stopped before anything it uses goes.
   std::unique_ptr<RuntimeThread> runtime_thread;
 };

@@ -904,7 +904,12 @@ void File::close() {
   if (core_ == nullptr) return;
   std::shared_ptr<fs::VolumeCore> core = std::move(core_);
   core_.reset();
-  if (can_write(flags_)) trim_speculative(*core, ino_);
+  {
+    // Trimming speculative blocks changes the volume: not while it is frozen (they stay
+    // past the end of file, never exposed, and are trimmed by a later close).
+    fs::WriteGate gate(*core, fs::WriteGate::Mode::kNoWait);
+    if (gate.status().is_ok() && can_write(flags_)) trim_speculative(*core, ino_);
+  }
   core->note_close(ino_);
 }
 
@@ -925,6 +930,7 @@ Result<std::size_t> File::read(std::span<std::byte> buf) {
 Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t offset) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   // As on Linux, O_APPEND appends even through pwrite.
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, offset, (flags_ & O_APPEND) != 0));
   return r.bytes;
@@ -933,6 +939,7 @@ Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t o
 Result<std::size_t> File::write(std::span<const std::byte> buf) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   std::lock_guard<std::mutex> g(*position_lock_);
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, position_, (flags_ & O_APPEND) != 0));
   position_ = r.end_offset;
@@ -987,12 +994,14 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
 Status File::truncate(std::uint64_t size_bytes) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   return core_->file_truncate(ino_, size_bytes);
 }
 
 Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   constexpr int kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
   if ((mode & ~kKnown) != 0) return Status::error(EOPNOTSUPP, fmt::format("fallocate: unsupported mode {:#x}", mode));
   const bool punch = (mode & kFallocPunchHole) != 0;

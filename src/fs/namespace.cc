@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+
+#include <optional>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -229,6 +231,12 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
     if (core.read_only && (want_write || (flags & O_CREAT)))
       return Status::error(EROFS, "open: volume is read-only");
   }
+  // Only an open that may create or truncate changes the volume.
+  std::optional<fs::WriteGate> gate;
+  if (flags & (O_CREAT | O_TRUNC)) {
+    gate.emplace(core);
+    PMEMFS_TRY(gate->status());
+  }
   std::uint64_t ino = 0;
   if (flags & O_CREAT) {
     MetaTx mtx(core);
@@ -277,6 +285,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
 
 Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -290,6 +299,7 @@ Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
 
 Status Volume::rmdir(std::string_view path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -314,6 +324,7 @@ Status Volume::rmdir(std::string_view path) {
 
 Status Volume::unlink(std::string_view path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   {
     MetaTx mtx(core);
     PMEMFS_TRY(core.check_writable());
@@ -335,6 +346,7 @@ Status Volume::unlink(std::string_view path) {
 
 Status Volume::link(std::string_view existing, std::string_view new_path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -354,6 +366,7 @@ Status Volume::link(std::string_view existing, std::string_view new_path) {
 
 Status Volume::symlink(std::string_view target, std::string_view link_path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   if (target.empty()) return Status::error(ENOENT, "symlink: empty target");
   if (target.size() > format::kMaxSymlinkBytes)
     return Status::error(ENAMETOOLONG, fmt::format("symlink: target of {} bytes exceeds {}", target.size(), format::kMaxSymlinkBytes));
@@ -421,6 +434,7 @@ namespace {
 // Applies `change` to the inode at `path` (following symlinks) in one transaction.
 template <typename Fn>
 Status change_inode(fs::VolumeCore& core, std::string_view path, Fn change) {
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -461,6 +475,7 @@ Status Volume::utimens(std::string_view path, std::int64_t atime_ns, std::int64_
 
 Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   std::uint64_t ino = 0;
   {
     std::shared_lock<fs::MetaLock> lk(core.meta_lock);

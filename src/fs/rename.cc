@@ -48,6 +48,7 @@ Status check_subdir_link(fs::VolumeCore& core, const format::Inode& dir) {
 }  // namespace
 
 Status Volume::rename(std::string_view from, std::string_view to, unsigned flags) {
+  PMEMFS_WRITE_GATE(*core_);
   Status s = rename_in_one_transaction(*core_, from, to, flags);
   // A replaced file too big to free in the rename's transaction went on the orphan list:
   // free it now, in bounded steps, with the metadata lock released.

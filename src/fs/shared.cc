@@ -69,6 +69,76 @@ void InodeLock::lock_shared() {
 }
 void InodeLock::unlock_shared() { runtime::unlock_shared(*rt_, ref_); }
 
+// ---------------------------------------------------------------------------- the gate
+
+namespace {
+
+// How deep this thread is in gates of each instance (a thread rarely holds more than one).
+struct GateDepth {
+  VolumeCore* core = nullptr;
+  int depth = 0;
+};
+thread_local GateDepth t_gates[4];
+
+GateDepth* gate_depth(VolumeCore* core, bool create) {
+  for (auto& g : t_gates)
+    if (g.core == core) return &g;
+  if (!create) return nullptr;
+  for (auto& g : t_gates)
+    if (g.core == nullptr) {
+      g.core = core;
+      return &g;
+    }
+  return nullptr;  // more than 4 instances nested on one thread: take it again
+}
+
+}  // namespace
+
+WriteGate::WriteGate(VolumeCore& core, Mode mode) {
+  if (core.read_only) return;  // writes fail anyway (EROFS)
+  if (GateDepth* d = gate_depth(&core, false); d != nullptr && d->depth > 0) {
+    ++d->depth;
+    core_ = &core;
+    return;
+  }
+  runtime::Runtime& rt = *core.runtime;
+  const runtime::RwLockRef gate = runtime::gate_lock_ref(rt.seg());
+  const bool wait = mode == Mode::kAsOpened && core.wait_when_frozen;
+  for (;;) {
+    const runtime::OwnerTag holder = runtime::tag_owner(gate.owner->load());
+    if (holder == rt.tag()) {
+      status_ = Status::error(EBUSY, "the volume is frozen by this instance: thaw it before changing it");
+      return;
+    }
+    const runtime::LockOutcome out = runtime::lock_shared(rt, gate, wait ? runtime::Wait::kBlock : runtime::Wait::kNoWait);
+    if (out.acquired) break;
+    if (out.owner_died) {
+      core.thaw_abandoned();
+      continue;
+    }
+    if (holder == 0) continue;  // a freeze ended meanwhile
+    status_ = Status::error(EAGAIN, fmt::format("the volume is frozen (by process {}); this instance was opened not "
+                                                "to wait for the thaw",
+                                                rt.pid_of(runtime::tag_slot(holder))));
+    return;
+  }
+  GateDepth* d = gate_depth(&core, true);
+  if (d != nullptr) d->depth = 1;
+  core_ = &core;
+  outermost_ = true;
+}
+
+WriteGate::~WriteGate() {
+  if (core_ == nullptr) return;
+  GateDepth* d = gate_depth(core_, false);
+  if (!outermost_) {
+    if (d != nullptr) --d->depth;
+    return;
+  }
+  if (d != nullptr) *d = GateDepth{};
+  runtime::unlock_shared(*core_->runtime, runtime::gate_lock_ref(core_->runtime->seg()));
+}
+
 // ---------------------------------------------------------------------------- open inodes
 
 namespace {
@@ -198,6 +268,12 @@ void VolumeCore::note_close(std::uint64_t ino) {
     if (!inode.is_ok() || inode->nlink != 0) return;
   }
   // A failure poisons the instance or leaves the orphan listed: the next open frees it.
+  // Not while the volume is frozen: then the queue keeps it for a later unlink or close.
+  WriteGate gate(*this, WriteGate::Mode::kNoWait);
+  if (!gate.status().is_ok()) {
+    queue_reap(ino);
+    return;
+  }
   (void)reap_orphan(ino);
   reap_queued();
 }
@@ -284,6 +360,9 @@ Status VolumeCore::cleanup_dead() {
   const std::vector<std::uint32_t> dead = runtime->dead_slots();
   if (dead.empty()) return Status::ok();
   runtime::Segment& seg = runtime->seg();
+  // A freeze it held ends (before the metadata lock: the gate comes first in the order).
+  for (std::uint32_t s : dead)
+    if (runtime::tag_slot(runtime::tag_owner(seg.gate.owner.load())) == s) thaw_abandoned();
   {
     std::unique_lock<MetaLock> lk(meta_lock);
     for (std::uint32_t s : dead) {
@@ -299,8 +378,11 @@ Status VolumeCore::cleanup_dead() {
     // ring is replayed before anyone reads.
     journal->recover_abandoned();
   }
-  // Orphans only the dead held are freed now (reap_orphan skips those still held).
+  // Orphans only the dead held are freed now (reap_orphan skips those still held); not
+  // while the volume is frozen (the next cleanup or an open does it).
   if (read_only || !has_orphan_list()) return Status::ok();
+  WriteGate gate(*this, WriteGate::Mode::kNoWait);
+  if (!gate.status().is_ok()) return Status::ok();
   std::vector<std::uint64_t> orphans;
   {
     std::shared_lock<MetaLock> lk(meta_lock);
@@ -373,6 +455,7 @@ void RuntimeThread::run() {
     runtime::futex_wait(&slot.notify, seen, kIdleCheckMs);
     seen = slot.notify.load();
     if (stop_.load()) break;
+    core_.follow_freeze();
     // A failure here (a poisoned instance) leaves the rest for the next attach.
     (void)core_.cleanup_dead();
   }

@@ -32,6 +32,34 @@ Result<runtime::Identity> backing_identity(const device::Device& dev, const std:
 Result<std::unique_ptr<runtime::Runtime>> attach_runtime(const device::Device& dev, const std::uint8_t (&uuid)[16],
                                                          bool writable, std::string* warning);
 
+// The freeze gate, held shared by every operation that changes the volume (metadata
+// operations and API writes), from its start to its end, by every process; Volume::freeze
+// holds it exclusively (fs/freeze.cc). An operation that starts while the volume is frozen
+// waits for the thaw, or fails with EAGAIN when the instance was opened not to wait; one
+// started by the instance that froze the volume fails with EBUSY (it would wait for
+// itself). Nested gates of one thread on one instance (an operation that calls another)
+// take it once. A freezer that died is found by the waiters, who thaw in its place.
+class WriteGate {
+ public:
+  enum class Mode : std::uint8_t { kAsOpened, kNoWait };
+  explicit WriteGate(VolumeCore& core, Mode mode = Mode::kAsOpened);
+  ~WriteGate();
+  WriteGate(const WriteGate&) = delete;
+  WriteGate& operator=(const WriteGate&) = delete;
+  // OK, or EAGAIN / EBUSY as above (nothing is held then).
+  const Status& status() const { return status_; }
+
+ private:
+  VolumeCore* core_ = nullptr;  // held (or nested) on this instance
+  bool outermost_ = false;
+  Status status_;
+};
+
+// Takes the gate for the rest of the enclosing scope, or returns its error.
+#define PMEMFS_WRITE_GATE(core)            \
+  ::pmemfs::fs::WriteGate pmemfs_gate_(core); \
+  PMEMFS_TRY(pmemfs_gate_.status())
+
 // One thread per attached instance, asleep on its process slot's notify word: it releases
 // what dead processes held (VolumeCore::cleanup_dead) when a death is found, and looks
 // for deaths once every kIdleCheckMs. (Lease breaks and freezes are delivered through the

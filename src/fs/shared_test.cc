@@ -316,3 +316,115 @@ TEST_F(SharedVolume, TheRuntimeSegmentGoesWithTheLastInstance) {
 
 }  // namespace
 }  // namespace pmemfs
+
+namespace pmemfs {
+namespace {
+
+TEST_F(SharedVolume, FreezeStopsChangesInEveryInstanceUntilThaw) {
+  ASSERT_TRUE(write_file(*a_, "/f", "before").is_ok());
+  ASSERT_TRUE(a_->freeze().is_ok());
+  EXPECT_TRUE(a_->frozen());
+  EXPECT_TRUE(b_->frozen());
+  EXPECT_EQ(a_->freeze().errnum(), EBUSY) << "frozen by this instance already";
+  EXPECT_EQ(a_->mkdir("/mine").errnum(), EBUSY) << "the freezer's own change would wait for itself";
+  // Reads go on.
+  EXPECT_EQ(read_all(*b_, "/f"), "before");
+  EXPECT_TRUE(b_->stat("/f").is_ok());
+  // An instance opened not to wait is refused at once.
+  OpenOptions nowait;
+  nowait.device.emulated_pmem = true;
+  nowait.wait_when_frozen = false;
+  auto c = Volume::open(path_, nowait);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  auto refused = (*c)->mkdir("/c");
+  EXPECT_EQ(refused.errnum(), EAGAIN);
+  EXPECT_NE(refused.message().find(std::to_string(getpid())), std::string::npos) << refused.message();
+  // The others wait: a writer and a metadata operation block until the thaw.
+  std::atomic<int> done{0};
+  std::thread writer([&] {
+    auto f = b_->open_file("/f", O_WRONLY);
+    EXPECT_TRUE(f.is_ok());
+    EXPECT_TRUE(f->pwrite(bytes("during"), 0).is_ok());
+    done.fetch_add(1);
+  });
+  std::thread maker([&] {
+    EXPECT_TRUE(b_->mkdir("/made").is_ok());
+    done.fetch_add(1);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(done.load(), 0) << "a change went through a frozen volume";
+  EXPECT_EQ(read_all(*a_, "/f"), "before");
+  EXPECT_EQ(a_->stat("/made").errnum(), ENOENT);
+  ASSERT_TRUE(a_->thaw().is_ok());
+  writer.join();
+  maker.join();
+  EXPECT_EQ(done.load(), 2);
+  EXPECT_EQ(read_all(*a_, "/f"), "during");
+  EXPECT_TRUE(a_->stat("/made").is_ok());
+  EXPECT_EQ(b_->thaw().errnum(), EINVAL) << "only the freezer thaws";
+  EXPECT_FALSE(a_->frozen());
+}
+
+TEST_F(SharedVolume, AFreezerThatDiesLeavesTheVolumeThawed) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t pid = spawn([&](Volume& v) {
+    char c = v.freeze().is_ok() ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) return false;
+    pause();
+    return true;
+  });
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  EXPECT_TRUE(a_->frozen());
+  kill(pid, SIGKILL);
+  wait_exit(pid);
+  ASSERT_TRUE(a_->mkdir("/after").is_ok()) << "still frozen by a dead process";
+  EXPECT_FALSE(b_->frozen());
+  close(ready[0]);
+  close(ready[1]);
+}
+
+TEST_F(SharedVolume, ABackupWhileAnotherProcessWritesIsAConsistentVolume) {
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(write_file(*a_, fmt::format("/base{}", i), std::string(10000 + i, 'x')).is_ok());
+  // A process that keeps changing the volume during the backup.
+  std::atomic<bool> stop{false};
+  const pid_t pid = spawn([&](Volume& v) {
+    for (int i = 0;; ++i) {
+      const std::string f = fmt::format("/w{}", i % 50);
+      if (!write_file(v, f, std::string(static_cast<std::size_t>(i % 7000), 'w')).is_ok()) return false;
+      if (i % 3 == 0) (void)v.unlink(f);
+      if (i > 200000) return true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string copy = dir_.file("backup");
+  std::uint64_t last = 0, total = 0;
+  BackupOptions bo;
+  bo.progress = [&](std::uint64_t done, std::uint64_t all) {
+    EXPECT_GE(done, last);
+    last = done;
+    total = all;
+  };
+  ASSERT_TRUE(a_->backup(copy, bo).is_ok());
+  EXPECT_EQ(last, total);
+  EXPECT_EQ(a_->backup(copy).errnum(), EEXIST);
+  kill(pid, SIGKILL);
+  wait_exit(pid);
+  FsckOptions fo;
+  fo.device.emulated_pmem = true;
+  auto r = check_volume(copy, fo);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->exit_code, 0);
+  OpenOptions oo;
+  oo.device.emulated_pmem = true;
+  oo.read_only = true;
+  auto v = Volume::open(copy, oo);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_EQ((*v)->info().transactions_replayed, 0u) << "a frozen copy needs no recovery";
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(read_all(**v, fmt::format("/base{}", i)), std::string(10000 + i, 'x'));
+}
+
+}  // namespace
+}  // namespace pmemfs

@@ -293,6 +293,7 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
+  core->wait_when_frozen = options.wait_when_frozen;
   // After recovery: the orphan list verified and, writable, every orphan freed (a crash
   // left them, or a process that had them open ended without closing them) — by the
   // first writable instance to attach after the volume was last left by everyone.

@@ -82,6 +82,7 @@ enum SlotState : std::uint32_t {
 // Slot flags.
 inline constexpr std::uint32_t kSlotWritable = 1u << 0;      // attached to write
 inline constexpr std::uint32_t kSlotOpenOverflow = 1u << 1;  // its open table overflowed
+inline constexpr std::uint32_t kSlotWritableMaps = 1u << 2;  // it has writable mappings
 
 struct OpenEntry {
   std::atomic<std::uint64_t> ino;     // 0 = empty, kOpenTombstone = removed
