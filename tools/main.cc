@@ -22,6 +22,7 @@ void register_rm(CLI::App& app);
 void register_mv(CLI::App& app);
 void register_ln(CLI::App& app);
 void register_df(CLI::App& app);
+void register_freeze(CLI::App& app);
 }  // namespace pmemfs::cli
 
 int main(int argc, char** argv) {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   pmemfs::cli::register_mv(app);
   pmemfs::cli::register_ln(app);
   pmemfs::cli::register_df(app);
+  pmemfs::cli::register_freeze(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

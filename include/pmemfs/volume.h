@@ -245,10 +245,18 @@ class Volume {
   // (a process did not write-protect its mappings within ack_timeout_ms: the message names
   // it, and the volume is thawed again), EIO (the checkpoint's persist failed).
   Status freeze(const FreezeOptions& options = {});
-  // Ends this instance's freeze. EINVAL when this instance has not frozen the volume.
+  // Ends the freeze. On the instance that froze the volume, at once; on any other (in
+  // this process or another: `pmemfs thaw`), asks the freezing instance, whose runtime
+  // thread thaws, and waits for it up to kDefaultFreezeAckMs. Errors: EINVAL (the volume
+  // is not frozen), EAGAIN (the freezer did not thaw in time: stopped or hung; the
+  // request stands).
   Status thaw();
-  // Whether the volume is frozen now (by any process).
+  // Whether the volume is frozen now (by any process), and the freezer's process id.
   bool frozen() const;
+  int frozen_by() const;
+  // Waits until the volume is not frozen any more (a thaw from another instance ends
+  // this instance's freeze): `pmemfs freeze` holds a freeze until it is asked to end.
+  void wait_while_frozen() const;
   // freeze() + a copy of the whole backing into the new file `dest_path` (sparse where the
   // backing reads zeros, made durable with fsync) + thaw(). The copy opens and passes fsck
   // as it is, with the volume's UUID. Errors: those of freeze(); EEXIST (dest exists and

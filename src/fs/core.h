@@ -424,6 +424,9 @@ struct VolumeCore {
   bool wait_when_frozen = true;  // OpenOptions::wait_when_frozen
   Status freeze(const FreezeOptions& options);
   Status thaw();
+  // The runtime thread's part of a thaw asked by another instance.
+  void thaw_if_requested();
+  std::mutex thaw_lock;
   // The instance that froze the volume died: thaw in its place.
   void thaw_abandoned();
   // Write-protects this instance's writable mappings and has every other process with

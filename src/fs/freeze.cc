@@ -57,12 +57,34 @@ Status VolumeCore::thaw() {
   runtime::Runtime& rt = *runtime;
   runtime::Segment& seg = rt.seg();
   const runtime::RwLockRef gate = runtime::gate_lock_ref(seg);
-  if (runtime::tag_owner(gate.owner->load()) != rt.tag())
-    return Status::error(EINVAL, "thaw: this instance has not frozen the volume");
-  end_freeze(seg);
-  unprotect_mappings_after_freeze();
-  runtime::unlock_exclusive(rt, gate);
+  std::lock_guard<std::mutex> g(thaw_lock);  // the runtime thread may thaw on request meanwhile
+  const runtime::OwnerTag holder = runtime::tag_owner(gate.owner->load());
+  if (holder == rt.tag()) {
+    end_freeze(seg);
+    seg.freeze.thaw_requested.store(0);
+    unprotect_mappings_after_freeze();
+    runtime::unlock_exclusive(rt, gate);
+    return Status::ok();
+  }
+  if (seg.freeze.frozen.load() == 0) return Status::error(EINVAL, "thaw: the volume is not frozen");
+  // Frozen by another instance: its runtime thread thaws when asked.
+  const runtime::OwnerTag freezer = seg.freeze.owner.load();
+  seg.freeze.thaw_requested.store(1);
+  rt.notify(runtime::tag_slot(freezer));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDefaultFreezeAckMs);
+  while (seg.freeze.frozen.load() != 0 && seg.freeze.owner.load() == freezer) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Status::error(EAGAIN, fmt::format("thaw: process {} froze the volume and did not thaw it within {} ms",
+                                               rt.pid_of(runtime::tag_slot(freezer)), kDefaultFreezeAckMs));
+    runtime::futex_wait(&seg.freeze.frozen, 1, 10);
+  }
   return Status::ok();
+}
+
+void VolumeCore::thaw_if_requested() {
+  runtime::Segment& seg = runtime->seg();
+  if (seg.freeze.thaw_requested.load() != 0 && runtime::tag_owner(seg.gate.owner.load()) == runtime->tag())
+    (void)thaw();
 }
 
 void VolumeCore::thaw_abandoned() {
@@ -128,6 +150,15 @@ void VolumeCore::set_mappings_protected(bool) {}
 Status Volume::freeze(const FreezeOptions& options) { return core_->freeze(options); }
 Status Volume::thaw() { return core_->thaw(); }
 bool Volume::frozen() const { return core_->runtime->seg().freeze.frozen.load() != 0; }
+int Volume::frozen_by() const {
+  const auto& rt = *core_->runtime;
+  const runtime::OwnerTag owner = rt.seg().freeze.owner.load();
+  return owner == 0 ? 0 : rt.pid_of(runtime::tag_slot(owner));
+}
+void Volume::wait_while_frozen() const {
+  auto& frozen = core_->runtime->seg().freeze.frozen;
+  while (frozen.load() != 0) runtime::futex_wait(&frozen, 1, 1000);
+}
 
 namespace {
 

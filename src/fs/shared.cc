@@ -455,6 +455,7 @@ void RuntimeThread::run() {
     runtime::futex_wait(&slot.notify, seen, kIdleCheckMs);
     seen = slot.notify.load();
     if (stop_.load()) break;
+    core_.thaw_if_requested();
     core_.follow_freeze();
     // A failure here (a poisoned instance) leaves the rest for the next attach.
     (void)core_.cleanup_dead();

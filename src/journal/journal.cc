@@ -540,12 +540,8 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
     PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint, &newest_slot));
     if (j.sh.recovered.load() != 1) {
       // Nobody has: the ring after the durable checkpoint is replayed, and the shared
-      // state starts from what it holds.
-      for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) j.logged[w].store(0, std::memory_order_relaxed);
-      j.logged_any = 0;
-      j.pending_slots.clear();
-      std::fill(j.pending_table, j.pending_table + kPendingTableSlots, Impl::PendingBlock{});
-      j.pending_lines = 0;
+      // state starts from what it holds. (A segment is built from zeros: the filter and
+      // the pending lines are empty; not clearing them spares touching their 136 KiB.)
       j.ckpt_slot = newest_slot;
       j.ckpt_tail = checkpoint.tail_bytes;
       PMEMFS_TRY(j.recover(checkpoint, &local));

@@ -205,11 +205,74 @@ Result<std::unique_ptr<Runtime>> Runtime::attach(const Identity& id, bool writab
   }
 }
 
+namespace {
+
+// Private segments are reused: tests and the crash simulator open volumes and journals
+// over caller memory hundreds of thousands of times, and a fresh anonymous mapping pays a
+// page fault (a zeroed page) for every page an open touches. A released segment is made
+// all-zero again cheaply: the pages it touched (resident, per mincore) are cleared with
+// memset, every other range is dropped with MADV_DONTNEED (a page swapped out is touched
+// too: it reads as zeros again after that).
+class PrivatePool {
+ public:
+  Segment* take() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!free_.empty()) {
+        Segment* s = free_.back();
+        free_.pop_back();
+        return s;
+      }
+    }
+    void* p = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) std::abort();  // address space for a few MiB of mostly untouched memory
+    return static_cast<Segment*>(p);
+  }
+  void give_back(Segment* seg) {
+    if (!zero(seg)) {
+      munmap(seg, sizeof(Segment));
+      return;
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    if (free_.size() < kKept) {
+      free_.push_back(seg);
+      return;
+    }
+    munmap(seg, sizeof(Segment));
+  }
+
+ private:
+  static constexpr std::size_t kKept = 8;
+  static constexpr std::size_t kPage = 4096;
+  static constexpr std::size_t kPages = (sizeof(Segment) + kPage - 1) / kPage;
+  static bool zero(Segment* seg) {
+    unsigned char resident[kPages];
+    auto* base = reinterpret_cast<unsigned char*>(seg);
+    if (mincore(base, sizeof(Segment), resident) != 0) return false;
+    std::size_t run = 0;  // first page of the current run of non-resident pages
+    for (std::size_t i = 0; i <= kPages; ++i) {
+      const bool in_core = i < kPages && (resident[i] & 1) != 0;
+      if (i < kPages && !in_core) continue;
+      if (i > run && madvise(base + run * kPage, (i - run) * kPage, MADV_DONTNEED) != 0) return false;
+      if (in_core) std::memset(base + i * kPage, 0, kPage);
+      run = i + 1;
+    }
+    return true;
+  }
+  std::mutex mu_;
+  std::vector<Segment*> free_;
+};
+
+PrivatePool& private_pool() {
+  static PrivatePool* pool = new PrivatePool();  // never destroyed (runtimes may outlive statics)
+  return *pool;
+}
+
+}  // namespace
+
 std::unique_ptr<Runtime> Runtime::make_private(bool writable) {
   std::unique_ptr<Runtime> rt(new Runtime());
-  void* p = mmap(nullptr, sizeof(Segment), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) std::abort();  // address space for ~8 MiB of mostly untouched memory
-  rt->seg_ = static_cast<Segment*>(p);
+  rt->seg_ = private_pool().take();
   rt->seg_->header.ready.store(1);
   rt->seg_->header.lease_break_ms = kDefaultBreakMs;
   rt->seg_->pins.next_id.store(1);
@@ -262,7 +325,7 @@ Runtime::~Runtime() {
     return;
   }
   if (fd_ < 0) {  // private
-    munmap(seg_, sizeof(Segment));
+    private_pool().give_back(seg_);
     return;
   }
   if (!attach_locked_) flock(fd_, LOCK_EX);

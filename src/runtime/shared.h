@@ -204,6 +204,7 @@ struct FreezeState {
   alignas(64) std::atomic<OwnerTag> owner;  // the freezer; 0 = thawed
   std::atomic<std::uint64_t> sequence;      // bumped at every freeze
   std::atomic<std::uint32_t> frozen;        // futex word: 1 while frozen
+  std::atomic<std::uint32_t> thaw_requested;  // another instance asked the freezer to thaw
 };
 
 struct SegmentHeader {
