@@ -102,8 +102,11 @@ TEST_F(InodeApi, EveryCallByReference) {
   auto plus = vol_->readdir_plus(ref_of(*d));
   ASSERT_TRUE(plus.is_ok());
   ASSERT_EQ(plus->size(), 4u);  // . .. f g
-  for (const auto& p : *plus)
-    if (p.entry.name == "f" || p.entry.name == "g") EXPECT_EQ(p.stat.nlink, 2u);
+  for (const auto& p : *plus) {
+    if (p.entry.name == "f" || p.entry.name == "g") {
+      EXPECT_EQ(p.stat.nlink, 2u);
+    }
+  }
   expect_clean();
 }
 
