@@ -402,8 +402,9 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
   InodeRef ref;
   if (!ref_or_reply(req, ino, &ref)) return;
   Daemon& d = daemon_of(req);
-  // Entries of ~24-150 bytes each: ask for what the buffer can hold at most.
-  const std::size_t max_entries = std::max<std::size_t>(size / 24, 2);
+  // Ask the volume for about what the buffer holds (a readdir entry takes 24 bytes and its
+  // name, a readdirplus entry ~150): entries read but not sent are read again next time.
+  const std::size_t max_entries = plus ? size / 140 + 2 : size / 32 + 2;
   std::vector<char> buf(size);
   std::size_t used = 0;
   auto add = [&](const std::string& name, const struct stat& st, const fuse_entry_param* e, std::uint64_t next) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mount_fixture.h"
+#include "fs/core.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs {
@@ -429,6 +430,48 @@ TEST(FusePosix, ExtendedAttributes) {
   EXPECT_EQ(getxattr(f.c_str(), "user.k7", buf, sizeof buf), 1);
   EXPECT_EQ(getxattr(mv.mountpoint().c_str(), "user.root", buf, sizeof buf), 1);
   ASSERT_EQ(unlink(f.c_str()), 0);  // the fixture's fsck checks nothing is left behind
+}
+
+// Sealing has no public call yet (issue 13): the test seals a file the way the sealing
+// code will record it, by the inode flag, through the library's internals while the
+// volume is not mounted.
+TEST(FusePosix, SealedFilesShowAndRefuseBlockMapChanges) {
+  REQUIRE_MOUNT();
+  write_all(mv.path("sealed"), std::string(8192, 's'));
+  ASSERT_TRUE(mv.unmount());
+  {
+    auto v = Volume::open(mv.volume());
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    auto& core = (*v)->core();
+    auto st = (*v)->stat("/sealed");
+    ASSERT_TRUE(st.is_ok());
+    fs::MetaTx mtx(core);
+    auto inode = core.load_inode(mtx.tx(), st->ino);
+    ASSERT_TRUE(inode.is_ok());
+    inode->flags |= format::kInodeSealed;
+    core.store_inode(mtx.tx(), *inode);
+    ASSERT_TRUE(mtx.commit().is_ok());
+  }
+  ASSERT_TRUE(mv.mount()) << mv.error();
+  const std::string f = mv.path("sealed");
+  char buf[8];
+  EXPECT_EQ(getxattr(f.c_str(), "user.pmemfs.sealed", buf, sizeof buf), 1);
+  EXPECT_EQ(buf[0], '1');
+  char names[256];
+  ssize_t n = listxattr(f.c_str(), names, sizeof names);
+  EXPECT_EQ(std::string(names, static_cast<std::size_t>(std::max<ssize_t>(n, 0))), std::string("user.pmemfs.sealed\0", 19));
+  EXPECT_EQ(err_of(setxattr(f.c_str(), "user.pmemfs.sealed", "0", 1, 0)), EPERM);
+  EXPECT_EQ(err_of(static_cast<int>(getxattr(mv.mountpoint().c_str(), "user.pmemfs.sealed", buf, sizeof buf))), ENODATA);
+  // Block-map changes fail with ETXTBSY; writes inside the file work.
+  EXPECT_EQ(err_of(truncate(f.c_str(), 4096)), ETXTBSY);
+  int fd = open(f.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(pwrite(fd, "in", 2, 100), 2);
+  EXPECT_EQ(err_of(static_cast<int>(pwrite(fd, "past", 4, 8192))), ETXTBSY);
+  EXPECT_EQ(err_of(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)), ETXTBSY);
+  close(fd);
+  EXPECT_EQ(read_all(f).substr(98, 6), "ssinss");
+  ASSERT_EQ(unlink(f.c_str()), 0);  // unlinking a sealed file is allowed
 }
 
 // ---------------------------------------------------------------------------- as a user
