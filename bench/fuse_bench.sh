@@ -32,22 +32,28 @@ if [ ! -x "$PT" ]; then
 fi
 W=$(mktemp -d /tmp/pmemfs-bench.XXXXXX)
 SHM=$(mktemp -d /dev/shm/pmemfs-bench.XXXXXX)
-mkdir -p "$W/pt" "$W/pm" "$SHM/tmpfs" "$SHM/ptsrc" "$W/ext4"
+mkdir -p "$W/pt" "$W/ptx" "$W/pm" "$W/pmn" "$SHM/tmpfs" "$SHM/ptsrc" "$SHM/ptxsrc" "$W/ext4"
 VOL=$SHM/vol.img
 cleanup() {
   set +e
-  for m in "$W/pt" "$W/pm"; do grep -qs " $m " /proc/self/mountinfo && { timeout 60 umount "$m" || umount -l "$m"; }; done
+  for m in "$W/pt" "$W/ptx" "$W/pm" "$W/pmn"; do grep -qs " $m " /proc/self/mountinfo && { timeout 60 umount "$m" || umount -l "$m"; }; done
   sleep 0.5
   rm -rf "$W" "$SHM"
 }
 trap cleanup EXIT
 "$PMEMFS" mkfs "$VOL" --size $((SIZE_MB * 2 + 512))M $([ "$EMU" = 1 ] && echo --emulated-pmem) >/dev/null 2>&1
+"$PMEMFS" mkfs "$SHM/voln.img" --size $((SIZE_MB * 2 + 512))M $([ "$EMU" = 1 ] && echo --emulated-pmem) >/dev/null 2>&1
 "$PMEMFS" mount "$VOL" "$W/pm" $([ "$EMU" = 1 ] && echo --emulated-pmem)
+"$PMEMFS" mount "$SHM/voln.img" "$W/pmn" -o noxattr $([ "$EMU" = 1 ] && echo --emulated-pmem)
 "$PT" -o source="$SHM/ptsrc" "$W/pt"
-for i in $(seq 50); do grep -qs " $W/pt " /proc/self/mountinfo && break; sleep 0.1; done
+"$PT" -o source="$SHM/ptxsrc",xattr "$W/ptx"
+for i in $(seq 50); do grep -qs " $W/ptx " /proc/self/mountinfo && break; sleep 0.1; done
 
-declare -A DIRS=([tmpfs]=$SHM/tmpfs [passthrough]=$W/pt [pmemfs]=$W/pm)
-ORDER=(tmpfs passthrough pmemfs)
+# passthrough: passthrough_ll as it comes (no xattr support: the kernel then never asks
+# for security.capability before a write); passthrough-x: with -o xattr; pmemfs: as it
+# mounts by default (xattrs on); pmemfs-nox: -o noxattr. Like with like: pt/pm-nox, ptx/pm.
+declare -A DIRS=([tmpfs]=$SHM/tmpfs [passthrough]=$W/pt [passthrough-x]=$W/ptx [pmemfs]=$W/pm [pmemfs-nox]=$W/pmn)
+ORDER=(tmpfs passthrough passthrough-x pmemfs pmemfs-nox)
 declare -A R
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
@@ -76,12 +82,13 @@ R[ext4,randfsync]=$(fio --name=r --directory="$W/ext4" --size=64M --bs=4k --rw=r
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo "pmemfs FUSE benchmark — $(date -u +%F' '%H:%M) UTC, $(nproc) vCPUs, kernel $(uname -r), libfuse $(pkg-config --modversion fuse3)"
 echo "volume: $([ "$EMU" = 1 ] && echo "emulated pmem (CPU flushes) on tmpfs" || echo "ordinary file on tmpfs (msync)"); size ${SIZE_MB} MiB, ${N_FILES} files; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-22s %12s %12s %12s %10s %10s\n" workload tmpfs passthrough pmemfs "pm/pt" "pm/tmpfs"
+printf "%-18s %10s %10s %10s %10s %10s | %9s %9s %9s\n" workload tmpfs pt pt-xattr pmemfs pm-noxattr "pm/pt-x" "pm-nox/pt" "pm/tmpfs"
 for k in seqwrite:MiB/s seqread:MiB/s create:/s stat:/s unlink:/s untar:s randfsync:IOPS; do
   w=${k%%:*}; u=${k##*:}
-  a=${R[tmpfs,$w]}; b=${R[passthrough,$w]}; c=${R[pmemfs,$w]}
-  if [ "$w" = untar ]; then r1=$(ratio "$b" "$c"); r2=$(ratio "$a" "$c"); else r1=$(ratio "$c" "$b"); r2=$(ratio "$c" "$a"); fi
-  printf "%-22s %12s %12s %12s %10s %10s\n" "$w ($u)" "$a" "$b" "$c" "$r1" "$r2"
+  a=${R[tmpfs,$w]}; b=${R[passthrough,$w]}; bx=${R[passthrough-x,$w]}; c=${R[pmemfs,$w]}; cn=${R[pmemfs-nox,$w]}
+  if [ "$w" = untar ]; then r1=$(ratio "$bx" "$c"); r2=$(ratio "$b" "$cn"); r3=$(ratio "$a" "$c")
+  else r1=$(ratio "$c" "$bx"); r2=$(ratio "$cn" "$b"); r3=$(ratio "$c" "$a"); fi
+  printf "%-18s %10s %10s %10s %10s %10s | %9s %9s %9s\n" "$w ($u)" "$a" "$b" "$bx" "$c" "$cn" "$r1" "$r2" "$r3"
 done
-echo "randfsync on ext4 (/tmp): ${R[ext4,randfsync]} IOPS; pmemfs/ext4 = $(ratio "${R[pmemfs,randfsync]}" "${R[ext4,randfsync]}")"
+echo "randfsync on ext4 (/tmp): ${R[ext4,randfsync]} IOPS; pmemfs/ext4 = $(ratio "${R[pmemfs,randfsync]}" "${R[ext4,randfsync]}"), pmemfs-noxattr/ext4 = $(ratio "${R[pmemfs-nox,randfsync]}" "${R[ext4,randfsync]}")"
 echo "(ratios: higher is better for pmemfs; untar ratios are time ratios inverted)"

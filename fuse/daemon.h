@@ -44,6 +44,10 @@ struct MountOptions {
   bool default_permissions = true;  // the kernel checks permissions (mode, owner, groups)
   bool writeback_cache = false;     // the kernel buffers writes and owns size and mtime
   bool emulated_pmem = false;
+  // No extended attributes through the mount (the handlers answer ENOSYS, so the kernel
+  // stops asking): spares every write the kernel's security.capability lookup, one round
+  // trip (docs/design.md, "The FUSE daemon"; docs/performance.md).
+  bool no_xattr = false;
   double attr_timeout_s = kDefaultAttrTimeoutSeconds;
   double entry_timeout_s = kDefaultEntryTimeoutSeconds;
   unsigned max_threads = kDefaultMaxThreads;
@@ -52,7 +56,7 @@ struct MountOptions {
 };
 
 // Adds the comma-separated options of one `-o` argument to *out. Ours: ro, rw,
-// allow_other, default_permissions, nodefault_permissions, writeback, nowriteback,
+// allow_other, default_permissions, nodefault_permissions, writeback, nowriteback, noxattr,
 // attr_timeout=S, entry_timeout=S, max_threads=N. Passed to the kernel mount: suid,
 // nosuid, dev, nodev, exec, noexec, atime, noatime, relatime, sync, async, dirsync.
 // Ignored (fstab's): defaults, auto, noauto, user, users, nouser, nofail, _netdev, x-*.

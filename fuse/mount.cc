@@ -215,7 +215,14 @@ int serve(const MountOptions& o, int ready) {
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  d.session = fuse_session_new(&args, &operations(), sizeof(fuse_lowlevel_ops), &d);
+  fuse_lowlevel_ops ops = operations();
+  if (o.no_xattr) {
+    ops.getxattr = nullptr;
+    ops.setxattr = nullptr;
+    ops.listxattr = nullptr;
+    ops.removexattr = nullptr;
+  }
+  d.session = fuse_session_new(&args, &ops, sizeof ops, &d);
   if (d.session == nullptr) {
     report("libfuse refused the options (see above)");
     return 1;
@@ -279,6 +286,8 @@ Status parse_mount_options(const std::string& text, MountOptions* out) {
     else if (opt == "nodefault_permissions") out->default_permissions = false;
     else if (opt == "writeback" || opt == "writeback_cache") out->writeback_cache = true;
     else if (opt == "nowriteback" || opt == "no_writeback_cache") out->writeback_cache = false;
+    else if (opt == "noxattr") out->no_xattr = true;
+    else if (opt == "xattr") out->no_xattr = false;
     else if (key == "attr_timeout" && !value.empty()) {
       if (!parse_seconds(value, &out->attr_timeout_s)) return Status::error(EINVAL, fmt::format("-o {}: not a number of seconds", opt));
     } else if (key == "entry_timeout" && !value.empty()) {

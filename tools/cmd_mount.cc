@@ -49,6 +49,8 @@ constexpr const char* kFooter =
     "  writeback              the kernel buffers writes (the writeback cache); they reach the\n"
     "                         volume, durably, at fsync/fdatasync/syncfs, close or memory\n"
     "                         pressure. Default: off (every write is durable when it returns)\n"
+    "  noxattr                no extended attributes through the mount: spares each write\n"
+    "                         the kernel's security.capability query (a round trip)\n"
     "  attr_timeout=S         seconds the kernel caches attributes (default 1)\n"
     "  entry_timeout=S        seconds the kernel caches name lookups (default 1)\n"
     "  max_threads=N          request threads (default 8)\n"

@@ -616,6 +616,17 @@ TEST(FuseMountVerb, ReadOnlyMount) {
   EXPECT_EQ(list_dir(mv.mountpoint()), (std::set<std::string>{".", ".."}));
 }
 
+TEST(FuseMountVerb, NoXattrMountRefusesAttributes) {
+  if (!testutil::can_mount()) GTEST_SKIP() << "needs root and /dev/fuse";
+  MountedVolume::Options o;
+  o.mount_options = {"noxattr"};
+  MountedVolume mv(o);
+  ASSERT_TRUE(mv.ok()) << mv.error();
+  write_all(mv.path("f"), "x");
+  EXPECT_EQ(err_of(setxattr(mv.path("f").c_str(), "user.a", "1", 1, 0)), EOPNOTSUPP);
+  EXPECT_EQ(read_all(mv.path("f")), "x");
+}
+
 TEST(FuseMountVerb, WritebackCacheKeepsEveryFsyncedByte) {
   if (!testutil::can_mount()) GTEST_SKIP() << "needs root and /dev/fuse";
   MountedVolume::Options o;
