@@ -132,7 +132,7 @@ void InodePin::release() {
 
 Result<InodePin> Volume::pin(InodeRef ref) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_ref(core, r, ref));
   // Counted under the lock an unlink needs exclusively: an unlink after this sees it.
@@ -144,7 +144,7 @@ Result<InodePin> Volume::pin(InodeRef ref) {
 
 Result<Stat> Volume::root() {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.load_inode(r, format::kRootIno));
   return fs::to_stat(inode);
@@ -152,7 +152,7 @@ Result<Stat> Volume::root() {
 
 Result<Stat> Volume::lookup(InodeRef dir, std::string_view name) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(auto p, child_of(core, r, dir, name, false));
   if (name == ".") return fs::to_stat(p.dir);
@@ -166,7 +166,7 @@ Result<Stat> Volume::lookup(InodeRef dir, std::string_view name) {
 
 Result<Stat> Volume::getattr(InodeRef ref) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_ref(core, r, ref));
   return fs::to_stat(inode);
@@ -174,7 +174,7 @@ Result<Stat> Volume::getattr(InodeRef ref) {
 
 Result<std::string> Volume::readlink_at(InodeRef ref) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_ref(core, r, ref));
   if (!S_ISLNK(inode.mode)) return Status::error(EINVAL, fmt::format("readlink inode {}: not a symbolic link", ref.ino));
@@ -183,7 +183,7 @@ Result<std::string> Volume::readlink_at(InodeRef ref) {
 
 Result<std::vector<DirEntry>> Volume::readdir_at(InodeRef dir_ref, std::uint64_t cookie, std::size_t max_entries) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, load_ref(core, r, dir_ref));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, fmt::format("readdir inode {}: not a directory", dir.ino));
@@ -192,7 +192,7 @@ Result<std::vector<DirEntry>> Volume::readdir_at(InodeRef dir_ref, std::uint64_t
 
 Result<std::vector<DirEntryPlus>> Volume::readdir_plus(InodeRef dir_ref, std::uint64_t cookie, std::size_t max_entries) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, load_ref(core, r, dir_ref));
   if (!S_ISDIR(dir.mode)) return Status::error(ENOTDIR, fmt::format("readdir inode {}: not a directory", dir.ino));
@@ -228,7 +228,7 @@ Result<Stat> Volume::setattr(InodeRef ref, const SetAttr& attr) {
   if (attr.valid & kSetSize) {
     std::uint64_t ino = 0;
     {
-      std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+      std::shared_lock lk(core.meta_lock);
       auto r = core.media();
       PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_ref(core, r, ref));
       if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("truncate inode {}: is a directory", ref.ino));
@@ -391,7 +391,7 @@ Result<File> Volume::open_at(InodeRef ref, int flags) {
   const bool want_write = acc != O_RDONLY || (flags & O_TRUNC);
   if (want_write && core.read_only) return Status::error(EROFS, "open: volume is read-only");
   {
-    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    std::shared_lock lk(core.meta_lock);
     auto r = core.media();
     PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_ref(core, r, ref));
     if (S_ISLNK(inode.mode)) return Status::error(ELOOP, fmt::format("open inode {}: a symbolic link", ref.ino));

@@ -308,7 +308,7 @@ Result<std::string_view> user_suffix(std::string_view name, std::size_t value_by
 Result<std::string> Volume::getxattr(InodeRef ref, std::string_view name) {
   auto& core = *core_;
   PMEMFS_ASSIGN_OR_RETURN(std::string_view suffix, user_suffix(name, 0, false));
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::load_ref(core, r, ref));
   return fs::xattr_get(core, r, inode.ino, suffix);
@@ -316,7 +316,7 @@ Result<std::string> Volume::getxattr(InodeRef ref, std::string_view name) {
 
 Result<std::vector<std::string>> Volume::listxattr(InodeRef ref) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::load_ref(core, r, ref));
   PMEMFS_ASSIGN_OR_RETURN(auto suffixes, fs::xattr_list(core, r, inode.ino));
