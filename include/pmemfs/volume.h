@@ -313,8 +313,9 @@ class Volume {
   // The entry `name` of directory `dir`, not followed. ENOENT, ENOTDIR.
   Result<Stat> lookup(InodeRef dir, std::string_view name);
   Result<Stat> getattr(InodeRef ref);
-  // Changes what `attr.valid` selects, in one transaction (a size change as truncate:
-  // bounded transactions, see truncate()); ctime becomes now unless kSetCtime gives it.
+  // Changes what `attr.valid` selects: a size change first, as truncate() does it (its own
+  // bounded transactions), then every other field in one transaction; ctime becomes now
+  // unless kSetCtime gives it. A failure of the second step leaves the size changed.
   // Returns the new attributes. EINVAL (kSetSize on a non-regular file, unknown bits),
   // EISDIR (kSetSize on a directory), EFBIG, ENOSPC, ETXTBSY (size of a sealed file).
   Result<Stat> setattr(InodeRef ref, const SetAttr& attr);
