@@ -413,6 +413,9 @@ struct VolumeCore {
   std::atomic<std::uint64_t> inval_seen{0};
   std::atomic<std::uint64_t> epoch_seen{0};
   bool publishing = false;  // inside a MetaTx's commit (under meta_lock exclusively)
+  // What other instances committed since *cursor (Volume::changes_since).
+  Result<ChangeBatch> changes_since(std::uint64_t* cursor);
+  std::uint64_t changes_epoch = 0;
   // meta_lock was taken from a process that died holding it: what it left half done is
   // recovered before anyone reads (the journal's lock recovers the ring).
   void after_dead_owner();

@@ -188,14 +188,40 @@ Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inod
   return Status::ok();
 }
 
+// Sets a new symlink inode's target: inline, or in blocks written and drained before the
+// transaction that links it commits (so the committed link never points at unwritten bytes).
+Status write_symlink_target(VolumeCore& core, journal::Transaction& tx, format::Inode& inode, std::string_view target) {
+  inode.size_bytes = target.size();
+  if (target.size() <= format::kInlineBytes) {
+    inode.flags |= format::kInodeInlineData;
+    std::memcpy(inode.u.inline_data, target.data(), target.size());
+  } else {
+    std::uint64_t nblocks = (target.size() + format::kBlockBytes - 1) / format::kBlockBytes;
+    PMEMFS_TRY(core.map_allocate(tx, inode, 0, nblocks, false));
+    std::uint64_t done = 0;
+    while (done < target.size()) {
+      PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(tx, inode, done >> format::kBlockShift));
+      std::uint64_t n = std::min<std::uint64_t>(target.size() - done, m.count * format::kBlockBytes);
+      std::byte* dst = core.base() + (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes;
+      if (int err = core.persister().memcpy_nodrain(dst, target.data() + done, n); err != 0) {
+        core.journal->poison("symlink data persist failed");
+        return Status::error(EIO, "symlink: persist of the target failed");
+      }
+      done += n;
+    }
+    core.persister().drain();
+  }
+  return Status::ok();
+}
+
 // Makes a new inode of `mode` under parent as `name` (the parent is stored by the caller).
 Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
-                                std::string_view name, std::uint32_t mode, std::uint64_t free_key) {
+                                std::string_view name, std::uint32_t mode, std::uint64_t free_key,
+                                const Owner* owner) {
   if (S_ISDIR(mode) && parent.nlink >= format::kMaxLinks)
     return Status::error(EMLINK, fmt::format("directory inode {} has {} links", parent.ino, parent.nlink));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.new_inode(tx, mode, parent.uid, parent.gid, parent.ino));
-  inode.uid = 0;
-  inode.gid = 0;
+  apply_owner(inode, parent, owner != nullptr ? *owner : Owner::of_process());
   inode.nlink = S_ISDIR(mode) ? 2 : 1;
   if (S_ISDIR(mode)) {
     inode.size_bytes = 64;
@@ -376,26 +402,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(link_path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("symlink {}: already exists", std::string(link_path)));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777, p.free_key));
-  inode.size_bytes = target.size();
-  if (target.size() <= format::kInlineBytes) {
-    inode.flags |= format::kInodeInlineData;
-    std::memcpy(inode.u.inline_data, target.data(), target.size());
-  } else {
-    std::uint64_t nblocks = (target.size() + format::kBlockBytes - 1) / format::kBlockBytes;
-    PMEMFS_TRY(core.map_allocate(mtx.tx(), inode, 0, nblocks, false));
-    std::uint64_t done = 0;
-    while (done < target.size()) {
-      PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(mtx.tx(), inode, done >> format::kBlockShift));
-      std::uint64_t n = std::min<std::uint64_t>(target.size() - done, m.count * format::kBlockBytes);
-      std::byte* dst = core.base() + (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes;
-      if (int err = core.persister().memcpy_nodrain(dst, target.data() + done, n); err != 0) {
-        core.journal->poison("symlink data persist failed");
-        return Status::error(EIO, "symlink: persist of the target failed");
-      }
-      done += n;
-    }
-    core.persister().drain();
-  }
+  PMEMFS_TRY(fs::write_symlink_target(core, mtx.tx(), inode, target));
   core.store_inode(mtx.tx(), inode);
   core.store_inode(mtx.tx(), p.dir);
   return mtx.commit();

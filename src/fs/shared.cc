@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <mutex>
@@ -280,17 +281,12 @@ void VolumeCore::note_close(std::uint64_t ino) {
 
 // ---------------------------------------------------------------------------- invalidation
 
-namespace {
-std::uint64_t inval_entry(std::uint64_t kind, std::uint64_t value) {
-  return kind << 60 | (value & runtime::kInvalValueMask);
-}
-}  // namespace
-
 void VolumeCore::publish(std::uint64_t kind, std::uint64_t value) {
   if (!publishing || runtime->is_private()) return;
   runtime::InvalLog& log = runtime->seg().inval;
   const std::uint64_t h = log.head.load(std::memory_order_relaxed);
-  log.entries[h % runtime::kInvalLogEntries].store(inval_entry(kind, value), std::memory_order_relaxed);
+  log.entries[h % runtime::kInvalLogEntries].store(runtime::inval_entry(kind, runtime->slot(), value),
+                                                   std::memory_order_relaxed);
   log.head.store(h + 1, std::memory_order_release);
 }
 
@@ -323,7 +319,7 @@ void VolumeCore::catch_up() {
     const std::uint64_t itable_end = itable + sb.inode_count / format::kInodesPerBlock;
     for (; seen != head; ++seen) {
       const std::uint64_t e = log.entries[seen % runtime::kInvalLogEntries].load(std::memory_order_relaxed);
-      const std::uint64_t kind = e >> 60, value = e & runtime::kInvalValueMask;
+      const std::uint64_t kind = runtime::inval_kind(e), value = runtime::inval_value(e);
       if (kind == runtime::kInvalBlock) {
         node_cache.invalidate(value);
         if (value >= itable && value < itable_end) {
@@ -348,6 +344,48 @@ void VolumeCore::after_dead_owner() {
   journal->recover_abandoned();
   drop_all_copies();
   runtime->notify(runtime->slot());  // our runtime thread releases the rest
+}
+
+Result<ChangeBatch> VolumeCore::changes_since(std::uint64_t* cursor) {
+  ChangeBatch out;
+  if (runtime->is_private()) return out;
+  std::shared_lock<MetaLock> lk(meta_lock);  // no entry is being written meanwhile
+  const runtime::InvalLog& log = runtime->seg().inval;
+  const std::uint64_t head = log.head.load(std::memory_order_acquire);
+  const std::uint64_t epoch = log.epoch.load(std::memory_order_acquire);
+  if (*cursor == 0) {  // from now on
+    *cursor = head + 1;
+    changes_epoch = epoch;
+    return out;
+  }
+  std::uint64_t seen = *cursor - 1;
+  if (head - seen > runtime::kInvalLogEntries || epoch != changes_epoch) {
+    out.everything = true;
+  } else {
+    const std::uint64_t itable = sb.itable_block;
+    const std::uint64_t itable_end = itable + sb.inode_count / format::kInodesPerBlock;
+    for (; seen != head; ++seen) {
+      const std::uint64_t e = log.entries[seen % runtime::kInvalLogEntries].load(std::memory_order_relaxed);
+      if (runtime::inval_slot(e) == runtime->slot()) continue;  // this instance's own
+      const std::uint64_t value = runtime::inval_value(e);
+      switch (runtime::inval_kind(e)) {
+        case runtime::kInvalBlock:
+          if (value >= itable && value < itable_end)
+            for (std::uint64_t i = 0; i < format::kInodesPerBlock; ++i)
+              out.inodes.push_back((value - itable) * format::kInodesPerBlock + i);
+          break;
+        case runtime::kInvalDir: out.directories.push_back(value); break;
+        default: out.everything = true; break;
+      }
+    }
+  }
+  std::sort(out.inodes.begin(), out.inodes.end());
+  out.inodes.erase(std::unique(out.inodes.begin(), out.inodes.end()), out.inodes.end());
+  std::sort(out.directories.begin(), out.directories.end());
+  out.directories.erase(std::unique(out.directories.begin(), out.directories.end()), out.directories.end());
+  *cursor = head + 1;
+  changes_epoch = epoch;
+  return out;
 }
 
 // ---------------------------------------------------------------------------- cleanup
@@ -463,3 +501,7 @@ void RuntimeThread::run() {
 }
 
 }  // namespace pmemfs::fs
+
+namespace pmemfs {
+Result<ChangeBatch> Volume::changes_since(std::uint64_t* cursor) { return core_->changes_since(cursor); }
+}  // namespace pmemfs

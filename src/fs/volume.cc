@@ -14,6 +14,7 @@
 #include "fs/namespace.h"
 #include "fs/shared.h"
 #include "fs/superblock.h"
+#include "fs/xattr.h"
 #include "alloc/geometry.h"
 #include "pmemfs/file.h"
 
@@ -158,6 +159,7 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
+  if (!read_only && !fs::has_xattrs(*core)) PMEMFS_TRY(fs::add_xattr_root(*core));
   return core;
 }
 
@@ -222,7 +224,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
   sb.created_ns = fs::now_ns();
   std::memcpy(sb.label, options.label.data(), options.label.size());
   sb.root_ino = format::kRootIno;
-  sb.feature_incompat = format::kFeatureIncompatOrphanList;
+  sb.feature_incompat = format::kFeatureIncompatOrphanList | format::kFeatureIncompatXattrs;
 
   const auto& p = dev->persister();
   // Invalidate any old superblock first, so a crash during mkfs leaves no volume that
@@ -252,6 +254,8 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
     core->store_inode(mtx.tx(), root);
     format::OrphanHead orphans{};  // an empty orphan list
     core->store_orphan_head(mtx.tx(), orphans);
+    format::XattrRoot xattrs{};  // an empty extended-attribute tree
+    fs::store_xattr_root(*core, mtx.tx(), xattrs);
     PMEMFS_TRY(mtx.commit());
   }
   core->runtime->seg().orphans_reaped.store(1);

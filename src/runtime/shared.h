@@ -153,11 +153,18 @@ struct JournalShared {
   std::uint32_t pending_slots[journal::kPendingBlocksMax];
 };
 
-// What commits changed, for other processes' DRAM copies: entry = kind << 60 | value.
+// What commits changed, for other processes' DRAM copies (and the FUSE daemon's kernel
+// caches): entry = kind << 60 | (writer slot + 1) << 52 | value.
 inline constexpr std::uint64_t kInvalBlock = 1;  // a metadata block a record wrote
 inline constexpr std::uint64_t kInvalDir = 2;    // a directory whose entries changed
 inline constexpr std::uint64_t kInvalAll = 3;    // everything (a commit too large to list)
-inline constexpr std::uint64_t kInvalValueMask = (std::uint64_t{1} << 60) - 1;
+inline constexpr std::uint64_t kInvalValueMask = (std::uint64_t{1} << 52) - 1;
+inline constexpr std::uint64_t inval_entry(std::uint64_t kind, std::uint32_t slot, std::uint64_t value) {
+  return kind << 60 | std::uint64_t{(slot + 1) & 0xffu} << 52 | (value & kInvalValueMask);
+}
+inline constexpr std::uint64_t inval_kind(std::uint64_t e) { return e >> 60; }
+inline constexpr std::uint32_t inval_slot(std::uint64_t e) { return static_cast<std::uint32_t>((e >> 52) & 0xffu) - 1; }
+inline constexpr std::uint64_t inval_value(std::uint64_t e) { return e & kInvalValueMask; }
 // Entries are appended only under the metadata lock held exclusively (by commits) and
 // read under it held either way, so a reader never meets an entry being written. A
 // recovery, which may run under the journal lock alone, bumps `epoch` instead: everyone
