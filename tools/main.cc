@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 #include "cli_common.h"
 
@@ -22,9 +23,16 @@ void register_rm(CLI::App& app);
 void register_mv(CLI::App& app);
 void register_ln(CLI::App& app);
 void register_df(CLI::App& app);
+void register_freeze(CLI::App& app);
+void register_mount(CLI::App& app);
+void register_umount(CLI::App& app);
+int run_mount_helper(int argc, char** argv);
 }  // namespace pmemfs::cli
 
 int main(int argc, char** argv) {
+  // Run by mount(8) as mount.fuse.pmemfs (cmd_mount.cc).
+  if (const char* slash = std::strrchr(argv[0], '/'); std::strcmp(slash ? slash + 1 : argv[0], "mount.fuse.pmemfs") == 0)
+    return pmemfs::cli::run_mount_helper(argc, argv);
   CLI::App app{
       "pmemfs — a user-space file system for persistent memory and other DAX memory.\n"
       "Exit codes: 0 ok, 1 operation failed, 2 usage error (fsck: see its --help)."};
@@ -42,6 +50,9 @@ int main(int argc, char** argv) {
   pmemfs::cli::register_mv(app);
   pmemfs::cli::register_ln(app);
   pmemfs::cli::register_df(app);
+  pmemfs::cli::register_freeze(app);
+  pmemfs::cli::register_mount(app);
+  pmemfs::cli::register_umount(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

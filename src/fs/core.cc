@@ -39,13 +39,22 @@ MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.empl
 MetaTx::~MetaTx() { core_.cache_written(false); }  // after commit(): nothing left
 
 Status MetaTx::commit() {
+  // What this commit writes is listed for other processes' copies (VolumeCore::publish).
+  core_.publishing = true;
   Status s = tx_->commit();
+  if (s.is_ok())
+    for (std::uint64_t dir : core_.dirs_changed) core_.publish(runtime::kInvalDir, dir);
+  core_.publishing = false;
   core_.cache_written(s.is_ok());
   return s;
 }
 
 Status MetaTx::split_for_planted_bug() {
+  core_.publishing = true;
   Status s = tx_->commit();
+  if (s.is_ok())
+    for (std::uint64_t dir : core_.dirs_changed) core_.publish(runtime::kInvalDir, dir);
+  core_.publishing = false;
   core_.cache_written(s.is_ok());
   PMEMFS_TRY(s);
   tx_.reset();
@@ -76,40 +85,6 @@ Status VolumeCore::check_writable() const {
 Status VolumeCore::note_corruption(Status s) const {
   if (s.errnum() == kErrCorrupt && poison_on_corruption) journal->poison(s.message());
   return s;
-}
-
-void VolumeCore::note_open(std::uint64_t ino) {
-  std::lock_guard<std::mutex> g(open_lock);
-  ++open_count[ino];
-}
-
-bool VolumeCore::is_open(std::uint64_t ino) {
-  std::lock_guard<std::mutex> g(open_lock);
-  auto it = open_count.find(ino);
-  return it != open_count.end() && it->second > 0;
-}
-
-void VolumeCore::note_close(std::uint64_t ino) {
-  {
-    std::lock_guard<std::mutex> g(open_lock);
-    auto it = open_count.find(ino);
-    if (it == open_count.end()) return;
-    if (--it->second > 0) return;
-    open_count.erase(it);
-  }
-  // Last handle: an unlinked inode (on the orphan list since its unlink) is freed now, in
-  // bounded steps. Most closes find links left; they only read the inode under the shared
-  // lock.
-  if (read_only) return;
-  {
-    std::shared_lock<std::shared_mutex> lk(meta_lock);
-    auto r = media();
-    auto inode = load_inode(r, ino);
-    if (!inode.is_ok() || inode->nlink != 0) return;
-  }
-  // A failure poisons the instance or leaves the orphan listed: the next open frees it.
-  (void)reap_orphan(ino);
-  reap_queued();
 }
 
 }  // namespace pmemfs::fs

@@ -179,7 +179,7 @@ int persist_copy_zero(VolumeCore& core, std::byte* dst, std::size_t len) {
 }
 
 Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   return core.load_inode(r, ino);
 }
@@ -188,7 +188,7 @@ Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
 // hold of the shared meta_lock (the caller holds the inode lock, so they stay valid).
 Result<std::size_t> gather(VolumeCore& core, const Inode& inode, std::uint64_t pos, std::uint64_t end,
                            std::array<Mapping, kMapBatch>& out) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   std::size_t n = 0;
   while (n < kMapBatch && pos < end) {
@@ -203,7 +203,7 @@ Result<std::size_t> gather(VolumeCore& core, const Inode& inode, std::uint64_t p
 
 Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::byte> buf,
                             std::uint64_t offset) {
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
   if (offset >= inode.size_bytes || buf.empty()) return std::size_t{0};
@@ -370,7 +370,7 @@ void trim_speculative(VolumeCore& core, std::uint64_t ino) {
     std::lock_guard<std::mutex> g(core.speculative_lock);
     if (core.speculative.find(ino) == core.speculative.end()) return;
   }
-  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   trim_speculative_locked(core, ino);
 }
 
@@ -482,7 +482,7 @@ struct CopyPlan {
 // when true.
 Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end,
                              CopyPlan* plan) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(r, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -621,7 +621,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   } else {
     {
       PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
-      std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+      std::shared_lock<fs::MetaLock> ml(core.meta_lock);
       auto r = core.media();
       PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
     }
@@ -709,7 +709,7 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
 // first block that is a hole or unwritten, or at the end of file. Returns bytes written.
 Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                                        std::uint64_t offset) {
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -780,7 +780,7 @@ Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<cons
     if (data.empty()) return WriteResult{0, offset};
     PMEMFS_ASSIGN_OR_RETURN(std::size_t fast, overwrite_in_place(core, ino, data, offset));
     if (fast == data.size()) return WriteResult{fast, offset + fast};
-    std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+    std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
     auto n = write_locked(core, ino, data.subspan(fast), offset + fast);
     if (!n.is_ok()) {
       if (fast > 0) return WriteResult{fast, offset + fast};
@@ -788,7 +788,7 @@ Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<cons
     }
     return WriteResult{fast + *n, offset + fast + *n};
   }
-  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -1024,7 +1024,7 @@ namespace fs {
 Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
-  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(inode_locks.of(ino));
   trim_speculative_locked(*this, ino);
   std::uint32_t slot = 0;
   for (;;) {
@@ -1130,7 +1130,12 @@ void File::close() {
   if (core_ == nullptr) return;
   std::shared_ptr<fs::VolumeCore> core = std::move(core_);
   core_.reset();
-  if (can_write(flags_)) trim_speculative(*core, ino_);
+  {
+    // Trimming speculative blocks changes the volume: not while it is frozen (they stay
+    // past the end of file, never exposed, and are trimmed by a later close).
+    fs::WriteGate gate(*core, fs::WriteGate::Mode::kNoWait);
+    if (gate.status().is_ok() && can_write(flags_)) trim_speculative(*core, ino_);
+  }
   core->note_close(ino_);
 }
 
@@ -1151,6 +1156,7 @@ Result<std::size_t> File::read(std::span<std::byte> buf) {
 Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t offset) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   // As on Linux, O_APPEND appends even through pwrite.
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, offset, (flags_ & O_APPEND) != 0));
   return r.bytes;
@@ -1159,6 +1165,7 @@ Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t o
 Result<std::size_t> File::write(std::span<const std::byte> buf) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   std::lock_guard<std::mutex> g(*position_lock_);
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, position_, (flags_ & O_APPEND) != 0));
   position_ = r.end_offset;
@@ -1184,7 +1191,7 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
     default: return Status::error(EINVAL, fmt::format("seek: unknown whence {}", whence));
   }
   VolumeCore& core = *core_;
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino_));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino_));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino_));
   const auto size = inode.size_bytes;
   if (whence == SEEK_END) return set(static_cast<std::int64_t>(size), offset);
@@ -1230,12 +1237,14 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
 Status File::truncate(std::uint64_t size_bytes) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   return core_->file_truncate(ino_, size_bytes);
 }
 
 Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   constexpr int kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
   if ((mode & ~kKnown) != 0) return Status::error(EOPNOTSUPP, fmt::format("fallocate: unsupported mode {:#x}", mode));
   const bool punch = (mode & kFallocPunchHole) != 0;
@@ -1247,14 +1256,14 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
-  std::unique_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
   trim_speculative_locked(*core_, ino_);
   return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
 }
 
 Result<Stat> File::stat() {
   if (core_ == nullptr) return not_open();
-  std::shared_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  std::shared_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*core_, ino_));
   return fs::to_stat(inode);
 }

@@ -192,7 +192,7 @@ Result<std::uint64_t> VolumeCore::blocks_past_end(journal::MetaReader& r, const 
 }
 
 Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, bool take_inode_lock) {
-  std::unique_lock<std::shared_mutex> il(inode_locks.of(start.owner_ino), std::defer_lock);
+  std::unique_lock<fs::InodeLock> il(inode_locks.of(start.owner_ino), std::defer_lock);
   if (take_inode_lock) il.lock();
   IntentRecord rec = start;
   for (;;) {

@@ -12,7 +12,9 @@
 #include "format/checksum.h"
 #include "fs/core.h"
 #include "fs/namespace.h"
+#include "fs/shared.h"
 #include "fs/superblock.h"
+#include "fs/xattr.h"
 #include "alloc/geometry.h"
 #include "pmemfs/file.h"
 
@@ -42,6 +44,9 @@ bool env_switch(const char* name) {
   return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
 }
 
+// One apply that writes more blocks than this is listed as "everything changed".
+constexpr std::uint64_t kMaxPublishedBlocks = 64;
+
 // Builds the core over an opened device and superblock: journal (recovery), allocators.
 Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> dev,
                                                const format::Superblock& sb, bool read_only) {
@@ -55,11 +60,20 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   if (env_switch("PMEMFS_NO_NODE_CACHE")) core->bctx.cache = nullptr;
   if (env_switch("PMEMFS_NO_INODE_CACHE")) core->inode_cache_enabled = false;
   if (env_switch("PMEMFS_NO_SPECULATIVE")) core->speculative_enabled = false;
+  // The runtime state shared with the other processes of the volume; its attach lock is
+  // held until the open is complete (release_attach_lock in finish_open).
+  std::string warning;
+  PMEMFS_ASSIGN_OR_RETURN(core->runtime, fs::attach_runtime(*core->device, core->sb.uuid, !read_only, &warning));
+  if (!warning.empty()) core->device->warn(warning);
+  core->meta_lock.bind(core.get());
+  core->inode_locks.bind(core->runtime.get());
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
+  jo.runtime = core->runtime.get();
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
-  // it overwrites (nodes by block, inodes by their table block).
+  // it overwrites (nodes by block, inodes by their table block), here and, through the
+  // invalidation log, in every other process.
   jo.on_apply = [c = core.get()](std::uint64_t first, std::uint64_t end) {
     c->node_cache.invalidate_blocks(first, end);
     const std::uint64_t itable = c->sb.itable_block;
@@ -67,6 +81,17 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
     const std::uint64_t lo = std::max(first, itable), hi = std::min(end, itable_end);
     if (lo < hi)
       c->inode_cache.invalidate((lo - itable) * format::kInodesPerBlock, (hi - itable) * format::kInodesPerBlock);
+    if (end - first > kMaxPublishedBlocks) {
+      c->publish(runtime::kInvalAll, 0);
+    } else {
+      for (std::uint64_t b = first; b < end; ++b) c->publish(runtime::kInvalBlock, b);
+    }
+  };
+  // A process died in the middle of a commit and the ring was replayed: nobody's copies
+  // can be trusted.
+  jo.on_recovered = [c = core.get()] {
+    c->drop_all_copies();
+    c->runtime->seg().inval.epoch.fetch_add(1);
   };
   PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
@@ -176,6 +201,7 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
+  if (!read_only && !fs::has_xattrs(*core)) PMEMFS_TRY(fs::add_xattr_root(*core));
   if (!read_only && !core->has_intent_table()) PMEMFS_TRY(add_intent_table(*core));
   if (core->has_intent_table()) {
     // The slots in use, as a hint until recover_intents verifies them (fsck's instance,
@@ -196,6 +222,27 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
     core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
   }
   return core;
+}
+
+// The end of every open: what only the first process attached to a volume does (free the
+// orphans a crash left), then other processes may attach; the runtime thread starts.
+Status finish_open(VolumeCore& core, bool reap_orphans) {
+  runtime::Runtime& rt = *core.runtime;
+  if (reap_orphans && !core.read_only && rt.seg().orphans_reaped.load() == 0) {
+    // The intents a crash left finished or rolled back first (their files may be orphans).
+    PMEMFS_TRY(core.recover_intents());
+    PMEMFS_TRY(core.recover_orphans());
+    rt.seg().orphans_reaped.store(1);
+  } else if (reap_orphans && rt.first()) {
+    PMEMFS_TRY(core.recover_intents());  // read-only: verifies the table, shows pending punches
+    PMEMFS_TRY(core.recover_orphans());  // read-only: verifies the list
+  }
+  rt.release_attach_lock();
+  if (!rt.is_private()) {
+    core.runtime_thread = std::make_unique<fs::RuntimeThread>(core);
+    if (!rt.first()) rt.notify(rt.slot());  // releases what processes found dead held
+  }
+  return Status::ok();
 }
 
 Status check_format_options(const FormatOptions& options) {
@@ -275,8 +322,13 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
     core->store_inode(mtx.tx(), root);
     format::OrphanHead orphans{};  // an empty orphan list
     core->store_orphan_head(mtx.tx(), orphans);
+    format::XattrRoot xattrs{};  // an empty extended-attribute tree
+    fs::store_xattr_root(*core, mtx.tx(), xattrs);
     PMEMFS_TRY(mtx.commit());
   }
+  core->runtime->seg().orphans_reaped.store(1);
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));
+  core->device->share_claim();
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -284,7 +336,9 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   DeviceOptions dopt = options.device;
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
-  Status claimed = dev->claim(/*exclusive=*/!options.read_only);
+  // Shared, writable or not: the runtime state coordinates the instances; only format and
+  // fsck --repair claim a volume exclusively.
+  Status claimed = dev->claim(/*exclusive=*/false);
   if (!options.read_only && (claimed.is_ok() || claimed.errnum() == EBUSY)) {
     // A volume with read-only-compatible features this pmemfs does not know opens
     // read-only whatever was asked: as a read-only open from the start (device opened
@@ -311,12 +365,11 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
-  // After the journal's recovery: the intents a crash left finished or rolled back (a
-  // read-only instance shows pending punches as they will be), then the orphan list
-  // verified and, writable, every orphan freed (a crash left them, or a process that had
-  // them open ended without closing them).
-  PMEMFS_TRY(core->recover_intents());
-  PMEMFS_TRY(core->recover_orphans());
+  core->wait_when_frozen = options.wait_when_frozen;
+  // After recovery: the orphan list verified and, writable, every orphan freed (a crash
+  // left them, or a process that had them open ended without closing them) — by the
+  // first writable instance to attach after the volume was last left by everyone.
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/true));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -326,12 +379,13 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr
   // fsck reads every node and inode from media, each time, never a DRAM copy.
   core->bctx.cache = nullptr;
   core->inode_cache_enabled = false;
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
 Result<StatFs> Volume::statfs() {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   const auto& st = r.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
   PMEMFS_TRY(alloc::verify_volume_state(st, core.sb));
