@@ -24,6 +24,7 @@ void register_mv(CLI::App& app);
 void register_ln(CLI::App& app);
 void register_df(CLI::App& app);
 void register_freeze(CLI::App& app);
+void register_seal(CLI::App& app);
 void register_mount(CLI::App& app);
 void register_umount(CLI::App& app);
 int run_mount_helper(int argc, char** argv);
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   pmemfs::cli::register_ln(app);
   pmemfs::cli::register_df(app);
   pmemfs::cli::register_freeze(app);
+  pmemfs::cli::register_seal(app);
   pmemfs::cli::register_mount(app);
   pmemfs::cli::register_umount(app);
   try {

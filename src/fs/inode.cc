@@ -36,7 +36,8 @@ bool valid_type(std::uint32_t mode) {
 }
 
 constexpr std::uint32_t kKnownInodeFlags =
-    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData | format::kInodeKeepsPastEnd;
+    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData | format::kInodeKeepsPastEnd |
+    format::kInodeAdoptedMap;
 
 }  // namespace
 
