@@ -169,6 +169,9 @@ struct MetadataBugs {
   // The first allocation from an uninitialised inode group does not zero its table slots
   // (lazy inode groups): the group's other slots keep what the device held.
   bool skip_inode_group_zeroing = false;
+  // Every other instance's intents count as abandoned (intent_owner_live says no): a
+  // process finishes what a live process is doing, its speculative tail trimmed under it.
+  bool finish_live_intents = false;
 };
 MetadataBugs& metadata_planted_bugs();
 
@@ -329,8 +332,12 @@ struct VolumeCore {
   // Work on one file that a crash must not leave half done (a punch or zero range of more
   // than one transaction, a truncate's trim, speculative and bounded preallocation) is
   // recorded in a slot of the table in the transaction that starts it; the transaction
-  // that ends it frees the slot. The next writable open finishes or rolls back whatever a
-  // crash left (recover_intents), before the orphans are freed.
+  // that ends it frees the slot. Each intent belongs to the instance that wrote it (its
+  // runtime session, owner_session): only intents whose owner is not live — its process
+  // died or detached, or its instance is poisoned — are finished by other instances: by a
+  // writable open (recover_intents: at the first attach after a crash, every intent), by
+  // the runtime thread (cleanup_dead), and by whoever takes over an inode lock from a dead
+  // holder (after_dead_inode_owner). A live instance's intents are never touched.
   bool has_intent_table() const { return (sb.feature_incompat & format::kFeatureIncompatIntents) != 0; }
   // Slots speculative preallocation leaves free for the work that must have one (it
   // takes a slot only while more than this many are free).
@@ -338,15 +345,18 @@ struct VolumeCore {
   // Reads and verifies slot `slot`: nullopt when free. EUCLEAN naming the slot and its
   // offset (a bad magic, checksum, kind, range or reserved bytes).
   Result<std::optional<format::IntentRecord>> load_intent(journal::MetaReader& r, std::uint32_t slot) const;
-  // Stages `rec` (magic and checksum set here) into `slot` / stages a free slot. The
-  // in-memory mask of used slots follows at the commit.
+  // Stages `rec` (magic, checksum and owner_session — this instance's — set here) into
+  // `slot` / stages a free slot. The in-memory views follow at the commit.
   void store_intent(journal::Transaction& tx, std::uint32_t slot, format::IntentRecord rec);
   void clear_intent(journal::Transaction& tx, std::uint32_t slot);
-  // A free slot, read through r, when more than `keep_free` are free; nullopt otherwise.
-  Result<std::optional<std::uint32_t>> find_free_intent(journal::MetaReader& r, std::uint32_t keep_free) const;
-  // Blocks until this instance's table has a free slot (another operation ended). EIO
-  // once the instance is poisoned (the slots it holds stay for the next open).
-  Status wait_for_free_intent();
+  // A free slot, read through r (a transaction), when more than `keep_free` are free;
+  // nullopt otherwise.
+  Result<std::optional<std::uint32_t>> find_free_intent(journal::MetaReader& r, std::uint32_t keep_free);
+  // Blocks until the table has a free slot (another operation, of any process, ended).
+  // The caller holds the inode lock of `held_ino` exclusively: abandoned intents on that
+  // lock's files are finished meanwhile (nobody else could). EIO once the instance is
+  // poisoned.
+  Status wait_for_free_intent(std::uint64_t held_ino);
   // Clears every intent naming `ino` (free_inode: the work ends with the file).
   Status drop_intents_of(journal::Transaction& tx, std::uint64_t ino);
   // Verifies every slot and the inode each intent names (in use, same generation, a
@@ -354,25 +364,51 @@ struct VolumeCore {
   // EUCLEAN naming the slot or the inode and their offsets.
   Result<std::vector<std::pair<std::uint32_t, format::IntentRecord>>> verify_intents(journal::MetaReader& r,
                                                                                      bool deep) const;
-  // At open, after journal recovery: verifies the table (deep on a writable instance);
-  // writable, finishes every intent (finish_intent); read-only, records the ranges that
-  // pending punch and zero-range intents will zero (read_at shows them as zeros). Nothing
-  // is written before every intent and its file verified.
+  // At open, after journal recovery: verifies the table (deep on a writable instance)
+  // under the shared metadata lock; writable, finishes every intent whose owner is not
+  // live (finish_intent); any instance then reads its views of the table. Nothing is
+  // written before every intent and its file verified.
   Status recover_intents();
   // Does what recovery does with the intent in `slot` (format.h, the kinds), in bounded
   // steps, each a transaction; the last frees the slot. Does nothing when the slot no
-  // longer holds an intent of rec's inode and kind. Takes the inode lock unless the
-  // caller holds it (exclusively).
+  // longer holds rec (its inode, kind and owner). Takes the inode lock unless the caller
+  // holds it (exclusively). On a sealed file, or speculative blocks of a file that keeps
+  // blocks past its end, it only frees the slot (those blocks are kept).
   Status finish_intent(std::uint32_t slot, const format::IntentRecord& rec, bool take_inode_lock = true);
-  // Byte ranges of files that read as zeros though their blocks still hold data: pending
-  // punch and zero-range intents this instance does not finish (a read-only open, or a
-  // failure after their first transaction), so that reads show what the finished
-  // operation, and recovery, leave. Reads and SEEK_DATA/SEEK_HOLE honour them.
+  // Whether the instance that owns intents of `session` is live: this one, or another
+  // attached, alive and not poisoned. Session 0 never is.
+  bool intent_owner_live(std::uint64_t session) const;
+  // Finishes every intent whose owner is not live; with held_shard, only those on files
+  // of that inode-lock shard, which the caller holds exclusively. Each needs the write
+  // gate (the caller's, or taken here without waiting; when the volume is frozen nothing
+  // is done and intents_abandoned is bumped for later).
+  Status finish_abandoned_intents(std::optional<std::uint32_t> held_shard);
+  // Whether the table holds an intent whose owner is not live (the runtime thread's
+  // once-a-second look; takes meta_lock shared; the records are not verified here).
+  bool abandoned_intent_hint();
+  // InodeLock's takeover from a dead holder (the shard's lock is now held exclusively).
+  void after_dead_inode_owner(std::uint32_t shard);
+  // Before a change to `ino` (its inode lock held exclusively): when some punch or zero
+  // range was left without a live owner holding its file (Segment::intents_abandoned),
+  // what is abandoned on the lock's files is finished first, so that the change is not
+  // undone by its finishing later.
+  void settle_abandoned(std::uint64_t ino);
+  // Byte ranges of files that read as zeros though their blocks may still hold data: the
+  // pending punch and zero-range intents on media, of any owner (their visible change has
+  // committed; whoever finishes them only frees what reads as zeros already). Derived
+  // from the table whenever a commit of any process changed such an intent
+  // (Segment::zero_intent_changes); reads and SEEK_DATA/SEEK_HOLE honour them.
   struct PendingZero {
     std::uint64_t ino = 0;
     std::uint64_t first_byte = 0, end_byte = 0;
   };
-  void note_pending_zero(std::uint64_t ino, std::uint64_t first_block, std::uint64_t end_block);
+  // Frees this instance's speculative tail of `ino` and its slot (file.cc; the caller
+  // holds the inode lock exclusively): before a seal.
+  void end_speculative(std::uint64_t ino);
+  // Re-reads the views when another commit changed the table (takes meta_lock shared).
+  void follow_intents();
+  // The same, under meta_lock held (either way) by the caller.
+  void follow_intents_locked();
   // Zeroes what of [offset, offset + out.size()) of `ino` lies in a pending range.
   void apply_pending_zero(std::uint64_t ino, std::uint64_t offset, std::span<std::byte> out) const;
   // The first pending range of `ino` that ends after `pos`, if any.
@@ -380,10 +416,12 @@ struct VolumeCore {
   mutable std::mutex pending_zero_lock;
   std::vector<PendingZero> pending_zero;  // guarded by pending_zero_lock
   std::atomic<bool> any_pending_zero{false};
-  // Used slots, one bit each: set and cleared when a transaction that stores or frees a
-  // slot commits (so it is exact for this instance); read without the metadata lock by
-  // wait_for_free_intent and drop_intents_of's shortcut.
+  // Used slots, one bit each: set and cleared when this instance's commits store or free
+  // a slot, and re-read from media (under meta_lock) when another process's did.
   std::atomic<std::uint64_t> intents_used{0};
+  // The Segment's intent_changes / zero_intent_changes this instance's views reflect.
+  std::atomic<std::uint64_t> intent_changes_seen{0};
+  std::atomic<std::uint64_t> zero_changes_seen{~std::uint64_t{0}};
   std::mutex intent_wait_lock;
   std::condition_variable intent_freed;
 

@@ -223,7 +223,8 @@ Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::
       pos = piece_end;
     }
   }
-  // A punch or zero range this instance could not finish reads as it will be.
+  // A punch or zero range left pending (by any process) reads as it will be.
+  core.follow_intents();
   core.apply_pending_zero(ino, offset, buf.first(static_cast<std::size_t>(end - offset)));
   return static_cast<std::size_t>(end - offset);
 }
@@ -351,10 +352,15 @@ void trim_speculative_locked(VolumeCore& core, std::uint64_t ino) {
     auto inode = core.load_inode(tx, ino);
     if (!inode.is_ok() || inode->nlink == 0) return;
     auto rec = core.load_intent(tx, range.slot);
-    if (!rec.is_ok() || !*rec || (*rec)->owner_ino != ino || (*rec)->kind != format::kIntentSpeculative) return;
+    if (!rec.is_ok() || !*rec || (*rec)->owner_ino != ino || (*rec)->kind != format::kIntentSpeculative ||
+        (*rec)->owner_session != core.runtime->session())
+      return;
     const std::uint64_t from = std::max(range.first, ceil_blocks(inode->size_bytes));
     std::uint64_t done = range.end;
-    if (from < range.end) {
+    // A file sealed since, or one that keeps blocks past its end (a KEEP_SIZE
+    // preallocation by another process), keeps them: the slot only.
+    const bool keep = (inode->flags & (format::kInodeSealed | format::kInodeKeepsPastEnd)) != 0;
+    if (from < range.end && !keep) {
       MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
       if (!ed.punch(from, range.end - from, &done).is_ok() || !ed.finish().is_ok()) return;
       core.store_inode(tx, *inode);
@@ -381,7 +387,8 @@ bool speculate_after(VolumeCore& core, journal::MetaReader& r, const Inode& inod
                      std::uint64_t old_size, std::uint64_t end, std::uint64_t written_end) {
   if (!core.speculative_enabled || written_end != end || offset != old_size || end < kSpeculativeMinBytes ||
       end - offset > kSpeculativeMaxWriteBytes ||
-      ceil_blocks(end) + kSpeculativeMaxBlocks > fs::kMaxFileBlocks || (inode.flags & format::kInodeSealed) != 0)
+      ceil_blocks(end) + kSpeculativeMaxBlocks > fs::kMaxFileBlocks ||
+      (inode.flags & (format::kInodeSealed | format::kInodeKeepsPastEnd)) != 0)
     return false;
   auto next = core.map_lookup(r, inode, ceil_blocks(end));
   return next.is_ok() && next->physical == 0;
@@ -557,7 +564,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   if (ready) done = first + limit;
   bool wait_slot = false;
   while (!ready) {
-    if (wait_slot) PMEMFS_TRY(core.wait_for_free_intent());
+    if (wait_slot) PMEMFS_TRY(core.wait_for_free_intent(ino));
     wait_slot = false;
     done = first;
     MetaTx mtx(core);
@@ -665,6 +672,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
 // exclusively. A short count after an error (see the top of this file).
 Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                                  std::uint64_t offset) {
+  core.settle_abandoned(ino);
   std::size_t done = 0;
   HeldPrealloc held;
   // Blocks mapped past the end that the write did not bring into the file (it ended
@@ -710,6 +718,16 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
 Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                                        std::uint64_t offset) {
   std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino));
+  if (core.runtime->seg().intents_abandoned.load(std::memory_order_acquire) != 0) {
+    // Work another process abandoned on this file is finished before anything is written
+    // into it (settle_abandoned needs the lock exclusively).
+    il.unlock();
+    {
+      std::unique_lock<fs::InodeLock> xl(core.inode_locks.of(ino));
+      core.settle_abandoned(ino);
+    }
+    il.lock();
+  }
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -858,14 +876,16 @@ void release_intent(VolumeCore& core, std::uint32_t slot) {
 // After the first transaction of an operation recorded in the intent table committed, a
 // step of its remaining work failed (a failed persist or damage found: the instance is
 // poisoned by either; poisoned here in any case, so that nothing is built on a file whose
-// work is half done). The operation has happened: the next open completes it. Reads in
-// this instance show [first, end) as zeros meanwhile (zero_blocks), as it will be.
-Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, std::uint64_t first, std::uint64_t end,
-                  bool zero_blocks) {
+// work is half done). The operation has happened: another process finishes it (its
+// runtime slot now says poisoned), or the next open. Reads in every instance show the
+// pending range of a punch or zero range (zero_blocks) as zeros meanwhile, as it will be
+// (the intent on media says so); and since this instance cannot finish it while holding
+// the file, the next change to the file from another process finishes it first.
+Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, bool zero_blocks) {
   if (!core.journal->poisoned())
     core.journal->poison(fmt::format("inode {}: an operation could not finish ({}); the next open finishes it", ino,
                                      why.to_string()));
-  if (zero_blocks && first < end) core.note_pending_zero(ino, first, end);
+  if (zero_blocks) core.runtime->seg().intents_abandoned.fetch_add(1, std::memory_order_acq_rel);
   return Status::ok();
 }
 
@@ -889,6 +909,7 @@ Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, std::u
 // abandoned, nothing of it on media, and done again).
 Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
                         std::uint64_t offset, std::uint64_t end) {
+  core.settle_abandoned(ino);
   const std::uint64_t alloc_first = offset / kBlockBytes;
   const std::uint64_t alloc_end = ceil_blocks(end);
   const std::uint64_t full_end = end / kBlockBytes;
@@ -993,7 +1014,7 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
       }
     }
     if (need_slot) {
-      if (Status w = core.wait_for_free_intent(); !w.is_ok()) return fail(w);
+      if (Status w = core.wait_for_free_intent(ino); !w.is_ok()) return fail(w);
     }
   }
   // The punch or zero range has happened (its intent is on media): the inside, a budget
@@ -1002,21 +1023,21 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
   for (;;) {
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
-    if (Status w = core.check_writable(); !w.is_ok()) return unfinished(core, ino, w, cur, full_end, true);
+    if (Status w = core.check_writable(); !w.is_ok()) return unfinished(core, ino, w, true);
     auto inode = core.load_inode(tx, ino);
-    if (!inode.is_ok()) return unfinished(core, ino, inode.status(), cur, full_end, true);
+    if (!inode.is_ok()) return unfinished(core, ino, inode.status(), true);
     MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
     std::uint64_t done = cur;
     Status st = punch ? ed.punch(cur, full_end - cur, &done) : ed.flip_inside(cur, full_end, true, &done);
     if (st.is_ok()) st = ed.finish();
-    if (!st.is_ok()) return unfinished(core, ino, st, cur, full_end, true);
+    if (!st.is_ok()) return unfinished(core, ino, st, true);
     core.store_inode(tx, *inode);
     if (done >= full_end) {
       core.clear_intent(tx, *slot);
     } else {
       core.store_intent(tx, *slot, make_intent(punch ? format::kIntentPunch : format::kIntentZero, *inode, done, full_end));
     }
-    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(core, ino, c, cur, full_end, true);
+    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(core, ino, c, true);
     cur = done;
     if (cur >= full_end) return Status::ok();
   }
@@ -1028,11 +1049,14 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
 
 namespace fs {
 
+void VolumeCore::end_speculative(std::uint64_t ino) { trim_speculative_locked(*this, ino); }
+
 Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
   std::unique_lock<fs::InodeLock> il(inode_locks.of(ino));
   trim_speculative_locked(*this, ino);
+  settle_abandoned(ino);
   std::uint32_t slot = 0;
   for (;;) {
     bool need_slot = false;
@@ -1084,24 +1108,24 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
         break;
       }
     }
-    PMEMFS_TRY(wait_for_free_intent());
+    PMEMFS_TRY(wait_for_free_intent(ino));
   }
   // The truncate has happened: the blocks past the new end are freed a budget at a time,
   // invisible meanwhile. A failure here does not undo it (see the header).
   const std::uint64_t from = ceil_blocks(size);
   for (;;) {
     MetaTx mtx(*this);
-    if (Status w = check_writable(); !w.is_ok()) return unfinished(*this, ino, w, 0, 0, false);
+    if (Status w = check_writable(); !w.is_ok()) return unfinished(*this, ino, w, false);
     auto inode = load_inode(mtx.tx(), ino);
-    if (!inode.is_ok()) return unfinished(*this, ino, inode.status(), 0, 0, false);
+    if (!inode.is_ok()) return unfinished(*this, ino, inode.status(), false);
     auto done = map_trim(mtx.tx(), *inode, from);
-    if (!done.is_ok()) return unfinished(*this, ino, done.status(), 0, 0, false);
+    if (!done.is_ok()) return unfinished(*this, ino, done.status(), false);
     if (*done) {
       inode->flags &= ~format::kInodeKeepsPastEnd;
       clear_intent(mtx.tx(), slot);
     }
     store_inode(mtx.tx(), *inode);
-    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(*this, ino, c, 0, 0, false);
+    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(*this, ino, c, false);
     if (*done) return Status::ok();
   }
 }
@@ -1215,6 +1239,7 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
   VolumeCore& core = *core_;
   std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino_));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino_));
+  core.follow_intents();  // pending punches and zero ranges are holes already
   const auto size = inode.size_bytes;
   if (whence == SEEK_END) return set(static_cast<std::int64_t>(size), offset);
   if (offset < 0 || static_cast<std::uint64_t>(offset) >= size)

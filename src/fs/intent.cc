@@ -17,9 +17,14 @@
 // already unwritten stays so), so a crash while recovery runs is one more crash between
 // steps: the next open goes on.
 //
-// Several processes (not built yet): owner_session names the process whose work it is
-// (0 today). A process finishes only the intents of sessions that are gone; today every
-// intent found at open belongs to an instance that ended.
+// Several processes: an intent belongs to the instance that wrote it (owner_session, its
+// runtime session, random per attach). Another instance finishes it only once its owner
+// is not live — the process died or detached, or its instance is poisoned and will write
+// nothing more: at a writable open (at the first attach after a crash, every intent), on
+// the runtime thread (cleanup_dead, within about a second), and whenever an inode lock is
+// taken over from a dead holder (before the taker sees the file). A live owner's intents
+// are never touched: its speculative tail is its own, trimmed at its close; its punch is
+// in progress under the file's inode lock.
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -31,6 +36,8 @@
 #include "format/checksum.h"
 #include "fs/core.h"
 #include "fs/filemap.h"
+#include "fs/shared.h"
+#include "runtime/lock.h"
 
 namespace pmemfs::fs {
 
@@ -90,27 +97,95 @@ Result<std::optional<IntentRecord>> VolumeCore::load_intent(journal::MetaReader&
   return std::optional<IntentRecord>(rec);
 }
 
+namespace {
+
+// Bumps a Segment counter for a commit of this instance; when this instance's view was
+// current, it stays so (its own commit updated it already).
+void bump_seen(std::atomic<std::uint64_t>& counter, std::atomic<std::uint64_t>& seen) {
+  const std::uint64_t old = counter.fetch_add(1, std::memory_order_acq_rel);
+  std::uint64_t expect = old;
+  seen.compare_exchange_strong(expect, old + 1, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
 void VolumeCore::store_intent(journal::Transaction& tx, std::uint32_t slot, IntentRecord rec) {
   rec.magic = format::kIntentMagic;
+  rec.owner_session = runtime->session();
   rec.checksum = intent_checksum(rec, seed, slot);
   std::memcpy(tx.write(slot_offset(slot), sizeof rec), &rec, sizeof rec);
-  tx.on_commit([this, slot] { intents_used.fetch_or(std::uint64_t{1} << slot, std::memory_order_acq_rel); });
+  const bool zeroes = rec.kind == format::kIntentPunch || rec.kind == format::kIntentZero;
+  tx.on_commit([this, slot, zeroes] {
+    intents_used.fetch_or(std::uint64_t{1} << slot, std::memory_order_acq_rel);
+    runtime::Segment& seg = runtime->seg();
+    bump_seen(seg.intent_changes, intent_changes_seen);
+    if (zeroes) seg.zero_intent_changes.fetch_add(1, std::memory_order_acq_rel);  // every view re-reads
+  });
 }
 
 void VolumeCore::clear_intent(journal::Transaction& tx, std::uint32_t slot) {
   std::memset(tx.write(slot_offset(slot), sizeof(IntentRecord)), 0, sizeof(IntentRecord));
   tx.on_commit([this, slot] {
     intents_used.fetch_and(~(std::uint64_t{1} << slot), std::memory_order_acq_rel);
+    runtime::Segment& seg = runtime->seg();
+    bump_seen(seg.intent_changes, intent_changes_seen);
+    // The slot may have held a punch or zero range: every view re-reads (rarely more than
+    // a few a second: speculative slots are freed at a file's close).
+    seg.zero_intent_changes.fetch_add(1, std::memory_order_acq_rel);
     std::lock_guard<std::mutex> g(intent_wait_lock);
     intent_freed.notify_all();
   });
 }
 
-Result<std::optional<std::uint32_t>> VolumeCore::find_free_intent(journal::MetaReader& r, std::uint32_t keep_free) const {
+void VolumeCore::follow_intents_locked() {
+  if (!has_intent_table()) return;
+  runtime::Segment& seg = runtime->seg();
+  const std::uint64_t changes = seg.intent_changes.load(std::memory_order_acquire);
+  const std::uint64_t zero_changes = seg.zero_intent_changes.load(std::memory_order_acquire);
+  const bool mask_stale = changes != intent_changes_seen.load(std::memory_order_acquire);
+  const bool zero_stale = zero_changes != zero_changes_seen.load(std::memory_order_acquire);
+  if (!mask_stale && !zero_stale) return;
+  auto r = media();
+  std::uint64_t used = 0;
+  std::vector<PendingZero> zeros;
+  for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {
+    const auto* raw = reinterpret_cast<const IntentRecord*>(r.read(slot_offset(slot), sizeof(IntentRecord)));
+    if (raw->magic == 0) continue;
+    used |= std::uint64_t{1} << slot;
+    if (!zero_stale || (raw->kind != format::kIntentPunch && raw->kind != format::kIntentZero)) continue;
+    auto rec = load_intent(r, slot);  // verified before it is believed
+    if (!rec.is_ok() || !*rec) continue;
+    const std::uint64_t end = std::min((*rec)->end_block, kMaxFileBlocks);
+    zeros.push_back(PendingZero{(*rec)->owner_ino, (*rec)->first_block * kBlockBytes, end * kBlockBytes});
+  }
+  if (mask_stale) {
+    intents_used.store(used, std::memory_order_release);
+    intent_changes_seen.store(changes, std::memory_order_release);
+  }
+  if (zero_stale) {
+    std::lock_guard<std::mutex> g(pending_zero_lock);
+    pending_zero = std::move(zeros);
+    any_pending_zero.store(!pending_zero.empty(), std::memory_order_release);
+    zero_changes_seen.store(zero_changes, std::memory_order_release);
+  }
+}
+
+void VolumeCore::follow_intents() {
+  if (!has_intent_table()) return;
+  runtime::Segment& seg = runtime->seg();
+  if (seg.intent_changes.load(std::memory_order_acquire) == intent_changes_seen.load(std::memory_order_acquire) &&
+      seg.zero_intent_changes.load(std::memory_order_acquire) == zero_changes_seen.load(std::memory_order_acquire))
+    return;
+  std::shared_lock<MetaLock> lk(meta_lock);
+  follow_intents_locked();
+}
+
+Result<std::optional<std::uint32_t>> VolumeCore::find_free_intent(journal::MetaReader& r, std::uint32_t keep_free) {
   if (!has_intent_table()) return std::optional<std::uint32_t>();
-  // The mask of used slots is exact for this instance between transactions: the first
-  // clear bit, confirmed through r (a slot stored earlier in the same transaction is not
-  // in the mask yet), else a scan of the table.
+  follow_intents_locked();  // the caller's transaction holds meta_lock: others' commits are in
+  // The mask of used slots is exact between transactions: the first clear bit, confirmed
+  // through r (a slot stored earlier in the same transaction is not in the mask yet),
+  // else a scan of the table.
   const std::uint64_t used = intents_used.load(std::memory_order_acquire) & kAllSlots;
   if (static_cast<std::uint32_t>(format::kIntentSlots - std::popcount(used)) <= keep_free)
     return std::optional<std::uint32_t>();
@@ -131,17 +206,22 @@ Result<std::optional<std::uint32_t>> VolumeCore::find_free_intent(journal::MetaR
   return first;
 }
 
-Status VolumeCore::wait_for_free_intent() {
-  std::unique_lock<std::mutex> l(intent_wait_lock);
-  while ((intents_used.load(std::memory_order_acquire) & kAllSlots) == kAllSlots) {
+Status VolumeCore::wait_for_free_intent(std::uint64_t held_ino) {
+  for (;;) {
+    follow_intents();
+    if ((intents_used.load(std::memory_order_acquire) & kAllSlots) != kAllSlots) return Status::ok();
     if (journal->poisoned()) return Status::error(EIO, "volume instance is poisoned by an earlier failure; reopen it");
+    // Slots held by owners that are gone and whose files only we can reach now.
+    PMEMFS_TRY(finish_abandoned_intents(InodeLocks::shard_of(held_ino)));
+    std::unique_lock<std::mutex> l(intent_wait_lock);
     intent_freed.wait_for(l, std::chrono::milliseconds(50));
   }
-  return Status::ok();
 }
 
 Status VolumeCore::drop_intents_of(journal::Transaction& tx, std::uint64_t ino) {
-  if (!has_intent_table() || intents_used.load(std::memory_order_acquire) == 0) return Status::ok();
+  if (!has_intent_table()) return Status::ok();
+  follow_intents_locked();
+  if (intents_used.load(std::memory_order_acquire) == 0) return Status::ok();
   for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {
     PMEMFS_ASSIGN_OR_RETURN(auto rec, load_intent(tx, slot));
     if (rec && rec->owner_ino == ino) clear_intent(tx, slot);
@@ -200,14 +280,19 @@ Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, 
     journal::Transaction& tx = mtx.tx();
     PMEMFS_TRY(check_writable());
     PMEMFS_ASSIGN_OR_RETURN(auto current, load_intent(tx, slot));
-    // Finished meanwhile, or another intent now (a slot is never reused while it is held).
-    if (!current || current->owner_ino != rec.owner_ino || current->kind != rec.kind) return Status::ok();
+    // Finished meanwhile, or another intent now (a slot is reused only once freed).
+    if (!current || current->owner_ino != rec.owner_ino || current->kind != rec.kind ||
+        current->owner_session != rec.owner_session)
+      return Status::ok();
     rec = *current;
     PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, load_inode(tx, rec.owner_ino));
     if (inode.generation != rec.owner_generation)
       return note_corruption(Status::error(kErrCorrupt, fmt::format("intent slot {} at offset {}: inode {} is generation {}, not {}",
                                                                     slot, slot_offset(slot), rec.owner_ino, inode.generation,
                                                                     rec.owner_generation)));
+    // A sealed file's map does not change: what lies past its end is the seal's (a
+    // device-dax unit), and a seal ends what was pending on its file before it seals.
+    const bool sealed = (inode.flags & format::kInodeSealed) != 0;
     MapEditor ed(*this, tx, inode, edit_budget_bytes(*this));
     bool complete = true;
     std::uint64_t done = rec.first_block;
@@ -216,9 +301,10 @@ Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, 
       case format::kIntentTrim:
       case format::kIntentPrealloc: {
         // Roll back (speculative, preallocation) or complete (trim): free what lies past
-        // the end in the range. A preallocation on a file that keeps blocks past its end
-        // leaves them kept.
-        if (rec.kind == format::kIntentPrealloc && (inode.flags & format::kInodeKeepsPastEnd) != 0) break;
+        // the end in the range. A file that keeps blocks past its end (KEEP_SIZE) keeps
+        // those of a preallocation or a speculative tail too.
+        if (sealed) break;
+        if (rec.kind != format::kIntentTrim && (inode.flags & format::kInodeKeepsPastEnd) != 0) break;
         const std::uint64_t from = std::max(rec.first_block, ceil_blocks(inode.size_bytes));
         if (from >= rec.end_block) break;
         PMEMFS_TRY(ed.punch(from, rec.end_block - from, &done));
@@ -227,10 +313,12 @@ Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, 
         break;
       }
       case format::kIntentPunch:
+        if (sealed) break;
         PMEMFS_TRY(ed.punch(rec.first_block, rec.end_block - rec.first_block, &done));
         complete = done >= rec.end_block;
         break;
       case format::kIntentZero:
+        if (sealed) break;
         PMEMFS_TRY(ed.flip_inside(rec.first_block, rec.end_block, true, &done));
         complete = done >= rec.end_block;
         break;
@@ -244,40 +332,108 @@ Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, 
     } else if (done > rec.first_block && (rec.kind == format::kIntentPunch || rec.kind == format::kIntentZero)) {
       rec.first_block = done;  // where the next step (or the next open) goes on
       store_intent(tx, slot, rec);
+      rec.owner_session = runtime->session();  // the work is this instance's now
     }
     PMEMFS_TRY(mtx.commit());
     if (complete) return Status::ok();
   }
 }
 
+bool VolumeCore::intent_owner_live(std::uint64_t session) const {
+  if (session == 0) return false;
+  if (session == runtime->session()) return true;
+  if (metadata_planted_bugs().finish_live_intents) return false;
+  const runtime::Segment& seg = runtime->seg();
+  for (std::uint32_t s = 0; s < runtime->high_slot(); ++s) {
+    const runtime::ProcessSlot& slot = seg.slots[s];
+    if (slot.session.load(std::memory_order_acquire) != session) continue;
+    if (runtime::word_state(slot.state.load(std::memory_order_acquire)) != runtime::kSlotLive) return false;
+    if ((slot.flags.load(std::memory_order_acquire) & runtime::kSlotPoisoned) != 0) return false;
+    return runtime->slot_alive(s);
+  }
+  return false;  // detached (its slot freed, or taken by another attach since)
+}
+
+Status VolumeCore::finish_abandoned_intents(std::optional<std::uint32_t> held_shard) {
+  if (read_only || !has_intent_table() || metadata_planted_bugs().skip_intent_recovery) return Status::ok();
+  runtime::Segment& seg = runtime->seg();
+  // Finishing changes the volume: not while it is frozen (the caller's gate, or one taken
+  // now without waiting). Then whoever changes such a file next finishes it first.
+  WriteGate gate(*this, WriteGate::Mode::kNoWait);
+  if (!gate.status().is_ok()) {
+    seg.intents_abandoned.fetch_add(1, std::memory_order_acq_rel);
+    return Status::ok();
+  }
+  const std::uint32_t abandoned = seg.intents_abandoned.load(std::memory_order_acquire);
+  std::vector<std::pair<std::uint32_t, IntentRecord>> todo;
+  bool zero_elsewhere = false;  // an abandoned punch or zero range this call leaves
+  {
+    std::shared_lock<MetaLock> lk(meta_lock);
+    auto r = media();
+    for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {
+      PMEMFS_ASSIGN_OR_RETURN(auto rec, load_intent(r, slot));
+      if (!rec || intent_owner_live(rec->owner_session)) continue;
+      if (held_shard && InodeLocks::shard_of(rec->owner_ino) != *held_shard) {
+        if (rec->kind == format::kIntentPunch || rec->kind == format::kIntentZero) zero_elsewhere = true;
+        continue;
+      }
+      todo.emplace_back(slot, *rec);
+    }
+  }
+  for (const auto& [slot, rec] : todo) {
+    Status st = finish_intent(slot, rec, /*take_inode_lock=*/!held_shard);
+    if (!st.is_ok()) {
+      seg.intents_abandoned.fetch_add(1, std::memory_order_acq_rel);
+      return st;
+    }
+  }
+  if (!zero_elsewhere && abandoned != 0) {
+    std::uint32_t expect = abandoned;  // unless someone abandoned more meanwhile
+    seg.intents_abandoned.compare_exchange_strong(expect, 0, std::memory_order_acq_rel);
+  }
+  return Status::ok();
+}
+
+bool VolumeCore::abandoned_intent_hint() {
+  if (read_only || !has_intent_table()) return false;
+  std::shared_lock<MetaLock> lk(meta_lock);
+  auto r = media();
+  for (std::uint32_t slot = 0; slot < format::kIntentSlots; ++slot) {
+    const auto* raw = reinterpret_cast<const IntentRecord*>(r.read(slot_offset(slot), sizeof(IntentRecord)));
+    if (raw->magic != 0 && !intent_owner_live(raw->owner_session)) return true;
+  }
+  return false;
+}
+
+void VolumeCore::after_dead_inode_owner(std::uint32_t shard) {
+  (void)finish_abandoned_intents(shard);  // a failure poisons this instance; the next attach goes on
+  runtime->notify(runtime->slot());       // our runtime thread releases the rest the dead held
+}
+
+void VolumeCore::settle_abandoned(std::uint64_t ino) {
+  if (runtime->seg().intents_abandoned.load(std::memory_order_acquire) == 0) return;
+  (void)finish_abandoned_intents(InodeLocks::shard_of(ino));
+}
+
 Status VolumeCore::recover_intents() {
   if (!has_intent_table()) return Status::ok();
   std::vector<std::pair<std::uint32_t, IntentRecord>> found;
   {
+    std::shared_lock<MetaLock> lk(meta_lock);  // other processes may be attached
     auto r = media();
     PMEMFS_ASSIGN_OR_RETURN(found, verify_intents(r, /*deep=*/!read_only));
+    // This instance's views of the table, read now whatever the counters say.
+    intent_changes_seen.store(runtime->seg().intent_changes.load() - 1);
+    zero_changes_seen.store(runtime->seg().zero_intent_changes.load() - 1);
+    follow_intents_locked();
   }
-  std::uint64_t mask = 0;
-  for (const auto& [slot, rec] : found) mask |= std::uint64_t{1} << slot;
-  intents_used.store(mask, std::memory_order_release);
-  if (read_only) {
-    // Nothing is written: a punch or zero range left pending reads as the recovery that
-    // will complete it leaves it.
-    for (const auto& [slot, rec] : found)
-      if (rec.kind == format::kIntentPunch || rec.kind == format::kIntentZero)
-        note_pending_zero(rec.owner_ino, rec.first_block, rec.end_block);
-    return Status::ok();
-  }
-  if (metadata_planted_bugs().skip_intent_recovery) return Status::ok();
-  for (const auto& [slot, rec] : found) PMEMFS_TRY(finish_intent(slot, rec));
-  return Status::ok();
-}
-
-void VolumeCore::note_pending_zero(std::uint64_t ino, std::uint64_t first_block, std::uint64_t end_block) {
-  std::lock_guard<std::mutex> g(pending_zero_lock);
-  const std::uint64_t end = std::min(end_block, kMaxFileBlocks);
-  pending_zero.push_back(PendingZero{ino, first_block * kBlockBytes, end * kBlockBytes});
-  any_pending_zero.store(true, std::memory_order_release);
+  // A read-only instance writes nothing: a punch or zero range left pending reads as the
+  // recovery that will complete it leaves it (the views above).
+  if (read_only || metadata_planted_bugs().skip_intent_recovery) return Status::ok();
+  bool any = false;
+  for (const auto& [slot, rec] : found) any = any || !intent_owner_live(rec.owner_session);
+  if (!any) return Status::ok();
+  return finish_abandoned_intents(std::nullopt);
 }
 
 void VolumeCore::apply_pending_zero(std::uint64_t ino, std::uint64_t offset, std::span<std::byte> out) const {

@@ -37,27 +37,35 @@ class MetaLock {
   VolumeCore* core_ = nullptr;
 };
 
+// A holder of an inode lock that died is replaced by the next taker. Between the
+// transactions of an operation every state is a valid file, but a punch or zero range cut
+// short is not the whole operation yet: before the taker goes on, the work that durable
+// intents of dead (or poisoned) owners record on this shard's files is finished
+// (VolumeCore::after_dead_inode_owner, fs/intent.cc).
 class InodeLock {
  public:
-  void bind(runtime::Runtime* rt, std::uint32_t shard);
+  void bind(VolumeCore* core, runtime::Runtime* rt, std::uint32_t shard);
   void lock();
   void unlock();
   void lock_shared();
   void unlock_shared();
 
  private:
+  VolumeCore* core_ = nullptr;
   runtime::Runtime* rt_ = nullptr;
   runtime::RwLockRef ref_;
+  std::uint32_t shard_ = 0;
 };
 
 // Sharded by inode number; memory fixed, whatever the volume size.
 class InodeLocks {
  public:
   static constexpr std::size_t kShards = runtime::kInodeLockShards;
-  void bind(runtime::Runtime* rt) {
-    for (std::size_t i = 0; i < kShards; ++i) shards_[i].bind(rt, static_cast<std::uint32_t>(i));
+  void bind(VolumeCore* core, runtime::Runtime* rt) {
+    for (std::size_t i = 0; i < kShards; ++i) shards_[i].bind(core, rt, static_cast<std::uint32_t>(i));
   }
   InodeLock& of(std::uint64_t ino) { return shards_[ino % kShards]; }
+  static std::uint32_t shard_of(std::uint64_t ino) { return static_cast<std::uint32_t>(ino % kShards); }
 
  private:
   std::array<InodeLock, kShards> shards_;

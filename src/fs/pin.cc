@@ -185,6 +185,7 @@ Result<pmemfs::Mapping> VolumeCore::map_file(std::uint64_t ino, bool file_writab
                                                write ? "; MapOptions::extend grows the file" : ""));
   }
   if (write && !sealed) {
+    settle_abandoned(ino);  // a punch another process abandoned here ends before the mapping
     // MAP_SYNC | MAP_POPULATE: every block written and zeroed before the first store.
     PMEMFS_TRY(fill_range(*this, ino, first, end, false, options.extend ? end_off : 0, nullptr));
     PMEMFS_ASSIGN_OR_RETURN(inode, load_now(*this, ino));

@@ -327,6 +327,10 @@ std::uint64_t VolumeCore::map_unit_blocks() const {
 Status VolumeCore::seal_file(std::uint64_t ino, const SealOptions& options) {
   std::unique_lock<InodeLock> il(inode_locks.of(ino));
   PMEMFS_TRY(check_writable());
+  // What is pending on the file ends first: this instance's speculative tail, and work
+  // other processes abandoned on it (issue 12's intents).
+  end_speculative(ino);
+  settle_abandoned(ino);
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_now(*this, ino));
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("seal: inode {} is a directory", ino));
   if (!S_ISREG(inode.mode))

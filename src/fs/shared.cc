@@ -53,20 +53,27 @@ void MetaLock::unlock_shared() {
   runtime::unlock_shared(rt, runtime::meta_lock_ref(rt.seg()));
 }
 
-void InodeLock::bind(runtime::Runtime* rt, std::uint32_t shard) {
+void InodeLock::bind(VolumeCore* core, runtime::Runtime* rt, std::uint32_t shard) {
+  core_ = core;
   rt_ = rt;
   ref_ = runtime::inode_lock_ref(rt->seg(), shard);
+  shard_ = shard;
 }
 
-// A dead holder of an inode lock leaves nothing to recover: between the transactions of
+// A dead holder of an inode lock leaves little to recover: between the transactions of
 // an operation every state is a valid file, and a data copy cut short is a torn write,
-// which clause 2 allows. So a waiter simply takes the lock over.
-void InodeLock::lock() { (void)runtime::lock_exclusive(*rt_, ref_); }
+// which clause 2 allows. So a waiter takes the lock over — after finishing what durable
+// intents of dead owners record on the shard's files (a punch or zero range is one
+// operation, all or nothing: the taker must not see it, nor build on it, half done).
+void InodeLock::lock() {
+  const runtime::LockOutcome out = runtime::lock_exclusive(*rt_, ref_);
+  if (out.owner_died && core_ != nullptr) core_->after_dead_inode_owner(shard_);
+}
 void InodeLock::unlock() { runtime::unlock_exclusive(*rt_, ref_); }
 void InodeLock::lock_shared() {
   while (!runtime::lock_shared(*rt_, ref_).acquired) {
-    (void)runtime::lock_exclusive(*rt_, ref_);
-    runtime::unlock_exclusive(*rt_, ref_);
+    lock();
+    unlock();
   }
 }
 void InodeLock::unlock_shared() { runtime::unlock_shared(*rt_, ref_); }
@@ -397,11 +404,18 @@ Status VolumeCore::cleanup_dead() {
   // whose liveness lock is free.
   for (std::uint32_t s = 0; s < runtime->high_slot(); ++s) (void)runtime->slot_alive(s);
   const std::vector<std::uint32_t> dead = runtime->dead_slots();
-  if (dead.empty()) return Status::ok();
+  // Durable intents whose owner is gone (died, detached, or poisoned: fs/intent.cc) are
+  // finished by the live: looked for once a second even when nobody died (a poisoned
+  // instance's work, an attach that found the volume frozen).
+  const bool intents = !read_only && has_intent_table();
+  if (dead.empty()) return intents && abandoned_intent_hint() ? finish_abandoned_intents(std::nullopt) : Status::ok();
   runtime::Segment& seg = runtime->seg();
   // A freeze it held ends (before the metadata lock: the gate comes first in the order).
   for (std::uint32_t s : dead)
     if (runtime::tag_slot(runtime::tag_owner(seg.gate.owner.load())) == s) thaw_abandoned();
+  // Before the inode locks the dead held are released: each intent's file lock is taken
+  // over from its dead holder, so that nobody sees a punch or zero range it left half done.
+  Status finished = intents ? finish_abandoned_intents(std::nullopt) : Status::ok();
   {
     std::unique_lock<MetaLock> lk(meta_lock);
     for (std::uint32_t s : dead) {
@@ -419,6 +433,7 @@ Status VolumeCore::cleanup_dead() {
     // ring is replayed before anyone reads.
     journal->recover_abandoned();
   }
+  PMEMFS_TRY(finished);
   // Orphans only the dead held are freed now (reap_orphan skips those still held); not
   // while the volume is frozen (the next cleanup or an open does it).
   if (read_only || !has_orphan_list()) return Status::ok();

@@ -66,7 +66,7 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   PMEMFS_ASSIGN_OR_RETURN(core->runtime, fs::attach_runtime(*core->device, core->sb.uuid, !read_only, &warning));
   if (!warning.empty()) core->device->warn(warning);
   core->meta_lock.bind(core.get());
-  core->inode_locks.bind(core->runtime.get());
+  core->inode_locks.bind(core.get(), core->runtime.get());
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
@@ -228,13 +228,15 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
 // orphans a crash left), then other processes may attach; the runtime thread starts.
 Status finish_open(VolumeCore& core, bool reap_orphans) {
   runtime::Runtime& rt = *core.runtime;
+  // Intents: at every open, the table verified and this instance's view of it read; a
+  // writable instance finishes or rolls back the work of owners that are gone (at the
+  // first attach after a crash, all of it; later, that of processes that died or detached
+  // unfinished) — before the orphans, whose files they may name.
+  if (reap_orphans) PMEMFS_TRY(core.recover_intents());
   if (reap_orphans && !core.read_only && rt.seg().orphans_reaped.load() == 0) {
-    // The intents a crash left finished or rolled back first (their files may be orphans).
-    PMEMFS_TRY(core.recover_intents());
     PMEMFS_TRY(core.recover_orphans());
     rt.seg().orphans_reaped.store(1);
   } else if (reap_orphans && rt.first()) {
-    PMEMFS_TRY(core.recover_intents());  // read-only: verifies the table, shows pending punches
     PMEMFS_TRY(core.recover_orphans());  // read-only: verifies the list
   }
   rt.release_attach_lock();

@@ -312,6 +312,9 @@ struct Journal::Impl {
     std::lock_guard<std::mutex> lock(poison_mutex);
     if (!poisoned.load(std::memory_order_relaxed)) poison_why = why;
     poisoned.store(true, std::memory_order_release);
+    // The other processes learn it from this process's slot: it will not finish the work
+    // its intents record, so they do (fs/intent.cc).
+    rt.my_slot().flags.fetch_or(runtime::kSlotPoisoned);
   }
 
   // ---- staging
@@ -1166,6 +1169,7 @@ Status Journal::Impl::commit_locked() {
     if (err != 0) return fail_persist("writing a transaction to the ring", err);
     if (!bugs.skip_commit_drain) persister.drain();
     if (bugs.kill_after_commit_fence) raise(SIGKILL);
+    if (bugs.kill_at_commit != 0 && --Journal::planted_bugs().kill_at_commit == 0) raise(SIGKILL);
 
     // Committed: from here on, recovery completes the transaction whatever happens.
     std::uint64_t next_head = align_up(at + total, kTxAlignBytes);
@@ -1205,6 +1209,8 @@ Status Journal::Impl::commit_locked() {
     }
   }
   for (std::function<void()>& fn : callbacks) fn();
+  if (Journal::planted_bugs().poison_after_commit != 0 && --Journal::planted_bugs().poison_after_commit == 0)
+    set_poison("poisoned after a commit by a test switch (PlantedBugs::poison_after_commit)");
   return Status::ok();
 }
 

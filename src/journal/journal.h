@@ -140,6 +140,11 @@ struct PlantedBugs {
   // processes can leave a committed transaction half applied for the others to recover.
   bool kill_after_commit_fence = false;
   bool kill_mid_apply = false;
+  // The same, counted (0 = off): the Nth commit from now kills the process right after
+  // its ring fence / poisons the instance once it is applied (as a failed persist would),
+  // so that a test can stop an operation of several transactions part way (issue 12).
+  std::uint32_t kill_at_commit = 0;
+  std::uint32_t poison_after_commit = 0;
 };
 
 class Transaction;

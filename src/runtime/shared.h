@@ -37,7 +37,7 @@
 namespace pmemfs::runtime {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x545253464d454d50ull;  // "PMEMFSRT"
-inline constexpr std::uint32_t kSegmentVersion = 1;
+inline constexpr std::uint32_t kSegmentVersion = 2;  // 2: the intent counters
 
 // Processes attached to one volume at once. Past it: EUSERS-like EBUSY at open.
 inline constexpr std::uint32_t kMaxProcesses = 64;
@@ -83,6 +83,9 @@ enum SlotState : std::uint32_t {
 inline constexpr std::uint32_t kSlotWritable = 1u << 0;      // attached to write
 inline constexpr std::uint32_t kSlotOpenOverflow = 1u << 1;  // its open table overflowed
 inline constexpr std::uint32_t kSlotWritableMaps = 1u << 2;  // it has writable mappings
+// Its instance is poisoned (a failed persist or damage found): it writes nothing more, so
+// the work its durable intents record is finished by the others (fs/intent.cc).
+inline constexpr std::uint32_t kSlotPoisoned = 1u << 3;
 
 struct OpenEntry {
   std::atomic<std::uint64_t> ino;     // 0 = empty, kOpenTombstone = removed
@@ -239,6 +242,16 @@ struct Segment {
   std::atomic<std::uint64_t> deaths;                 // slots ever found dead
   // 1 once a writable instance freed the orphans the volume was left with.
   std::atomic<std::uint32_t> orphans_reaped;
+  // The durable intent table (fs/intent.cc), as the processes follow it: bumped by every
+  // commit that stores or frees an intent (any kind / a punch or zero range), so that each
+  // process re-reads its view of the table (used slots / the ranges that read as zeros)
+  // only when it changed; and bumped when a punch or zero-range intent is left without a
+  // live owner holding its file (a poisoned owner, a dead one whose locks were released
+  // before its work could be finished), so that the next change to such a file finishes
+  // that work first. Zeroed once a pass finds no such intent left.
+  std::atomic<std::uint64_t> intent_changes;
+  std::atomic<std::uint64_t> zero_intent_changes;
+  std::atomic<std::uint32_t> intents_abandoned;
   alignas(4096) ProcessSlot slots[kMaxProcesses];
   alignas(4096) InodeLockTable inode_locks;
   alignas(4096) JournalShared journal;
