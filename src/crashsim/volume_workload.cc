@@ -707,7 +707,7 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
                        blocks_used, blocks);
   }
   // Blocks past the end of a file are there only on purpose (fallocate KEEP_SIZE: the
-  // inode's flag): speculative blocks, a preallocation or a truncate's trim cut short by
+  // inode's flag; a seal's device-dax unit): speculative blocks, a preallocation or a truncate's trim cut short by
   // a crash must have been freed (or rolled back) by the open; between operations, by
   // the operation and the close.
   fs::VolumeCore& core = v.core();
@@ -716,7 +716,7 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
   for (const auto& [ino, b] : blocks_of) {
     auto inode = core.load_inode(r, ino);
     if (!inode.is_ok()) return fmt::format("inode {} does not load: {}", ino, inode.status().to_string());
-    if (!S_ISREG(inode->mode) || (inode->flags & format::kInodeKeepsPastEnd) != 0) continue;
+    if (!S_ISREG(inode->mode) || (inode->flags & (format::kInodeKeepsPastEnd | format::kInodeSealed)) != 0) continue;
     auto past = core.blocks_past_end(r, *inode);
     if (!past.is_ok()) return fmt::format("inode {}'s map: {}", ino, past.status().to_string());
     if (*past != 0)
@@ -724,6 +724,20 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
                          *past);
   }
   return {};
+}
+
+// What the intent table still holds (after a writable open: nothing, every intent a
+// crash left finished or rolled back), described.
+std::string intents_left(Volume& v) {
+  fs::VolumeCore& core = v.core();
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
+  auto r = core.media();
+  auto found = core.verify_intents(r, /*deep=*/false);
+  if (!found.is_ok()) return "the intent table: " + found.status().to_string();
+  if (found->empty()) return {};
+  const auto& [slot, rec] = found->front();
+  return fmt::format("{} intents left pending (slot {}: kind {} on inode {}, blocks [{}, {}))", found->size(), slot, rec.kind,
+                     rec.owner_ino, rec.first_block, rec.end_block);
 }
 
 // The model rendered by path, with derived link counts and sizes.
@@ -1483,6 +1497,7 @@ class VolumeWorkload final : public Workload {
       return Verdict::fail("the recovered volume cannot be read: " + s.to_string());
     }
     if (std::string d = check_space(*vol, snap, /*allow_orphans=*/false); !d.empty()) return Verdict::fail("space after recovery: " + d);
+    if (std::string d = intents_left(*vol); !d.empty()) return Verdict::fail("after recovery: " + d);
     bool mixed = false;
     if (ctx.op_returned) {
       if (std::string d = diff(snap, render_after_, nullptr); !d.empty()) {

@@ -31,6 +31,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -141,6 +143,9 @@ class FileWorkload final : public crashsim::Workload {
     if (!opened.is_ok()) return Verdict::fail("open (recovery) failed: " + opened.status().to_string());
     Volume& v = **opened;
     const bool wrote = v.info().transactions_replayed > 0;
+    // Strict: a writable open finishes every intent a crash left (a punch or zero range
+    // whole, blocks past the end given back) before anyone uses the volume.
+    if (std::string left = intents_left(v); !left.empty()) return Verdict::fail(left);
     auto f = v.open_file("/f", O_RDONLY);
     if (!f.is_ok()) return Verdict::fail("open /f: " + f.status().to_string());
     auto st = f->stat();
@@ -287,6 +292,20 @@ class FileWorkload final : public crashsim::Workload {
       if (!all_old && !all_new) return Verdict::fail(fmt::format("aligned 8-byte unit at {} is torn", u));
     }
     return Verdict::pass();
+  }
+
+  // What the intent table still holds after a writable open (empty when recovery did its
+  // work), described.
+  static std::string intents_left(Volume& v) {
+    auto& core = v.core();
+    std::shared_lock<fs::MetaLock> lk(core.meta_lock);
+    auto r = core.media();
+    auto found = core.verify_intents(r, /*deep=*/false);
+    if (!found.is_ok()) return "the intent table: " + found.status().to_string();
+    if (found->empty()) return {};
+    const auto& [slot, rec] = found->front();
+    return fmt::format("{} intents left after recovery (slot {}: kind {} on inode {}, blocks [{}, {}))", found->size(), slot,
+                       rec.kind, rec.owner_ino, rec.first_block, rec.end_block);
   }
 
   // Extents sorted and disjoint, blocks counted exactly, free space consistent.

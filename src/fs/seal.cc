@@ -120,11 +120,22 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
   const std::uint64_t total = (end - first) * kBlockBytes;
   std::uint64_t reported = 0;
   bool grown = false;
+  // Blocks this call maps past the end of file (a growth not set yet, a device-dax unit)
+  // are recorded (kIntentPrealloc) while the call spans transactions, so that a crash
+  // gives them back; once it is done, what is left past the end is kept on purpose (the
+  // mapping's or the seal's unit: kInodeKeepsPastEnd, or the seal flag).
+  std::optional<std::uint32_t> slot;
+  bool wait_slot = false;
   for (;;) {
+    if (wait_slot) PMEMFS_TRY(core.wait_for_free_intent(ino));
+    wait_slot = false;
+    const std::uint64_t lb_before = lb;
+    const bool grown_before = grown;
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
     PMEMFS_TRY(core.check_writable());
     PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+    const std::uint64_t eof_block = ceil_div(inode.size_bytes, kBlockBytes);
     MapEditor ed(core, tx, inode, edit_budget_bytes(core));
     std::uint64_t done = lb;
     bool complete = true;
@@ -162,9 +173,32 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
       inode.mtime_ns = now;
     }
     inode.ctime_ns = now;
+    std::optional<std::uint32_t> next_slot = slot;
+    if (complete) {
+      if (!seal && end > ceil_div(inode.size_bytes, kBlockBytes)) inode.flags |= format::kInodeKeepsPastEnd;
+      if (slot) core.clear_intent(tx, *slot);
+      next_slot.reset();
+    } else if (end > eof_block && !slot && core.has_intent_table()) {
+      PMEMFS_ASSIGN_OR_RETURN(auto free_slot, core.find_free_intent(tx, 0));
+      if (!free_slot) {
+        wait_slot = true;  // abandoned (nothing of it on media): again once a slot is free
+        lb = lb_before;
+        grown = grown_before;
+        continue;
+      }
+      next_slot = *free_slot;
+      format::IntentRecord rec{};
+      rec.kind = format::kIntentPrealloc;
+      rec.owner_ino = ino;
+      rec.owner_generation = inode.generation;
+      rec.first_block = std::max(first, eof_block);
+      rec.end_block = end;
+      core.store_intent(tx, *next_slot, rec);
+    }
     PMEMFS_TRY(ed.finish());
     core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
+    slot = next_slot;
     if (options != nullptr && options->progress &&
         (complete || (lb - first) * kBlockBytes - reported >= kProgressStepBytes)) {
       reported = (lb - first) * kBlockBytes;

@@ -90,6 +90,9 @@ void check_past_end(fs::VolumeCore& core, journal::MetaReader& r, const format::
                     const IntentFindings& intents, FsckReport& report, std::vector<std::uint64_t>* to_free) {
   if (!S_ISREG(inode.mode) || !core.has_intent_table()) return;
   if ((inode.flags & format::kInodeKeepsPastEnd) != 0 || intents.inodes.count(inode.ino) != 0) return;
+  // A sealed file keeps what its seal allocated (a device-dax unit past the end); an
+  // orphan (a file unlinked while open, a seal's old map) is freed whole by the open.
+  if ((inode.flags & format::kInodeSealed) != 0 || inode.nlink == 0) return;
   const std::uint64_t from = ceil_blocks(inode.size_bytes);
   std::uint64_t blocks = 0, first = 0;
   Status s = core.map_walk(r, inode, [&](const format::Extent& e) {

@@ -30,7 +30,8 @@ struct IntentFindings {
 IntentFindings check_intents(fs::VolumeCore& core, FsckReport& report, bool repair);
 
 // Blocks mapped at or past the end of a regular file (file block ceil(size / 4096) on)
-// that nothing keeps: the inode lacks kInodeKeepsPastEnd and no pending intent names it.
+// that nothing keeps: the inode lacks kInodeKeepsPastEnd, is not sealed (a seal keeps a
+// device-dax unit), is not an orphan (freed whole) and no pending intent names it.
 // A problem under "inode N"; its number goes to *to_free for repair_past_end.
 void check_past_end(fs::VolumeCore& core, journal::MetaReader& r, const format::Inode& inode,
                     const IntentFindings& intents, FsckReport& report, std::vector<std::uint64_t>* to_free);
