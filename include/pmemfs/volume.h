@@ -437,10 +437,10 @@ class Volume {
   Result<std::vector<std::string>> listxattr(InodeRef ref);
   Status removexattr(InodeRef ref, std::string_view name);
 
-  // Everything below the public API (tests, fsck, the crash simulator).
-  fs::VolumeCore& core() { return *core_; }
-
  private:
+  // fs::VolumeOpener builds Volumes and, for the project's own tests, fsck and crash
+  // simulator, hands out the internals (fs::core_of in src/fs/core.h: not part of this
+  // API, which keeps fs::VolumeCore an incomplete type).
   friend class fs::VolumeOpener;
   explicit Volume(std::shared_ptr<fs::VolumeCore> core);
   std::shared_ptr<fs::VolumeCore> core_;

@@ -690,7 +690,7 @@ class Mutation {
     const std::uint32_t old_top = leaf_work.node.heap_top();
     leaf_work.dirty = true;
     if (leaf_insert(leaf_work.node, pos, key, value)) {
-      if (planted_bugs().misplace_insert && pos + 1 < leaf_work.node.count()) {
+      if (active_planted_bugs().misplace_insert && pos + 1 < leaf_work.node.count()) {
         Node& n = leaf_work.node;
         const std::uint32_t a = n.slot(pos);
         n.set_slot(pos, n.slot(pos + 1));
@@ -1202,11 +1202,6 @@ Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
     }
     return Status::ok();
   });
-}
-
-PlantedBugs& planted_bugs() {
-  static PlantedBugs bugs;
-  return bugs;
 }
 
 // ------------------------------------------------------------------------ NodeCache

@@ -197,12 +197,15 @@ struct Context {
 };
 
 // Test-only switches that plant known bugs, to prove the check before every write refuses
-// what they make. Never set outside tests.
+// what they make. planted_bugs() exists in test builds only (pmemfs_testing:
+// common/hooks_testing.cc); the code reads active_planted_bugs(), constant zeros in the
+// shipped library (common/hooks_shipped.cc).
 struct PlantedBugs {
   // An insert into a leaf swaps the new entry's slot with the next one (keys out of order).
   bool misplace_insert = false;
 };
 PlantedBugs& planted_bugs();
+const PlantedBugs& active_planted_bugs();
 
 // Copies the value of `key` into `out` (up to out.size() bytes) and returns its length,
 // or ENOENT. EUCLEAN for a damaged node.

@@ -132,7 +132,7 @@ std::int64_t coarse_now_ns() {
 }
 
 // Where the journal's next transaction goes (its head in the ring).
-std::uint64_t journal_tail(Volume& v, std::uint64_t* ring_bytes) { return v.core().journal->ring_head(ring_bytes); }
+std::uint64_t journal_tail(Volume& v, std::uint64_t* ring_bytes) { return fs::core_of(v).journal->ring_head(ring_bytes); }
 
 // ---------------------------------------------------------------------------- model
 
@@ -665,7 +665,7 @@ struct Orphans {
   std::uint64_t blocks = 0;
 };
 Result<Orphans> pending_orphans(Volume& v) {
-  fs::VolumeCore& core = v.core();
+  fs::VolumeCore& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(std::uint64_t count, core.verify_orphans(r, /*deep=*/false));
@@ -710,7 +710,7 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
   // inode's flag; a seal's device-dax unit): speculative blocks, a preallocation or a truncate's trim cut short by
   // a crash must have been freed (or rolled back) by the open; between operations, by
   // the operation and the close.
-  fs::VolumeCore& core = v.core();
+  fs::VolumeCore& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   for (const auto& [ino, b] : blocks_of) {
@@ -729,7 +729,7 @@ std::string check_space(Volume& v, const Snapshot& snap, bool allow_orphans) {
 // What the intent table still holds (after a writable open: nothing, every intent a
 // crash left finished or rolled back), described.
 std::string intents_left(Volume& v) {
-  fs::VolumeCore& core = v.core();
+  fs::VolumeCore& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   auto found = core.verify_intents(r, /*deep=*/false);
@@ -1451,7 +1451,7 @@ class VolumeWorkload final : public Workload {
     last_tail_ = tail;
     if (counters_ != nullptr) {
       // How deep the trees got (directory leaves split, extent maps outgrew the inode).
-      fs::VolumeCore& core = volume_->core();
+      fs::VolumeCore& core = fs::core_of(*volume_);
       auto r = core.media();
       for (const auto& [path, e] : snap) {
         auto inode = core.load_inode(r, e.ino);

@@ -29,11 +29,6 @@ std::uint8_t dirent_type(std::uint32_t mode) {
   }
 }
 
-MetadataBugs& metadata_planted_bugs() {
-  static MetadataBugs bugs;
-  return bugs;
-}
-
 MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.emplace(*core.journal); }
 
 MetaTx::~MetaTx() { core_.cache_written(false); }  // after commit(): nothing left

@@ -173,7 +173,10 @@ struct MetadataBugs {
   // process finishes what a live process is doing, its speculative tail trimmed under it.
   bool finish_live_intents = false;
 };
+// Settable in test builds only (pmemfs_testing: common/hooks_testing.cc); the code reads
+// active_metadata_bugs(), constant zeros in the shipped library (common/hooks_shipped.cc).
 MetadataBugs& metadata_planted_bugs();
+const MetadataBugs& active_metadata_bugs();
 
 class MetaTx {
  public:
@@ -604,7 +607,9 @@ struct VolumeCore {
 };
 
 // The internals of an open Volume: the seam for tests, fsck, the fuzzers and the crash
-// simulator (below the public API; include/pmemfs/ does not expose it).
+// simulator, where Volume::core() used to be (this header is not installed, and the
+// `pmemfs` library does not export src/: link pmemfs_testing, or add src/ as a private
+// include directory as fsck's own code does).
 VolumeCore& core_of(Volume& volume);
 
 // Opens a volume on a Device the caller built (tests, fuzzers, the crash simulator: a
@@ -621,6 +626,8 @@ class VolumeOpener {
   // before it existed.
   static Result<std::unique_ptr<Volume>> open_for_check(std::unique_ptr<device::Device> device,
                                                         const OpenOptions& options);
+  // core_of's way in (Volume's friend).
+  static VolumeCore& core(Volume& volume) { return *volume.core_; }
 };
 
 }  // namespace pmemfs::fs

@@ -263,7 +263,7 @@ Status zero_edges(VolumeCore& core, journal::MetaReader& r, const Inode& inode,
     }
     return false;
   };
-  if (fs::data_path_planted_bugs().skip_zero_edges) return Status::ok();
+  if (fs::active_data_path_bugs().skip_zero_edges) return Status::ok();
   Mapping m;
   if (offset % kBlockBytes != 0) {
     const std::uint64_t lb = offset / kBlockBytes;
@@ -448,7 +448,7 @@ Result<std::size_t> write_small(VolumeCore& core, std::uint64_t ino, std::span<c
         pos = piece_end;
       }
       // Data and zeros durable before the commit that makes them part of the file.
-      if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
+      if (!fs::active_data_path_bugs().skip_data_drain) core.persister().drain();
       // Blocks this transaction mapped are written extents already (kCallerFills); only
       // blocks that were mapped unwritten before (preallocated) need turning written.
       std::uint64_t fresh_blocks = 0;
@@ -531,7 +531,7 @@ Status copy_planned(VolumeCore& core, std::uint64_t ino, std::span<const std::by
   const std::uint64_t end = offset + data.size();
   const Mapping& head = plan.maps[0];
   const Mapping& tail = plan.maps[plan.count - 1];
-  if (!fs::data_path_planted_bugs().skip_zero_edges) {
+  if (!fs::active_data_path_bugs().skip_zero_edges) {
     if (offset % kBlockBytes != 0 && head.unwritten &&
         persist_copy_zero(core, media_at(core, head, offset - offset % kBlockBytes), offset % kBlockBytes) != 0)
       return Status::error(EIO, fmt::format("inode {}: zeroing block {} failed", ino, offset / kBlockBytes));
@@ -546,7 +546,7 @@ Status copy_planned(VolumeCore& core, std::uint64_t ino, std::span<const std::by
       return Status::error(EIO, fmt::format("inode {}: persisting data at offset {} failed", ino, pos));
     pos = piece_end;
   }
-  if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
+  if (!fs::active_data_path_bugs().skip_data_drain) core.persister().drain();
   return Status::ok();
 }
 
@@ -633,7 +633,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
       PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
     }
     PMEMFS_TRY(copy_into(core, ino, data, offset, offset, bytes_end));
-    if (!fs::data_path_planted_bugs().skip_data_drain) core.persister().drain();
+    if (!fs::active_data_path_bugs().skip_data_drain) core.persister().drain();
   }
 
   MetaTx mtx(core);

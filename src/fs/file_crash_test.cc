@@ -297,7 +297,7 @@ class FileWorkload final : public crashsim::Workload {
   // What the intent table still holds after a writable open (empty when recovery did its
   // work), described.
   static std::string intents_left(Volume& v) {
-    auto& core = v.core();
+    auto& core = fs::core_of(v);
     std::shared_lock<fs::MetaLock> lk(core.meta_lock);
     auto r = core.media();
     auto found = core.verify_intents(r, /*deep=*/false);
@@ -310,7 +310,7 @@ class FileWorkload final : public crashsim::Workload {
 
   // Extents sorted and disjoint, blocks counted exactly, free space consistent.
   Verdict check_map(Volume& v, std::uint64_t ino, std::uint64_t file_blocks) const {
-    auto& core = v.core();
+    auto& core = fs::core_of(v);
     auto r = core.media();
     auto inode = core.load_inode(r, ino);
     if (!inode.is_ok()) return Verdict::fail("load inode: " + inode.status().to_string());

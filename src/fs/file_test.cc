@@ -133,7 +133,7 @@ class FileTest : public ::testing::Test {
   // not make (what a truncate interrupted after its first transaction leaves: the size
   // only, its blocks still mapped), or flags it does not set yet (sealed).
   void edit_inode(std::uint64_t ino, const std::function<void(format::Inode&)>& change) {
-    auto& core = vol_->core();
+    auto& core = fs::core_of(*vol_);
     fs::MetaTx mtx(core);
     auto inode = core.load_inode(mtx.tx(), ino);
     ASSERT_TRUE(inode.is_ok()) << inode.status().to_string();
@@ -143,7 +143,7 @@ class FileTest : public ::testing::Test {
   }
 
   format::Inode inode_of(std::uint64_t ino) {
-    auto& core = vol_->core();
+    auto& core = fs::core_of(*vol_);
     std::shared_lock<fs::MetaLock> l(core.meta_lock);
     auto r = core.media();
     auto i = core.load_inode(r, ino);
@@ -152,7 +152,7 @@ class FileTest : public ::testing::Test {
   }
 
   std::vector<format::Extent> extents(std::uint64_t ino) {
-    auto& core = vol_->core();
+    auto& core = fs::core_of(*vol_);
     format::Inode inode = inode_of(ino);
     std::shared_lock<fs::MetaLock> l(core.meta_lock);
     auto r = core.media();
@@ -827,7 +827,7 @@ TEST_F(FileTest, ANodeFreedInItsTransactionIsNeverReusedForDataThere) {
   const std::uint64_t lb = node - p0;  // place() asks for p0 + lb = the node's block
   ASSERT_GE(lb, 1u);
   const std::string data = pattern(kBlock, 99);
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   for (const bool commit : {false, true}) {
     std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
     fs::MetaTx mtx(core);
@@ -880,9 +880,9 @@ TEST_F(FileTest, TruncateOfAFragmentedFileFreesEverything) {
   for (std::uint64_t lb = 0; lb < 6000; lb += 2) put(f, lb * kBlock, "x");
   EXPECT_EQ(inode_of(f.ino()).entry_count, 3000u);
   SmallTransactions small(2048);
-  const std::uint64_t seq = vol_->core().journal->last_sequence();
+  const std::uint64_t seq = fs::core_of(*vol_).journal->last_sequence();
   ASSERT_TRUE(f.truncate(5 * kBlock + 10).is_ok());
-  EXPECT_GT(vol_->core().journal->last_sequence() - seq, 1u) << "expected several transactions";
+  EXPECT_GT(fs::core_of(*vol_).journal->last_sequence() - seq, 1u) << "expected several transactions";
   check_map(f.ino());
   EXPECT_EQ(inode_of(f.ino()).entry_count, 3u);
   ASSERT_TRUE(f.truncate(0).is_ok());
@@ -907,7 +907,7 @@ TEST_F(FileTest, BoundedTransactionsOnAFragmentedFile) {
     model[lb * kBlock + 1] = 's';
   }
   EXPECT_EQ(inode_of(ino).entry_count, kBlocks / 2);
-  auto txs = [&] { return vol_->core().journal->last_sequence(); };
+  auto txs = [&] { return fs::core_of(*vol_).journal->last_sequence(); };
   // Preallocate the holes (2000 new extents).
   std::uint64_t seq = txs();
   ASSERT_TRUE(f.fallocate(kFallocKeepSize, 0, kBlocks * kBlock).is_ok());
@@ -955,7 +955,7 @@ TEST_F(FileTest, MapAllocateWrittenConvertsUnwritten) {
   put(f, 0, "head");
   ASSERT_TRUE(f.fallocate(kFallocKeepSize, 2 * kBlock, 3 * kBlock).is_ok());
   ASSERT_TRUE(f.truncate(8 * kBlock).is_ok());
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   {
     fs::MetaTx mtx(core);
     auto inode = core.load_inode(mtx.tx(), f.ino());
@@ -994,7 +994,7 @@ TEST_F(FileTest, TruncateZeroesPartialTails) {
   auto ext = extents(f.ino());
   ASSERT_EQ(ext.size(), 1u);
   EXPECT_EQ(ext[0].block_count, 2u);
-  const std::byte* blk = vol_->core().base() + (ext[0].physical_block + 1) * kBlock;
+  const std::byte* blk = fs::core_of(*vol_).base() + (ext[0].physical_block + 1) * kBlock;
   for (std::uint64_t i = 5000 - kBlock; i < kBlock; ++i) ASSERT_EQ(blk[i], std::byte{0}) << i;
   ASSERT_TRUE(f.truncate(12000).is_ok());
   std::string all = get_all(f);

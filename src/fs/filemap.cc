@@ -80,18 +80,8 @@ std::uint64_t max_tx_bytes(const VolumeCore& core) {
   return std::min(journal::kMaxTxBytes, ring / 4);
 }
 
-std::atomic<std::uint64_t>& test_edit_budget_bytes() {
-  static std::atomic<std::uint64_t> bytes{0};
-  return bytes;
-}
-
-DataPathBugs& data_path_planted_bugs() {
-  static DataPathBugs bugs;
-  return bugs;
-}
-
 std::uint64_t edit_budget_bytes(const VolumeCore& core) {
-  const std::uint64_t forced = test_edit_budget_bytes().load(std::memory_order_relaxed);
+  const std::uint64_t forced = forced_edit_budget_bytes();
   return forced != 0 ? forced : max_tx_bytes(core) / 2;
 }
 

@@ -185,8 +185,11 @@ std::uint64_t max_tx_bytes(const VolumeCore& core);
 // (a B+tree split to the root, the allocator's lines, a logged block) and the inode.
 std::uint64_t edit_budget_bytes(const VolumeCore& core);
 // Test-only: when nonzero, replaces edit_budget_bytes() for every volume, so tests can
-// force bounded operations through many small transactions. Never set outside tests.
+// force bounded operations through many small transactions. Settable in test builds only
+// (pmemfs_testing: common/hooks_testing.cc); forced_edit_budget_bytes() is what the code
+// reads (always 0 in the shipped library: common/hooks_shipped.cc).
 std::atomic<std::uint64_t>& test_edit_budget_bytes();
+std::uint64_t forced_edit_budget_bytes();
 
 // Test-only switches that plant known bugs in the data path, to prove the crash checker
 // (file_crash_test) catches them. Never set outside tests.
@@ -194,6 +197,9 @@ struct DataPathBugs {
   bool skip_data_drain = false;  // allocating writes commit without draining their data
   bool skip_zero_edges = false;  // new blocks keep stale bytes around a partial write
 };
+// Settable in test builds only; the code reads active_data_path_bugs() (constant zeros in
+// the shipped library).
 DataPathBugs& data_path_planted_bugs();
+const DataPathBugs& active_data_path_bugs();
 
 }  // namespace pmemfs::fs

@@ -190,7 +190,7 @@ TEST_F(InodeApi, ExtendedAttributesAtAndPastEveryLimit) {
   for (int i = 0; i < 200; i += 2) ASSERT_TRUE(vol_->unlink_at(root_, "m" + std::to_string(i)).is_ok());
   ASSERT_TRUE(vol_->unlink_at(root_, "f").is_ok());
   {
-    auto& core = vol_->core();
+    auto& core = fs::core_of(*vol_);
     auto r = core.media();
     EXPECT_EQ(fs::load_xattr_root(core, r)->count, 100u);
   }
@@ -201,7 +201,7 @@ TEST_F(InodeApi, AVolumeWithoutAttributesGetsThemAtItsFirstWritableOpen) {
   // Make the volume look older: clear the feature bit in both superblock copies and the
   // root line, as a build before extended attributes left them.
   {
-    auto& core = vol_->core();
+    auto& core = fs::core_of(*vol_);
     format::Superblock sb = core.sb;
     sb.feature_incompat &= ~format::kFeatureIncompatXattrs;
     for (int i = 0; i < 2; ++i) {
@@ -226,7 +226,7 @@ TEST_F(InodeApi, AVolumeWithoutAttributesGetsThemAtItsFirstWritableOpen) {
   }
   auto v = Volume::open(path_);
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-  EXPECT_TRUE((*v)->core().sb.feature_incompat & format::kFeatureIncompatXattrs);
+  EXPECT_TRUE(fs::core_of(**v).sb.feature_incompat & format::kFeatureIncompatXattrs);
   ASSERT_TRUE((*v)->setxattr(ref_of(*(*v)->root()), "user.a", "1").is_ok());
   vol_ = std::move(*v);
   expect_clean();

@@ -342,7 +342,7 @@ Status VolumeCore::finish_intent(std::uint32_t slot, const IntentRecord& start, 
 bool VolumeCore::intent_owner_live(std::uint64_t session) const {
   if (session == 0) return false;
   if (session == runtime->session()) return true;
-  if (metadata_planted_bugs().finish_live_intents) return false;
+  if (active_metadata_bugs().finish_live_intents) return false;
   const runtime::Segment& seg = runtime->seg();
   for (std::uint32_t s = 0; s < runtime->high_slot(); ++s) {
     const runtime::ProcessSlot& slot = seg.slots[s];
@@ -355,7 +355,7 @@ bool VolumeCore::intent_owner_live(std::uint64_t session) const {
 }
 
 Status VolumeCore::finish_abandoned_intents(std::optional<std::uint32_t> held_shard) {
-  if (read_only || !has_intent_table() || metadata_planted_bugs().skip_intent_recovery) return Status::ok();
+  if (read_only || !has_intent_table() || active_metadata_bugs().skip_intent_recovery) return Status::ok();
   runtime::Segment& seg = runtime->seg();
   // Finishing changes the volume: not while it is frozen (the caller's gate, or one taken
   // now without waiting). Then whoever changes such a file next finishes it first.
@@ -429,7 +429,7 @@ Status VolumeCore::recover_intents() {
   }
   // A read-only instance writes nothing: a punch or zero range left pending reads as the
   // recovery that will complete it leaves it (the views above).
-  if (read_only || metadata_planted_bugs().skip_intent_recovery) return Status::ok();
+  if (read_only || active_metadata_bugs().skip_intent_recovery) return Status::ok();
   bool any = false;
   for (const auto& [slot, rec] : found) any = any || !intent_owner_live(rec.owner_session);
   if (!any) return Status::ok();

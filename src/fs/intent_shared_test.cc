@@ -36,7 +36,7 @@ std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(st
 
 // The intents on media, as the given instance reads them now.
 std::vector<format::IntentRecord> intents(Volume& v) {
-  fs::VolumeCore& core = v.core();
+  fs::VolumeCore& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   auto found = core.verify_intents(r, /*deep=*/false);
@@ -52,7 +52,7 @@ std::uint64_t past_end(Volume& v, const std::string& path) {
   auto st = v.stat(path);
   EXPECT_TRUE(st.is_ok()) << st.status().to_string();
   if (!st.is_ok()) return 0;
-  fs::VolumeCore& core = v.core();
+  fs::VolumeCore& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   auto inode = core.load_inode(r, st->ino);
@@ -166,7 +166,7 @@ class IntentsShared : public ::testing::Test {
       const std::string chunk(64 << 10, 'L');
       for (int i = 0; i < 4; ++i)
         if (!f->write(bytes(chunk)).is_ok()) return false;
-      if (!tell(v.core().runtime->session())) return false;
+      if (!tell(fs::core_of(v).runtime->session())) return false;
       if (!finish) {
         pause();
         return false;
@@ -205,12 +205,12 @@ TEST_F(IntentsShared, AKilledAppendersSpeculativeTailIsReclaimedByTheOthers) {
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].kind, format::kIntentSpeculative);
   EXPECT_EQ(found[0].owner_session, session) << "the intent names the process appending";
-  EXPECT_NE(found[0].owner_session, a_->core().runtime->session());
+  EXPECT_NE(found[0].owner_session, fs::core_of(*a_).runtime->session());
 
   // The appender lives: a new attach and an explicit cleanup leave its tail alone.
   b_ = open();
   ASSERT_NE(b_, nullptr);
-  ASSERT_TRUE(a_->core().cleanup_dead().is_ok());
+  ASSERT_TRUE(fs::core_of(*a_).cleanup_dead().is_ok());
   EXPECT_GT(past_end(*a_, "/log"), 0u) << "a live process's tail was trimmed under it";
   EXPECT_EQ(intents(*b_).size(), 1u);
 
@@ -257,7 +257,7 @@ TEST_F(IntentsShared, ALiveAppenderKeepsItsTailUntilItsOwnClose) {
   ASSERT_GT(tail, 0u);
   b_ = open();  // attach: finishes only what owners that are gone left
   ASSERT_NE(b_, nullptr);
-  ASSERT_TRUE(b_->core().cleanup_dead().is_ok());
+  ASSERT_TRUE(fs::core_of(*b_).cleanup_dead().is_ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // every runtime thread looked
   EXPECT_EQ(past_end(*b_, "/log"), tail) << "another process trimmed a live appender's tail";
   EXPECT_EQ(intents(*b_).size(), 1u);
@@ -353,7 +353,7 @@ TEST_F(IntentsShared, APoisonedInstancesPunchIsFinishedByTheOthers) {
         << "the punch committed its visible change: it succeeds";
   }
   journal::Journal::planted_bugs() = journal::PlantedBugs{};
-  ASSERT_TRUE(a_->core().journal->poisoned());
+  ASSERT_TRUE(fs::core_of(*a_).journal->poisoned());
   // At once, another instance writes into the range (block 300: written before the punch,
   // not punched yet): the punch is finished first, then the write.
   ASSERT_TRUE(writer->pwrite(bytes(std::string(kBlockBytes, 'N')), 300 * kBlockBytes).is_ok());

@@ -38,10 +38,13 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
                   std::uint64_t grow_to, const SealOptions* options);
 
 // Test-only switches that plant known bugs in the seal path, to prove the crash checker
-// catches them (seal_crash_test). Never set outside tests.
+// catches them (seal_crash_test). Settable in test builds only (pmemfs_testing:
+// common/hooks_testing.cc); the code reads active_sealing_bugs(), constant zeros in the
+// shipped library (common/hooks_shipped.cc).
 struct SealingBugs {
   bool swap_before_copy = false;  // relocation publishes the new map before copying into it
 };
 SealingBugs& sealing_bugs();
+const SealingBugs& active_sealing_bugs();
 
 }  // namespace pmemfs::fs

@@ -141,7 +141,7 @@ Status fs::rename_resolved(fs::VolumeCore& core, MetaTx& mtx, Resolver::Parent& 
       return Status::error(EMLINK, fmt::format("rename {}: target directory has too many links", std::string(to)));
     if (src_dir && !same_parent) PMEMFS_TRY(check_subdir_link(core, sdir));
     PMEMFS_TRY(core.dir_insert(tx, ddir, dst.name, src.target.ino, fs::dirent_type(src.target.mode)));
-    if (fs::metadata_planted_bugs().rename_split_tx && !src_dir) {  // test-only planted bug
+    if (fs::active_metadata_bugs().rename_split_tx && !src_dir) {  // test-only planted bug
       core.store_inode(mtx.tx(), ddir);
       PMEMFS_TRY(mtx.split_for_planted_bug());
       PMEMFS_ASSIGN_OR_RETURN(sdir, core.load_inode(mtx.tx(), sdir.ino));

@@ -334,7 +334,7 @@ Result<bool> relocate_and_seal(VolumeCore& core, const Inode& file, std::uint64_
     return Status::ok();
   };
   // Planted bug (tests only): the maps are swapped before the data is copied.
-  if (sealing_bugs().swap_before_copy) {
+  if (active_sealing_bugs().swap_before_copy) {
     PMEMFS_TRY(swap());
     PMEMFS_TRY(copy());
   } else {
@@ -346,11 +346,6 @@ Result<bool> relocate_and_seal(VolumeCore& core, const Inode& file, std::uint64_
 }
 
 }  // namespace
-
-SealingBugs& sealing_bugs() {
-  static SealingBugs bugs;
-  return bugs;
-}
 
 std::uint64_t VolumeCore::map_unit_blocks() const {
   const DeviceInfo& info = device->info();

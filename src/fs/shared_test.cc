@@ -225,7 +225,7 @@ TEST_F(SharedVolume, AProcessKilledHoldingTheMetadataLockLeavesItToTheOthers) {
   ASSERT_EQ(pipe(ready), 0);
   const pid_t pid = spawn([&](Volume& v) {
     // Takes the metadata lock and sits on it until killed.
-    v.core().meta_lock.lock();
+    fs::core_of(v).meta_lock.lock();
     char c = 'y';
     if (write(ready[1], &c, 1) != 1) return false;
     pause();

@@ -113,7 +113,7 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
     const std::uint64_t off = c->inode_offset(first);
     const std::uint64_t bytes = std::uint64_t{format::kInodeGroupInodes} * format::kInodeBytes;
     PMEMFS_TRY(c->journal->prepare_inplace(off, bytes));
-    if (fs::metadata_planted_bugs().skip_inode_group_zeroing) return Status::ok();
+    if (fs::active_metadata_bugs().skip_inode_group_zeroing) return Status::ok();
     if (c->persister().memset_nodrain(c->base() + off, 0, bytes) != 0) {
       c->journal->poison(fmt::format("zeroing the inode table of inode group {} failed to persist", group));
       return Status::error(EIO, fmt::format("inode group {}: zeroing its inode table at offset {} failed", group, off));
@@ -257,7 +257,7 @@ Status check_format_options(const FormatOptions& options) {
 
 Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
 
-fs::VolumeCore& fs::core_of(Volume& volume) { return volume.core(); }
+fs::VolumeCore& fs::core_of(Volume& volume) { return VolumeOpener::core(volume); }
 Volume::~Volume() = default;
 
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {

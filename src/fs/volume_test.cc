@@ -303,7 +303,7 @@ TEST_F(VolumeTest, UnlinkedOpenFileLivesUntilClose) {
 
 // The head of the orphan list as the volume holds it (count and first inode).
 format::OrphanHead orphan_head(Volume& v) {
-  auto& core = v.core();
+  auto& core = fs::core_of(v);
   std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   auto h = core.load_orphan_head(r);
@@ -311,7 +311,7 @@ format::OrphanHead orphan_head(Volume& v) {
   return h.is_ok() ? *h : format::OrphanHead{};
 }
 
-std::uint64_t last_sequence(Volume& v) { return v.core().journal->last_sequence(); }
+std::uint64_t last_sequence(Volume& v) { return fs::core_of(v).journal->last_sequence(); }
 
 // Forces tiny bounded transactions for as long as it lives.
 struct SmallTransactions {
@@ -406,7 +406,7 @@ TEST_F(VolumeTest, SeveralOrphansLeaveTheListInAnyOrder) {
   for (int i : {2, 4, 0, 1, 3}) {
     open[i].close();
     {
-      auto& core = vol_->core();
+      auto& core = fs::core_of(*vol_);
       std::shared_lock<fs::MetaLock> lk(core.meta_lock);
       auto r = core.media();
       auto count = core.verify_orphans(r, true);
@@ -592,13 +592,13 @@ TEST_F(VolumeTest, AVolumeWithoutTheOrphanListGetsOneAtItsFirstWritableOpen) {
   {
     auto v = Volume::open(path_, ro);
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-    EXPECT_FALSE((*v)->core().has_orphan_list());
+    EXPECT_FALSE(fs::core_of(**v).has_orphan_list());
     EXPECT_EQ(read_all_of(**v, "/f"), "x");
   }
   EXPECT_EQ(testutil::read_file(path_), old_image) << "a read-only open wrote";
   reopen();
   ASSERT_FALSE(HasFatalFailure());
-  EXPECT_TRUE(vol_->core().has_orphan_list());
+  EXPECT_TRUE(fs::core_of(*vol_).has_orphan_list());
   EXPECT_EQ(orphan_head(*vol_).count, 0u);
   {
     auto f = vol_->open_file("/f", O_RDONLY);
@@ -853,7 +853,7 @@ TEST_F(VolumeTest, AnUnknownCompatibleFeatureOpensWritable) {
   reopen();
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_FALSE(vol_->info().read_only);
-  EXPECT_TRUE(vol_->core().has_orphan_list()) << "the open rewrote the superblocks";
+  EXPECT_TRUE(fs::core_of(*vol_).has_orphan_list()) << "the open rewrote the superblocks";
   create("/g", "y");
   vol_.reset();
   const std::string bytes = testutil::read_file(path_);
@@ -1007,7 +1007,7 @@ TEST(DentryCache, GetPutAndChanged) {
 TEST_F(VolumeTest, DentriesFollowEveryChangeToTheirDirectory) {
   ASSERT_TRUE(vol_->mkdir("/d", 0755).is_ok());
   create("/d/a", "x");
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   auto a = vol_->stat("/d/a");
   ASSERT_TRUE(a.is_ok());
   const std::uint64_t hits = core.dentries.hits();
@@ -1037,7 +1037,7 @@ TEST_F(VolumeTest, AnEntryOnlyAnAbandonedTransactionSawIsNotServed) {
   create("/a", "x");
   auto a = vol_->stat("/a");
   ASSERT_TRUE(a.is_ok());
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   {
     fs::MetaTx mtx(core);
     auto root = core.load_inode(mtx.tx(), format::kRootIno);
@@ -1061,7 +1061,7 @@ void change_a_directory_behind_the_name_cache() {
   auto v = Volume::format(path, fo);
   std::filesystem::remove(path);
   if (!v.is_ok() || !(*v)->mkdir("/d", 0755).is_ok()) std::abort();
-  auto& core = (*v)->core();
+  auto& core = fs::core_of(**v);
   fs::MetaTx mtx(core);
   auto d = fs::Resolver(core, mtx.tx()).walk(format::kRootIno, "/d", true);
   if (!d.is_ok()) std::abort();
@@ -1085,7 +1085,7 @@ TEST(VolumeDeathTest, ADirectoryTreeChangedWithoutDirChangedAborts) {
 TEST_F(VolumeTest, CachedInodeServesUntilACommitTouchesItsBlock) {
   create("/a", "x");
   create("/b", "y");
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   auto sa = vol_->stat("/a");
   auto sb = vol_->stat("/b");
   ASSERT_TRUE(sa.is_ok() && sb.is_ok());
@@ -1110,7 +1110,7 @@ TEST_F(VolumeTest, AStoredInodeOverwrittenInItsTransactionIsNotCached) {
   create("/a", "x");
   auto st = vol_->stat("/a");
   ASSERT_TRUE(st.is_ok());
-  auto& core = vol_->core();
+  auto& core = fs::core_of(*vol_);
   {
     fs::MetaTx mtx(core);
     auto inode = core.load_inode(mtx.tx(), st->ino);

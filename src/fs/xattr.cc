@@ -131,11 +131,6 @@ btree::TreeRef xattr_tree(const format::XattrRoot& root) {
   return btree::TreeRef{root.root_block, root.depth, format::kTreeXattrs, 0};
 }
 
-XattrBugs& xattr_planted_bugs() {
-  static XattrBugs bugs;
-  return bugs;
-}
-
 Result<format::XattrRoot> load_xattr_root(const VolumeCore& core, journal::MetaReader& r) {
   format::XattrRoot root;
   std::memcpy(&root, r.read(format::kXattrRootOffset, sizeof root), sizeof root);
@@ -333,7 +328,7 @@ Status Volume::setxattr(InodeRef ref, std::string_view name, std::string_view va
   fs::MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::load_ref(core, mtx.tx(), ref));
-  if (fs::xattr_planted_bugs().replace_split_tx) {  // test-only planted bug
+  if (fs::active_xattr_bugs().replace_split_tx) {  // test-only planted bug
     Status removed = fs::xattr_remove(core, mtx.tx(), inode.ino, suffix);
     if (removed.is_ok()) PMEMFS_TRY(mtx.split_for_planted_bug());
   }

@@ -41,12 +41,15 @@ Status xattr_free_all(VolumeCore& core, journal::Transaction& tx, std::uint64_t 
 // first writable open (as the orphan list: volume.cc add_orphan_list).
 Status add_xattr_root(VolumeCore& core);
 
-// Test-only switch that plants a known bug, to prove the crash sweep catches it.
+// Test-only switch that plants a known bug, to prove the crash sweep catches it. Settable
+// in test builds only (pmemfs_testing: common/hooks_testing.cc); the code reads
+// active_xattr_bugs(), constant zeros in the shipped library (common/hooks_shipped.cc).
 struct XattrBugs {
   // Replacing a value commits the removal of the old one and the insert of the new one in
   // two transactions: a crash between loses the attribute.
   bool replace_split_tx = false;
 };
 XattrBugs& xattr_planted_bugs();
+const XattrBugs& active_xattr_bugs();
 
 }  // namespace pmemfs::fs

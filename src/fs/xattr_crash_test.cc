@@ -157,7 +157,7 @@ class XattrWorkload final : public crashsim::Workload {
  private:
   // The root's count is the tree's, the tree verifies, every entry's inode is in use.
   Verdict check_tree(Volume& v) {
-    auto& core = v.core();
+    auto& core = fs::core_of(v);
     auto r = core.media();
     auto root = load_xattr_root(core, r);
     if (!root.is_ok()) return Verdict::fail("xattr root: " + root.status().to_string());

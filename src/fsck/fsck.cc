@@ -570,7 +570,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     finish(report);
     return report;
   }
-  auto& core = (*vol)->core();
+  auto& core = fs::core_of(**vol);
   if (options.repair && core.read_only)
     return Status::error(EROFS, "the volume uses read-only-compatible features this fsck does not know: it cannot repair it");
   core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards

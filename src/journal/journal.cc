@@ -376,11 +376,6 @@ const std::byte* MediaReader::read(std::uint64_t offset, std::uint32_t len) {
 
 // ---------------------------------------------------------------------------- journal
 
-PlantedBugs& Journal::planted_bugs() {
-  static PlantedBugs bugs;
-  return bugs;
-}
-
 Journal::~Journal() {
   // Lazy checkpoints: leave the journal checkpointed, so the next open replays nothing
   // (and a read-only open works). Best effort: recovery replays whatever this misses.
@@ -413,7 +408,7 @@ Status Journal::checkpoint() {
 Status Journal::prepare_inplace(std::uint64_t offset, std::uint64_t len) {
   Impl& j = *impl_;
   if (!j.lazy || len == 0) return Status::ok();
-  if (Journal::planted_bugs().skip_inplace_checkpoint) return Status::ok();
+  if (Journal::active_planted_bugs().skip_inplace_checkpoint) return Status::ok();
   const std::uint64_t first = offset / kBlockBytes, last = (offset + len - 1) / kBlockBytes;
   bool hit = false;
   for (std::uint64_t b = first; b <= last && !hit; ++b) hit = j.maybe_logged(b);
@@ -649,7 +644,7 @@ Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoi
 Status Journal::Impl::recover(const JournalCheckpoint& checkpoint, RecoveryStats* stats) {
   std::vector<FoundTx> found;
   std::uint64_t end_tail = checkpoint.tail_bytes;
-  if (!Journal::planted_bugs().skip_recovery_replay) {
+  if (!Journal::active_planted_bugs().skip_recovery_replay) {
     PMEMFS_TRY(scan(checkpoint.tail_bytes, checkpoint.sequence + 1, &found, &end_tail));
   }
   const std::uint64_t last = checkpoint.sequence + found.size();
@@ -704,7 +699,7 @@ Status Journal::Impl::probe(std::uint64_t ring_offset, std::uint64_t expect_sequ
     return Status::ok();
   }
   const std::byte* body = ring + ring_offset + kTxHeaderBytes;
-  if (!Journal::planted_bugs().unchecked_commit) {
+  if (!Journal::active_planted_bugs().unchecked_commit) {
     TxHeader zeroed = h;
     zeroed.checksum = 0;
     format::Checksummer sum(seed);
@@ -879,7 +874,7 @@ int Journal::Impl::flush_pending() {
   }
   pending_slots.clear();
   pending_lines = 0;
-  if (Journal::planted_bugs().skip_pending_flush) return 0;
+  if (Journal::active_planted_bugs().skip_pending_flush) return 0;
   std::sort(blocks.begin(), blocks.end(),
             [](const PendingBlock& x, const PendingBlock& y) { return x.key < y.key; });
   // An msync backing flushes whole pages (a block is one): one call per run of pages.
@@ -936,7 +931,7 @@ int Journal::Impl::checkpoint_now() {
   if (poisoned.load(std::memory_order_acquire)) return EIO;
   const int err = flush_pending();
   if (err != 0) return err;
-  if (!Journal::planted_bugs().skip_apply_drain) persister.drain();
+  if (!Journal::active_planted_bugs().skip_apply_drain) persister.drain();
   return write_checkpoint(sequence, head);
 }
 
@@ -1151,7 +1146,7 @@ Status Journal::Impl::commit_locked() {
     }
     build(total, seq);
 
-    const PlantedBugs& bugs = Journal::planted_bugs();
+    const PlantedBugs& bugs = Journal::active_planted_bugs();
     // Fence 1: the transaction (after a wrap marker when it does not fit before the end).
     std::uint64_t at = head;
     if (total > ring_bytes - head) {
@@ -1169,7 +1164,7 @@ Status Journal::Impl::commit_locked() {
     if (err != 0) return fail_persist("writing a transaction to the ring", err);
     if (!bugs.skip_commit_drain) persister.drain();
     if (bugs.kill_after_commit_fence) raise(SIGKILL);
-    if (bugs.kill_at_commit != 0 && --Journal::planted_bugs().kill_at_commit == 0) raise(SIGKILL);
+    if (bugs.kill_at_commit != 0 && Journal::planted_countdown(&PlantedBugs::kill_at_commit)) raise(SIGKILL);
 
     // Committed: from here on, recovery completes the transaction whatever happens.
     std::uint64_t next_head = align_up(at + total, kTxAlignBytes);
@@ -1209,7 +1204,7 @@ Status Journal::Impl::commit_locked() {
     }
   }
   for (std::function<void()>& fn : callbacks) fn();
-  if (Journal::planted_bugs().poison_after_commit != 0 && --Journal::planted_bugs().poison_after_commit == 0)
+  if (Journal::active_planted_bugs().poison_after_commit != 0 && Journal::planted_countdown(&PlantedBugs::poison_after_commit))
     set_poison("poisoned after a commit by a test switch (PlantedBugs::poison_after_commit)");
   return Status::ok();
 }

@@ -125,7 +125,8 @@ struct RecoveryStats {
 };
 
 // Test-only switches that plant known bugs, to prove the crash checker catches them
-// (issue 4). Never set outside tests.
+// (issue 4). Settable in test builds only (Journal::planted_bugs(), pmemfs_testing); the
+// shipped library reads constant zeros (Journal::active_planted_bugs()).
 // Read at every commit and open; set them before the journal is used.
 struct PlantedBugs {
   bool skip_apply_drain = false;         // no fence between apply and checkpoint
@@ -235,7 +236,15 @@ class Journal {
   // Must not be called while this thread holds a Transaction. EIO as prepare_inplace.
   [[nodiscard]] Status checkpoint();
 
+  // The test switches above: settable in test builds only (the pmemfs_testing library:
+  // common/hooks_testing.cc); the shipped library does not define this.
   static PlantedBugs& planted_bugs();
+  // What the journal reads: the switches in test builds, constant zeros in read-only
+  // memory in the shipped library (common/hooks_shipped.cc), where no write can set one.
+  static const PlantedBugs& active_planted_bugs();
+  // Counts a counted switch (kill_at_commit, poison_after_commit) down: true when it
+  // reaches zero with this call. Always false in the shipped library.
+  static bool planted_countdown(std::uint32_t PlantedBugs::*field);
 
  private:
   friend class Transaction;

@@ -244,8 +244,8 @@ Template build_template() {
       must(f.status(), "create in /big");
     }
     Facts& f = t.facts;
-    f.sb = v.core().sb;
-    f.seed = v.core().seed;
+    f.sb = fs::core_of(v).sb;
+    f.seed = fs::core_of(v).seed;
     f.dir = ino_of(v, "/dir");
     f.sub = ino_of(v, "/dir/sub");
     f.small = ino_of(v, "/dir/small");
@@ -260,9 +260,9 @@ Template build_template() {
     f.big = ino_of(v, "/big");
     // The cases below rely on these shapes.
     for (std::uint64_t ino : {f.sparse, f.frag1, f.big}) {
-      std::shared_lock<fs::MetaLock> lk(v.core().meta_lock);
-      auto r = v.core().media();
-      auto n = v.core().load_inode(r, ino);
+      std::shared_lock<fs::MetaLock> lk(fs::core_of(v).meta_lock);
+      auto r = fs::core_of(v).media();
+      auto n = fs::core_of(v).load_inode(r, ino);
       must(n.status(), "load inode");
       if (n->tree_depth != 2) {
         std::fprintf(stderr, "corruption_test template: inode %llu has a tree of depth %u, not 2\n",
@@ -312,8 +312,8 @@ Template build_orphan_template() {
       must(put_bytes(*f, std::uint64_t{2} * i * kBlockBytes, kBlockBytes, 'f'), "write /ofrag");
   }
   Facts& f = t.facts;
-  f.sb = v.core().sb;
-  f.seed = v.core().seed;
+  f.sb = fs::core_of(v).sb;
+  f.seed = fs::core_of(v).seed;
   f.kept = ino_of(v, "/kept");
   std::vector<File> open;
   for (const char* p : {"/o1", "/o2", "/ofrag"}) {
@@ -324,11 +324,11 @@ Template build_orphan_template() {
     must(v.unlink(p), std::string("unlink ") + p);
   }
   {
-    std::shared_lock<fs::MetaLock> lk(v.core().meta_lock);
-    auto r = v.core().media();
-    auto head = v.core().load_orphan_head(r);
+    std::shared_lock<fs::MetaLock> lk(fs::core_of(v).meta_lock);
+    auto r = fs::core_of(v).media();
+    auto head = fs::core_of(v).load_orphan_head(r);
     must(head.status(), "orphan head");
-    auto frag = v.core().load_inode(r, f.orphans[0]);
+    auto frag = fs::core_of(v).load_inode(r, f.orphans[0]);
     must(frag.status(), "load /ofrag");
     if (head->count != 3 || head->first_ino != f.orphans[0] || frag->tree_depth != 2) {
       std::fprintf(stderr, "corruption_test orphan template: %llu orphans, first %llu, /ofrag tree depth %u\n",

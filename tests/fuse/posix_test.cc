@@ -442,7 +442,7 @@ TEST(FusePosix, SealedFilesShowAndRefuseBlockMapChanges) {
   {
     auto v = Volume::open(mv.volume());
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
-    auto& core = (*v)->core();
+    auto& core = fs::core_of(**v);
     auto st = (*v)->stat("/sealed");
     ASSERT_TRUE(st.is_ok());
     fs::MetaTx mtx(core);
