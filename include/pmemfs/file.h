@@ -27,11 +27,6 @@
 
 namespace pmemfs {
 
-struct SealOptions {
-  // Called now and then during a long seal (zeroing or moving data): bytes done of total.
-  std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> progress;
-};
-
 // File::extents returns at most this many entries per call (page with `from_offset`).
 inline constexpr std::size_t kMaxExtentsPerCall = 4096;
 

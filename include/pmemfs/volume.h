@@ -114,6 +114,12 @@ struct ChangeBatch {
   std::vector<std::uint64_t> directories;
 };
 
+// File::seal, Volume::seal.
+struct SealOptions {
+  // Called now and then during a long seal (zeroing or moving data): bytes done of total.
+  std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> progress;
+};
+
 struct BackupOptions {
   FreezeOptions freeze;
   // Replace an existing file (else EEXIST).
@@ -317,6 +323,10 @@ class Volume {
   Status utimens(std::string_view path, std::int64_t atime_ns, std::int64_t mtime_ns);
   // EISDIR, EFBIG (above the maximum file size), ENOSPC, ETXTBSY (sealed).
   Status truncate(std::string_view path, std::uint64_t size_bytes);
+  // File::seal / File::unseal of the regular file at `path` (pmemfs/file.h), plus the
+  // errors of opening it for writing (ENOENT, EISDIR, EACCES, …).
+  Status seal(std::string_view path, const SealOptions& options = {});
+  Status unseal(std::string_view path);
 
   // Entries after `cookie` (0 = from the start; "." and ".." come first), at most
   // max_entries. Cookies stay valid while the directory changes: an entry present for the

@@ -450,6 +450,16 @@ Status File::unseal() {
   return core_->unseal_file(ino_);
 }
 
+Status Volume::seal(std::string_view path, const SealOptions& options) {
+  PMEMFS_ASSIGN_OR_RETURN(File f, open_file(path, O_RDWR));
+  return f.seal(options);
+}
+
+Status Volume::unseal(std::string_view path) {
+  PMEMFS_ASSIGN_OR_RETURN(File f, open_file(path, O_RDWR));
+  return f.unseal();
+}
+
 Result<Mapping> File::map(std::uint64_t offset, std::uint64_t length, Access access, const MapOptions& options) {
   if (core_ == nullptr) return closed();
   std::optional<fs::WriteGate> gate;

@@ -428,3 +428,46 @@ TEST_F(SharedVolume, ABackupWhileAnotherProcessWritesIsAConsistentVolume) {
 
 }  // namespace
 }  // namespace pmemfs
+
+namespace pmemfs {
+namespace {
+
+// A process that may not write the device opens the volume read-only only, and cannot
+// touch the runtime state (the segment has the backing's owner and mode).
+TEST_F(SharedVolume, AProcessThatMayNotWriteTheDeviceOnlyReads) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  ASSERT_TRUE(write_file(*a_, "/shared", "readable").is_ok());
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(runtime_dir_.path().c_str(), 01777), 0);
+  ASSERT_EQ(chmod(path_.c_str(), 0644), 0);
+  std::vector<std::string> segments;
+  for (const auto& e : std::filesystem::directory_iterator(runtime_dir_.path())) segments.push_back(e.path());
+  ASSERT_EQ(segments.size(), 1u);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(10);
+    OpenOptions oo;
+    oo.device.emulated_pmem = true;
+    auto rw = Volume::open(path_, oo);
+    if (rw.is_ok() || rw.errnum() != EACCES) _exit(11);
+    oo.read_only = true;
+    auto ro = Volume::open(path_, oo);
+    if (!ro.is_ok()) {
+      std::fprintf(stderr, "read-only open: %s\n", ro.status().to_string().c_str());
+      _exit(12);
+    }
+    if (read_all(**ro, "/shared") != "readable") _exit(13);
+    if ((*ro)->mkdir("/nope", 0755).errnum() != EROFS) _exit(14);
+    // The segment: neither writable nor replaceable by this user.
+    if (::open(segments[0].c_str(), O_RDWR) >= 0 || errno != EACCES) _exit(15);
+    if (::unlink(segments[0].c_str()) == 0) _exit(16);
+    _exit(0);
+  }
+  EXPECT_EQ(wait_exit(pid), 0);
+  // The writers carry on, unaffected.
+  ASSERT_TRUE(write_file(*b_, "/after", "x").is_ok());
+  EXPECT_EQ(read_all(*a_, "/after"), "x");
+}
+
+}  // namespace
+}  // namespace pmemfs
