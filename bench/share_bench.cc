@@ -23,7 +23,10 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
+
 #include "pmemfs/file.h"
+#include "pmemfs/mapping.h"
 #include "pmemfs/volume.h"
 
 namespace {
@@ -148,6 +151,54 @@ int main(int argc, char** argv) {
     std::sort(us.begin(), us.end());
     std::printf("%-34s %12.0f us median, %.0f us p90 (target <= 1000)\n", "attach to an open volume",
                 us[us.size() / 2], us[us.size() * 9 / 10]);
+  }
+  // Lease break: a child holds a breakable mapping whose on_break releases it; this process
+  // truncates below it. The truncate's time minus a truncate with no pin (same run) is the
+  // notify-to-release latency, round trip included.
+  {
+    auto v = open_volume(path);
+    std::vector<double> with_break, plain;
+    for (int i = 0; i < 30; ++i) {
+      {
+        auto f = v->open_file("/leased", O_CREAT | O_RDWR, 0644);
+        if (!f.is_ok() || !f->truncate(1 << 20).is_ok()) return 1;
+      }
+      int ready[2];
+      if (pipe(ready) != 0) return 1;
+      const pid_t pid = fork();
+      if (pid == 0) {
+        auto cv = open_volume(path);
+        auto f = cv->open_file("/leased", O_RDWR);
+        static pmemfs::Mapping m;
+        pmemfs::MapOptions mo;
+        mo.breakable = true;
+        mo.on_break = [] { m.unmap(); };
+        auto r = f->map(0, 1 << 20, pmemfs::Access::kReadWrite, mo);
+        if (!r.is_ok()) _exit(1);
+        m = std::move(*r);
+        if (write(ready[1], "r", 1) != 1) _exit(1);
+        pause();
+        _exit(0);
+      }
+      char c;
+      if (read(ready[0], &c, 1) != 1) return 1;
+      auto t0 = Clock::now();
+      if (!v->truncate("/leased", 4096).is_ok()) return 1;
+      with_break.push_back(seconds_since(t0) * 1e6);
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      close(ready[0]);
+      close(ready[1]);
+      if (!v->truncate("/leased", 1 << 20).is_ok()) return 1;
+      t0 = Clock::now();
+      if (!v->truncate("/leased", 4096).is_ok()) return 1;
+      plain.push_back(seconds_since(t0) * 1e6);
+    }
+    std::sort(with_break.begin(), with_break.end());
+    std::sort(plain.begin(), plain.end());
+    std::printf("%-34s %12.0f us median truncate with a break, %.0f us without: %.0f us for the break (target <= 100)\n",
+                "lease break (holder cooperates)", with_break[with_break.size() / 2], plain[plain.size() / 2],
+                with_break[with_break.size() / 2] - plain[plain.size() / 2]);
   }
   unlink(path.c_str());
   return 0;

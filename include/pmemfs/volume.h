@@ -92,6 +92,10 @@ struct OpenOptions {
   // While another process has the volume frozen (freeze()), an operation that would
   // change it waits for the thaw; false: it fails at once with EAGAIN instead.
   bool wait_when_frozen = true;
+  // How long an operation of this instance that needs blocks held by a breakable mapping
+  // or lease of another process (pmemfs/mapping.h) gives the holder to let go, in ms
+  // (1..600000; pmemfs/mapping.h kDefaultLeaseBreakMs when 0).
+  std::uint32_t lease_break_ms = 0;
   DeviceOptions device;
 };
 

@@ -40,6 +40,7 @@
 #include "device/prefault.h"
 #include "fs/locks.h"
 #include "fs/shared.h"
+#include "runtime/pins.h"
 #include "runtime/runtime.h"
 #include "format/format.h"
 #include "journal/journal.h"
@@ -390,6 +391,7 @@ struct VolumeCore {
   // The whole truncate of an open or named regular file (file.cc): takes the inode lock,
   // runs as many transactions as needed. Errors as set_size, plus EISDIR, EROFS, EIO.
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
+  Status file_truncate_once(std::uint64_t ino, std::uint64_t size, std::vector<runtime::PinRef>* to_break);
 
   // ---- seal, mappings, leases (fs/seal.cc, fs/pin.cc; pmemfs/file.h, pmemfs/mapping.h)
   // Blocks per unit a mapping must cover: device-dax's alignment, else 1.
@@ -399,13 +401,26 @@ struct VolumeCore {
   Result<pmemfs::Mapping> map_file(std::uint64_t ino, bool file_writable, std::uint64_t offset,
                                    std::uint64_t length, Access access, const MapOptions& options);
   Result<pmemfs::Lease> lease_file(std::uint64_t ino, std::uint64_t handle_id, std::uint64_t offset,
-                                   std::uint64_t length);
+                                   std::uint64_t length, const LeaseOptions& options);
   Result<std::vector<ExtentInfo>> file_extents(std::uint64_t ino, std::uint64_t from_offset,
                                                std::size_t max_entries);
   // EBUSY naming the holder's process when any mapping or lease (this process's too)
   // holds a block of `inode` in [first, end). Under meta_lock held exclusively (a
-  // MetaTx), so that no pin is added meanwhile. `what` names the operation.
-  Status check_pins(const format::Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what);
+  // MetaTx), so that no pin is added meanwhile. `what` names the operation. When every
+  // such pin is breakable and `to_break` is given, they are listed there and the result
+  // is EAGAIN: the caller ends its transaction and its inode lock, calls break_pins, and
+  // tries again.
+  Status check_pins(const format::Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what,
+                    std::vector<runtime::PinRef>* to_break = nullptr);
+  // Asks the holders of `pins` to let go and waits up to lease_break_ms (plus the time a
+  // holder's library takes to revoke): OK when every one is gone, else EBUSY naming the
+  // holder that did not answer (its break request withdrawn). No lock may be held.
+  Status break_pins(const std::vector<runtime::PinRef>& pins, std::string_view what);
+  std::uint32_t lease_break_ms = kDefaultLeaseBreakMs;
+  // The runtime thread's part of a break: runs on_break of this process's pins that were
+  // asked to let go, revokes breakable mappings whose deadline passed. Returns the ms
+  // until the next deadline (at most `idle_ms`).
+  int answer_breaks(int idle_ms);
   // Whether any pin holds a block of `inode` in [first, end) (takes meta_lock shared).
   bool pinned(const format::Inode& inode, std::uint64_t first, std::uint64_t end);
   // Ends a Mapping's or Lease's record (unmaps, releases the pin, closes the inode).

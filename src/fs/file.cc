@@ -749,7 +749,7 @@ enum class FallocKind { kAllocate, kPunch, kZero };
 // zero, a prefix of the range done — documented as the limit of atomicity for ranges
 // whose metadata exceeds one transaction.
 Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
-                        std::uint64_t offset, std::uint64_t end) {
+                        std::uint64_t offset, std::uint64_t end, std::vector<runtime::PinRef>* to_break) {
   std::uint64_t alloc_lb = offset / kBlockBytes;
   const std::uint64_t alloc_end = ceil_blocks(end);
   std::uint64_t full_lb = ceil_blocks(offset);
@@ -771,7 +771,7 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
     // under a mapping or lease.
     if (kind != FallocKind::kAllocate)
       PMEMFS_TRY(core.check_pins(inode, offset / kBlockBytes, ceil_blocks(end),
-                                 kind == FallocKind::kPunch ? "punch hole" : "zero range"));
+                                 kind == FallocKind::kPunch ? "punch hole" : "zero range", to_break));
     const std::uint64_t old_size = inode.size_bytes;
     const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
     MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
@@ -820,6 +820,15 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
 namespace fs {
 
 Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
+  for (;;) {
+    std::vector<runtime::PinRef> to_break;
+    Status s = file_truncate_once(ino, size, &to_break);
+    if (to_break.empty()) return s;
+    PMEMFS_TRY(break_pins(to_break, "truncate"));  // no lock held: the holder may need them
+  }
+}
+
+Status VolumeCore::file_truncate_once(std::uint64_t ino, std::uint64_t size, std::vector<runtime::PinRef>* to_break) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
   std::unique_lock<fs::InodeLock> il(inode_locks.of(ino));
@@ -850,7 +859,7 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
     // Shrinking frees the blocks past the new end and zeroes the rest of the new last
     // block through the journal: not under a mapping or lease.
     if (size < old_size && (inode.flags & format::kInodeSealed) == 0)
-      PMEMFS_TRY(check_pins(inode, size / kBlockBytes, kMaxFileBlocks, "truncate"));
+      PMEMFS_TRY(check_pins(inode, size / kBlockBytes, kMaxFileBlocks, "truncate", to_break));
     PMEMFS_TRY(set_size(tx, inode, size));
     store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
@@ -1033,9 +1042,17 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
-  std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
-  forget_speculative(*core_, ino_);
-  return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
+  for (;;) {
+    std::vector<runtime::PinRef> to_break;
+    Status s;
+    {
+      std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
+      forget_speculative(*core_, ino_);
+      s = fallocate_locked(*core_, ino_, kind, keep, offset, offset + length, &to_break);
+    }
+    if (to_break.empty()) return s;
+    PMEMFS_TRY(core_->break_pins(to_break, punch ? "punch hole" : "zero range"));
+  }
 }
 
 Result<Stat> File::stat() {

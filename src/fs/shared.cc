@@ -492,10 +492,13 @@ RuntimeThread::~RuntimeThread() {
 void RuntimeThread::run() {
   runtime::ProcessSlot& slot = core_.runtime->my_slot();
   std::uint32_t seen = slot.notify.load();
+  int wait_ms = kIdleCheckMs;
   while (!stop_.load()) {
-    runtime::futex_wait(&slot.notify, seen, kIdleCheckMs);
+    runtime::futex_wait(&slot.notify, seen, wait_ms);
     seen = slot.notify.load();
     if (stop_.load()) break;
+    // Breaks asked of this process's pins: on_break now, revocation at the deadline.
+    wait_ms = core_.answer_breaks(kIdleCheckMs);
     core_.thaw_if_requested();
     core_.follow_freeze();
     // A failure here (a poisoned instance) leaves the rest for the next attach.

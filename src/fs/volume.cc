@@ -296,8 +296,12 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
+  if (options.lease_break_ms > kMaxLeaseBreakMs)
+    return Status::error(EINVAL, fmt::format("open: lease_break_ms {} is above the most, {}", options.lease_break_ms,
+                                             kMaxLeaseBreakMs));
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
   core->wait_when_frozen = options.wait_when_frozen;
+  core->lease_break_ms = options.lease_break_ms == 0 ? kDefaultLeaseBreakMs : options.lease_break_ms;
   // After recovery: the orphan list verified and, writable, every orphan freed (a crash
   // left them, or a process that had them open ended without closing them) — by the
   // first writable instance to attach after the volume was last left by everyone.
@@ -307,6 +311,9 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::D
 
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr<device::Device> dev,
                                                                  const OpenOptions& options) {
+  if (options.lease_break_ms > kMaxLeaseBreakMs)
+    return Status::error(EINVAL, fmt::format("open: lease_break_ms {} is above the most, {}", options.lease_break_ms,
+                                             kMaxLeaseBreakMs));
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
   // fsck reads every node and inode from media, each time, never a DRAM copy.
   core->bctx.cache = nullptr;
