@@ -411,7 +411,9 @@ Status Journal::prepare_inplace(std::uint64_t offset, std::uint64_t len) {
   if (!j.lazy || len == 0) return Status::ok();
   if (Journal::planted_bugs().skip_inplace_checkpoint) return Status::ok();
   const std::uint64_t first = offset / kBlockBytes, last = (offset + len - 1) / kBlockBytes;
-  bool hit = false;
+  // A large range (a mapping of a big file) is not scanned block by block: a checkpoint,
+  // when anything is in the ring, costs the same whatever the range's size.
+  bool hit = last - first + 1 > kInplaceScanMaxBlocks;
   for (std::uint64_t b = first; b <= last && !hit; ++b) hit = j.maybe_logged(b);
   if (!hit) return Status::ok();
   // This thread may hold a Transaction (a small write copies inside one): it has the lock.

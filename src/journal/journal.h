@@ -207,7 +207,10 @@ class Journal {
   // new bytes (a metadata block freed and reused for data, a tail zeroed through the
   // journal). A no-op with eager checkpoints. Any thread, also one holding a Transaction.
   // EIO when the checkpoint's persist fails (the journal is then poisoned).
+  // Ranges longer than kInplaceScanMaxBlocks are not looked up block by block: they
+  // checkpoint whenever the ring holds anything since the last checkpoint.
   [[nodiscard]] Status prepare_inplace(std::uint64_t offset, std::uint64_t len);
+  static constexpr std::uint64_t kInplaceScanMaxBlocks = 1024;
   // Ring offset where the next transaction goes, and the ring's size (tests, tools).
   std::uint64_t ring_head(std::uint64_t* ring_bytes = nullptr) const;
   // Takes and releases the journal's lock: when the process that held it died (a commit
