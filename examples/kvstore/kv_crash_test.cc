@@ -106,6 +106,7 @@ class KvWorkload final : public pmemfs::crashsim::Workload {
     bool wrote = (*v)->info().transactions_replayed > 0;
     KvOptions ko;
     ko.create = false;
+    ko.prefault = false;  // it would copy every page of the copy-on-write image
     auto s = KvStore::open(**v, "/kv", ko);
     Model got;
     if (!s.is_ok()) {
@@ -134,6 +135,7 @@ class KvWorkload final : public pmemfs::crashsim::Workload {
     if (!v.is_ok()) return v.status();
     KvOptions ko;
     ko.create = false;
+    ko.prefault = false;
     auto s = KvStore::open(**v, "/kv", ko);
     return s.is_ok() || s.errnum() == ENOENT ? Status::ok() : s.status();
   }
@@ -163,6 +165,7 @@ class KvWorkload final : public pmemfs::crashsim::Workload {
   Status create() {
     KvOptions ko;
     ko.create_bytes = kMinStoreBytes;
+    ko.prefault = false;
     PMEMFS_ASSIGN_OR_RETURN(store_, KvStore::open(*vol_, "/kv", ko));
     return Status::ok();
   }

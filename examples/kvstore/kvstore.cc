@@ -3,6 +3,7 @@
 #include "kvstore.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -222,7 +223,18 @@ Status KvStore::attach(Mapping mapping, const KvOptions& options) {
   if (epoch_ == 0) return Status::error(EUCLEAN, "the active epoch at offset 64 is 0");
   on_compact_ = options.on_compact;
   slots_.assign(kInitialSlots, Slot{});
+  if (options.prefault) prefault();
   return recover();
+}
+
+// Best effort: a kernel without MADV_POPULATE_WRITE (before 5.14) just faults as it goes.
+void KvStore::prefault() const {
+#ifdef MADV_POPULATE_WRITE
+  const auto page = static_cast<std::uintptr_t>(4096);
+  const auto start = reinterpret_cast<std::uintptr_t>(base_) & ~(page - 1);
+  const auto end = reinterpret_cast<std::uintptr_t>(base_) + file_bytes_;
+  (void)::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+#endif
 }
 
 // Scans the active region: records are taken while their commit word is the one expected
