@@ -105,12 +105,26 @@ Status maybe_create_volume(const Args& a) {
   return v.is_ok() ? Status::ok() : v.status().with_context("format " + a.volume);
 }
 
+// What the user must know about the backing (not power-safe, sparse), as every pmemfs tool
+// says it: on stderr, one line each.
+void warn_lines(const std::string& w) {
+  std::size_t at = 0;
+  while (at < w.size()) {
+    std::size_t end = w.find('\n', at);
+    if (end == std::string::npos) end = w.size();
+    if (end > at) std::fprintf(stderr, "pmemfs-kv: warning: %s\n", w.substr(at, end - at).c_str());
+    at = end + 1;
+  }
+}
+void warn_about(const pmemfs::Volume& v) { warn_lines(v.info().device.warning); }
+
 int run_store_verb(const std::string& verb, const Args& a) {
   if (Status s = maybe_create_volume(a); !s.is_ok()) return fail(verb, s);
   pmemfs::OpenOptions oo;
   oo.device = device_of(a);
   auto volume = pmemfs::Volume::open(a.volume, oo);
   if (!volume.is_ok()) return fail(verb, volume.status().with_context(a.volume));
+  warn_about(**volume);
   kvstore::KvOptions ko;
   ko.unguarded = a.unguarded;
   ko.create = verb == "put";  // reading verbs never make a store
@@ -167,6 +181,7 @@ int run_store_verb(const std::string& verb, const Args& a) {
 
 int run_driver(const Args& a) {
   if (Status s = maybe_create_volume(a); !s.is_ok()) return fail("driver", s);
+  if (auto info = pmemfs::probe_device(a.volume, device_of(a)); info.is_ok()) warn_lines(info->warning);
   kvstore::KillOptions ko;
   ko.volume = a.volume;
   ko.device = device_of(a);
