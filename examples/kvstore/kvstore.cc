@@ -143,6 +143,7 @@ KvStore& KvStore::operator=(KvStore&& o) noexcept {
   slots_ = std::move(o.slots_);
   keys_ = std::exchange(o.keys_, 0);
   on_compact_ = std::move(o.on_compact_);
+  failed_ = o.failed_;
   return *this;
 }
 
@@ -274,8 +275,10 @@ Status KvStore::recover() {
     if (load_word(region + i) != 0) last = i + 8;
   if (last > tail_) {
     std::byte* at = region_base(epoch_) + tail_;
-    if (int e = fns_.memset_nodrain(fns_.ctx, at, 0, last - tail_); e != 0)
+    if (int e = fns_.memset_nodrain(fns_.ctx, at, 0, last - tail_); e != 0) {
+      failed_ = true;
       return Status::error(EIO, "zeroing past the tail: " + std::string(std::strerror(e)));
+    }
     drain();
     garbage_zeroed_ = last - tail_;
   }
@@ -319,17 +322,28 @@ Status KvStore::check_record(std::uint64_t offset, std::uint64_t epoch, std::str
   return Status::ok();
 }
 
-Status KvStore::flush(const void* addr, std::size_t len) const {
-  if (int e = fns_.flush(fns_.ctx, addr, len); e != 0)
+// A failed flush or persist (msync-backed files only) leaves the store not knowing what is
+// durable: it refuses every later change until reopened (recovery then decides).
+Status KvStore::flush(const void* addr, std::size_t len) {
+  if (int e = fns_.flush(fns_.ctx, addr, len); e != 0) {
+    failed_ = true;
     return Status::error(EIO, "kv store: flush failed: " + std::string(std::strerror(e)));
+  }
   return Status::ok();
 }
 
 void KvStore::drain() const { fns_.drain(fns_.ctx); }
 
-Status KvStore::persist(const void* addr, std::size_t len) const {
-  if (int e = fns_.persist(fns_.ctx, addr, len); e != 0)
+Status KvStore::persist(const void* addr, std::size_t len) {
+  if (int e = fns_.persist(fns_.ctx, addr, len); e != 0) {
+    failed_ = true;
     return Status::error(EIO, "kv store: persist failed: " + std::string(std::strerror(e)));
+  }
+  return Status::ok();
+}
+
+Status KvStore::check_usable() const {
+  if (failed_) return Status::error(EIO, "kv store: an earlier persist failed; reopen the store");
   return Status::ok();
 }
 
@@ -368,6 +382,7 @@ Status KvStore::make_room(std::uint64_t bytes) {
 }
 
 Status KvStore::compact() {
+  PMEMFS_TRY(check_usable());
   if (on_compact_) on_compact_(true);
   const std::uint64_t next = epoch_ + 1;
   std::byte* dst = region_base(next);
@@ -389,8 +404,10 @@ Status KvStore::compact() {
     pos += n;
   }
   if (pos > 0) PMEMFS_TRY(flush(dst, pos));
-  if (int e = fns_.memset_nodrain(fns_.ctx, dst + pos, 0, region_bytes_ - pos); e != 0)
+  if (int e = fns_.memset_nodrain(fns_.ctx, dst + pos, 0, region_bytes_ - pos); e != 0) {
+    failed_ = true;
     return Status::error(EIO, "kv store: zeroing the new region: " + std::string(std::strerror(e)));
+  }
   if (!kv_planted_bugs().flip_before_copy_fence) drain();
   store_word(base_ + kActiveOffset, next);
   PMEMFS_TRY(persist(base_ + kActiveOffset, 8));
@@ -405,6 +422,7 @@ Status KvStore::compact() {
 // ---------------------------------------------------------------------------- operations
 
 Status KvStore::put(std::string_view key, std::string_view value) {
+  PMEMFS_TRY(check_usable());
   PMEMFS_TRY(check_key(key));
   if (value.size() > kMaxValueBytes)
     return Status::error(EINVAL, "kv store: a value of " + std::to_string(value.size()) + " bytes (at most " +
@@ -435,6 +453,7 @@ Result<std::string> KvStore::get(std::string_view key) const {
 }
 
 Status KvStore::del(std::string_view key) {
+  PMEMFS_TRY(check_usable());
   PMEMFS_TRY(check_key(key));
   const std::uint64_t hash = key_hash(key);
   if (slots_[find(hash, key)].offset == 0) return Status::error(ENOENT, "kv store: no key '" + std::string(key) + "'");

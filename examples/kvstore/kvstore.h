@@ -143,7 +143,9 @@ class KvStore {
 
   // Durable when it returns OK. EINVAL (key of 0 or more than kMaxKeyBytes bytes, value
   // past kMaxValueBytes), ENOSPC (the live data and this record do not fit in a region:
-  // nothing changed), EIO (a persist failed: msync-backed files only).
+  // nothing changed), EIO (a persist failed — msync-backed files only: the put may or may
+  // not be durable, and every later put, del and compact fails with EIO until the store
+  // is reopened).
   Status put(std::string_view key, std::string_view value);
   // The value. ENOENT (absent), EINVAL (bad key), EUCLEAN (its record's checksum fails).
   Result<std::string> get(std::string_view key) const;
@@ -171,9 +173,10 @@ class KvStore {
   std::uint64_t region_offset(std::uint64_t epoch) const;
   Status append(std::string_view key, const std::string_view* value, std::uint64_t* offset_out);
   Status make_room(std::uint64_t record_bytes);
-  Status persist(const void* addr, std::size_t len) const;
-  Status flush(const void* addr, std::size_t len) const;
+  Status persist(const void* addr, std::size_t len);
+  Status flush(const void* addr, std::size_t len);
   void drain() const;
+  Status check_usable() const;
   // The slot holding `key`, or the empty slot where it would go.
   std::size_t find(std::uint64_t hash, std::string_view key) const;
   void insert_at(std::size_t slot, std::uint64_t hash, std::uint64_t offset);
@@ -196,6 +199,7 @@ class KvStore {
   std::vector<Slot> slots_;  // power-of-two open-addressing table, linear probing
   std::uint64_t keys_ = 0;
   std::function<void(bool)> on_compact_;
+  bool failed_ = false;  // a persist failed: changes refused until reopened
 };
 
 // Test-only switches that break the store's crash safety on purpose: the power-failure
