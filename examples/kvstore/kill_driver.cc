@@ -131,6 +131,10 @@ void send(int fd, std::uint64_t w) {
 
 enum class Mode { kRunning, kEarly, kAtCompaction };
 
+// A child that has not opened the volume and the store by then is taken as hung (a lock a
+// killed predecessor held and nobody recovered, say): a violation, not a slow start.
+constexpr std::chrono::seconds kOpenTimeout{30};
+
 struct Round {
   bool ready = false;
   bool compacting = false;
@@ -313,8 +317,7 @@ Result<KillReport> run_kill_driver(const KillOptions& o) {
     if (mode == Mode::kEarly) {
       wait_reading(fds[0], r, forked + std::chrono::microseconds(timing.below(2000)), [] { return false; });
     } else {
-      const auto give_up = forked + std::chrono::seconds(10);
-      wait_reading(fds[0], r, give_up, [&] { return r.ready || !r.error.empty(); });
+      wait_reading(fds[0], r, forked + kOpenTimeout, [&] { return r.ready || !r.error.empty(); });
       if (mode == Mode::kRunning) {
         wait_reading(fds[0], r, Clock::now() + std::chrono::microseconds(timing.below(o.max_run_us + 1)),
                      [] { return false; });
@@ -328,6 +331,7 @@ Result<KillReport> run_kill_driver(const KillOptions& o) {
     }
     drain_pipe(fds[0], r);
     const bool was_ready = r.ready, was_compacting = r.compacting;
+    const bool hung = mode != Mode::kEarly && !r.ready && r.error.empty() && Clock::now() >= forked + kOpenTimeout;
     ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -340,6 +344,11 @@ Result<KillReport> run_kill_driver(const KillOptions& o) {
     ++(!was_ready ? rep.killed_opening : was_compacting ? rep.killed_compacting : rep.killed_running);
 
     const std::string where = "round " + std::to_string(round) + " (seed " + std::to_string(o.seed) + ")";
+    if (hung) {
+      rep.violation = where + ": the child did not open the volume and the store within " +
+                      std::to_string(kOpenTimeout.count()) + " s (hung?)";
+      break;
+    }
     if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
       rep.violation = where + ": the child ended by itself (status " + std::to_string(status) + "): " + r.error;
       break;

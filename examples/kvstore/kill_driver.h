@@ -12,7 +12,8 @@
 //   - the one operation that had started but was not acknowledged is wholly there or
 //     wholly absent (nothing half-written): the store equals exactly the model before it
 //     or exactly the model after it;
-//   - the index (get) and the log (for_each) agree, and the key count is the model's.
+//   - the index (get) and the log (for_each) agree, and the key count is the model's;
+//   - every child opens the volume and the store within 30 s (a hang is a violation).
 // The next round resumes with the first unacknowledged operation (operations are
 // idempotent: the same index makes the same put or delete). At the end the volume is
 // fsck'ed (pmemfs::check_volume). The store's state carries over between rounds, so
