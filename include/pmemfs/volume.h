@@ -80,7 +80,8 @@ struct FormatOptions {
   // Bytes of volume per inode (0 = 16 KiB, as ext4).
   std::uint64_t bytes_per_inode = 0;
   std::string label;
-  // Overwrite a backing that holds a pmemfs volume or a known file system signature.
+  // Overwrite a backing that holds a pmemfs volume or a known file system signature, or
+  // (a regular file) any non-zero byte: without it, a file that holds data is refused.
   bool force = false;
   DeviceOptions device;
 };
@@ -134,28 +135,41 @@ struct VolumeInfo {
   std::uint64_t inode_count = 0;
   std::uint64_t transactions_replayed = 0;  // by recovery at this open
   bool read_only = false;
+  // A read-only instance of a volume whose journal held committed transactions not yet
+  // applied (a crash): they were replayed into a private, in-memory copy-on-write view,
+  // so this instance reads the recovered state while the backing is left exactly as it
+  // was; the next writable open (or fsck --repair) replays them for good.
+  bool journal_replay_pending = false;
 };
 
 class Volume {
  public:
   // Formats `path` as a new volume and opens it.
   // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
-  // known file system signature and !force (message names what was found); EINVAL (size:
+  // known file system signature, or is a regular file holding any non-zero byte, and
+  // !force (message names what was found, or the first non-zero byte); EINVAL (size:
   // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when another
   // instance has the volume open (nothing is changed and the file is not resized, unless
   // that instance opened it in the instant between this call's resize and its claim:
   // then the file has grown, and nothing else changed).
   static Result<std::unique_ptr<Volume>> format(const std::string& path,
                                                 const FormatOptions& options);
-  // Opens an existing volume, replaying its journal (recovery).
+  // Opens an existing volume, replaying its journal (recovery). A read-only open never
+  // writes the backing: committed transactions a crash left in the journal are replayed
+  // into a private view (in memory, copy-on-write over the mapping, at most
+  // device::kMaxPrivateViewBytes of copies: the blocks the records name, in 4 KiB pieces
+  // on files and in the device's 2 MiB or 1 GiB pieces on device-dax), so it reads the
+  // recovered state; info().journal_replay_pending says so.
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
-  // message names the structure and offset); EROFS (recovery needed on a read-only open);
+  // message names the structure and offset); EROFS (a read-only open whose replay would
+  // need more private copies than that bound; open it writable once);
   // ENOTSUP (unknown incompatible feature; EBUSY instead while a reader holds it); EIO;
   // EBUSY when another instance, in this process or another, has it open for writing, or
   // (for a writable open) open at all. A volume with unknown read-only-compatible features
   // opens read-only whatever was asked, exactly as a read-only open (sharing the volume
   // with readers, who may get EBUSY in the instant it first checks the superblock under
-  // the exclusive lock; EROFS when its journal needs recovery); info().read_only says so.
+  // the exclusive lock; a journal that needs recovery is replayed into a private view);
+  // info().read_only says so.
   // One instance at a time writes a volume; read-only instances share it (flock(2) on
   // the backing, held until the Volume and its Files are gone, and by a child forked
   // meanwhile until it exits or execs; where the file system has no flock it is not

@@ -4,12 +4,38 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <optional>
+
 namespace pmemfs::fs {
 
 std::int64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::uint64_t offset_in_message(std::string_view message) {
+  auto number_after = [&](std::size_t at) -> std::optional<std::uint64_t> {
+    std::uint64_t v = 0;
+    std::size_t i = at, digits = 0;
+    while (i < message.size() && message[i] >= '0' && message[i] <= '9' && digits < 19) {
+      v = v * 10 + static_cast<std::uint64_t>(message[i] - '0');
+      ++i;
+      ++digits;
+    }
+    if (digits == 0) return std::nullopt;
+    return v;
+  };
+  constexpr std::string_view kVolume = "volume offset ";
+  if (std::size_t at = message.rfind(kVolume); at != std::string_view::npos)
+    if (auto v = number_after(at + kVolume.size())) return *v;
+  constexpr std::string_view kOffset = "offset ";
+  for (std::size_t at = message.rfind(kOffset); at != std::string_view::npos;
+       at = at == 0 ? std::string_view::npos : message.rfind(kOffset, at - 1)) {
+    if (at >= 5 && message.substr(at - 5, 5) == "ring ") continue;
+    if (auto v = number_after(at + kOffset.size())) return *v;
+  }
+  return 0;
 }
 
 bool is_dir(const format::Inode& ino) { return S_ISDIR(ino.mode); }

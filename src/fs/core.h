@@ -142,6 +142,25 @@ class DentryCache {
 };
 static_assert(DentryCache::kSlots == std::size_t{1} << 12, "slot_of takes the top 12 bits");
 
+// How a read-only instance reads a volume whose journal holds committed transactions
+// not yet applied (a crash, or a writer killed before its checkpoint). Decided in one
+// place, read_only_replay(), so that a later runtime (several processes on one volume)
+// can answer "a live writer is attached: read its state, replay nothing" there.
+enum class ReadOnlyReplay : std::uint8_t {
+  // The device is writable (a writable instance, or memory a caller wraps: tests, the
+  // crash simulator): recovery replays into the media, as it always has.
+  kInPlace,
+  // Recovery replays into a private copy-on-write view of the mapping
+  // (Device::make_private_view): the instance reads the recovered state, the backing is
+  // never written, and the next writable open replays for good.
+  kPrivateView,
+};
+ReadOnlyReplay read_only_replay(const device::Device& dev);
+
+// The byte offset a damage message names: the number after its last "offset " ("volume
+// offset N" preferred, for the journal's "ring offset R (volume offset N)"); 0 if none.
+std::uint64_t offset_in_message(std::string_view message);
+
 // Current time in ns since the epoch (CLOCK_REALTIME).
 std::int64_t now_ns();
 
@@ -234,6 +253,9 @@ struct VolumeCore {
   std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> speculative;
   bool read_only = false;
   journal::RecoveryStats recovery;
+  // A read-only instance that replayed committed transactions into a private view
+  // (ReadOnlyReplay::kPrivateView): the media still needs that replay.
+  bool replay_pending = false;
 
   std::shared_mutex meta_lock;
   InodeLocks inode_locks;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "format/checksum.h"
 #include "fs/core.h"
@@ -58,6 +59,7 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
+  jo.replay_into_view = core->device->private_view();
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
   // it overwrites (nodes by block, inodes by their table block).
   jo.on_apply = [c = core.get()](std::uint64_t first, std::uint64_t end) {
@@ -68,7 +70,16 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
     if (lo < hi)
       c->inode_cache.invalidate((lo - itable) * format::kInodesPerBlock, (hi - itable) * format::kInodesPerBlock);
   };
-  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
+  auto journal = journal::Journal::open(*core->device, core->sb, &core->recovery, jo);
+  if (!journal.is_ok() && core->device->private_view_exhausted())
+    return Status::error(EROFS, fmt::format("{}: the journal holds committed transactions whose replay into a private "
+                                            "view needs more than {} MiB of copies (the backing maps in {} KiB "
+                                            "chunks); a writable open replays them for good",
+                                            core->device->info().path, device::kMaxPrivateViewBytes >> 20,
+                                            std::max<std::uint64_t>(core->device->info().alignment_bytes, 4096) >> 10));
+  if (!journal.is_ok()) return journal.status();
+  core->journal = std::move(journal).value();
+  core->replay_pending = core->device->private_view() && core->recovery.transactions_replayed > 0;
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
   // byte-addressable backings this process mapped; see device/prefault.h.
   const device::Device& dev_ref = *core->device;
@@ -118,8 +129,21 @@ Status add_orphan_list(VolumeCore& core) {
   return Status::ok();
 }
 
+}  // namespace
+
+// The one decision of how a read-only instance meets a journal that needs replay (core.h).
+// Today: a read-only mapping this process made gets a private view; a writable device is
+// replayed in place. (Several processes on one volume: consult the runtime region here —
+// a live writer attached means its state is current and nothing is replayed.)
+fs::ReadOnlyReplay fs::read_only_replay(const device::Device& dev) {
+  return dev.read_only() && dev.fd() >= 0 ? ReadOnlyReplay::kPrivateView : ReadOnlyReplay::kInPlace;
+}
+
+namespace {
+
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
-// made before the orphan list, the list.
+// made before the orphan list, the list. A read-only instance reads the recovered state
+// (read_only_replay).
 Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
   auto chosen = fs::read_superblock(dev->base(), dev->size());
   if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
@@ -132,9 +156,60 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
                                             "not know; open it read-only",
                                             dev->info().path, choice.sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
+  if (read_only && fs::read_only_replay(*dev) == fs::ReadOnlyReplay::kPrivateView) PMEMFS_TRY(dev->make_private_view());
   PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   return core;
+}
+
+// mkfs over a regular file that holds data but no signature detect_signature() knows
+// (a disk image, a database, a user's file given by mistake): refused without force,
+// naming the first non-zero byte, before anything is created or grown. Holes (SEEK_DATA)
+// are skipped; a file with a known signature is left to VolumeOpener::format's message.
+Status refuse_unknown_data(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return Status::ok();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return Status::ok();  // the open that follows says why
+  std::vector<std::byte> buf(std::size_t{1} << 20);
+  auto read_at = [&](std::uint64_t off, std::size_t len) -> std::size_t {
+    std::size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pread(fd, buf.data() + done, len - done, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  };
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  Status result = Status::ok();
+  std::size_t head = read_at(0, std::min<std::uint64_t>(size, 128 * 1024));
+  if (!fs::detect_signature(buf.data(), head).empty()) {
+    ::close(fd);
+    return Status::ok();
+  }
+  for (off_t data = ::lseek(fd, 0, SEEK_DATA); data >= 0 && result.is_ok();) {
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size);
+    for (auto off = static_cast<std::uint64_t>(data); off < static_cast<std::uint64_t>(hole) && result.is_ok();) {
+      const std::size_t n = read_at(off, static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), static_cast<std::uint64_t>(hole) - off)));
+      if (n == 0) break;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (buf[i] != std::byte{0}) {
+          result = Status::error(EEXIST, fmt::format("{} holds data (a non-zero byte at offset {}) and no file system "
+                                                     "signature pmemfs knows; use --force to overwrite it",
+                                                     path, off + i));
+          break;
+        }
+      }
+      off += n;
+    }
+    if (static_cast<std::uint64_t>(hole) >= size) break;
+    data = ::lseek(fd, hole, SEEK_DATA);
+  }
+  ::close(fd);
+  return result;
 }
 
 Status check_format_options(const FormatOptions& options) {
@@ -151,6 +226,7 @@ Volume::~Volume() = default;
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {
   // Checked before anything is created, so a refused format leaves no file behind.
   PMEMFS_TRY(check_format_options(options));
+  if (!options.force) PMEMFS_TRY(refuse_unknown_data(path));
   if (options.size_bytes != 0) {
     struct stat st{};
     bool exists = ::stat(path.c_str(), &st) == 0;
@@ -289,6 +365,7 @@ VolumeInfo Volume::info() const {
   v.inode_count = core.sb.inode_count;
   v.transactions_replayed = core.recovery.transactions_replayed;
   v.read_only = core.read_only;
+  v.journal_replay_pending = core.replay_pending;
   return v;
 }
 

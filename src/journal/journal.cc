@@ -161,6 +161,7 @@ struct Journal::Impl {
   std::uint8_t uuid[16] = {};
   std::uint64_t seed = 0;
   bool read_only = false;
+  bool replay_into_view = false;  // JournalOptions::replay_into_view
 
   // The journal lock: held from a Transaction's construction to its end.
   std::mutex mutex;
@@ -454,6 +455,7 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
   std::memcpy(j.uuid, sb.uuid, sizeof(j.uuid));
   j.seed = format::volume_seed(sb.uuid);
   j.read_only = device.read_only();
+  j.replay_into_view = options.replay_into_view;
   j.scratch = new_block_buffer();
 
   j.lazy = options.lazy_checkpoints;
@@ -531,7 +533,7 @@ Status Journal::Impl::recover(const JournalCheckpoint& checkpoint, RecoveryStats
   }
   const std::uint64_t last = checkpoint.sequence + found.size();
   if (!found.empty()) {
-    if (read_only) {
+    if (read_only && !replay_into_view) {
       return Status::error(EROFS,
                            fmt::format("{}: transaction {} is committed but not applied; "
                                        "recovery needs write access (open the volume "

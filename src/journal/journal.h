@@ -145,6 +145,11 @@ struct JournalOptions {
   // metadata (btree::NodeCache, fs::InodeCache) from outliving the bytes they copy. Must
   // not use the journal.
   std::function<void(std::uint64_t first, std::uint64_t end)> on_apply;
+  // On a read-only device whose persister writes a private view (Device::make_private_view):
+  // recovery replays the committed transactions into the view instead of failing with
+  // EROFS, so a read-only instance reads the recovered state; the backing is not written
+  // and the next writable open replays them for good. Commits are still refused (EROFS).
+  bool replay_into_view = false;
 };
 
 class Journal {
@@ -165,8 +170,9 @@ class Journal {
   // Errors: EUCLEAN naming the structure and offset when the superblock's journal
   // geometry, the header, both checkpoint slots, or a transaction with a valid checksum
   // is damaged; EROFS when the device is read-only and a committed transaction needs
-  // replay (recovery needs write access: open the volume read-write once); EIO when a
-  // replay persist fails.
+  // replay (recovery needs write access: open the volume read-write once), unless
+  // options.replay_into_view; EIO when a replay persist fails (ENOMEM in the message when
+  // a private view ran out of room).
   static Result<std::unique_ptr<Journal>> open(device::Device& device, const format::Superblock& sb,
                                                RecoveryStats* stats = nullptr,
                                                const JournalOptions& options = {});
