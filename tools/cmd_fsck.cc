@@ -36,6 +36,8 @@ nlohmann::json to_json(const std::string& path, const FsckReport& report) {
                         {"exit_code", report.exit_code},
                         {"clean", report.problems.empty()},
                         {"journal_replayed", report.journal_replayed},
+                        {"journal_replay_pending", report.journal_replay_pending},
+                        {"transactions_replayed", report.transactions_replayed},
                         {"inodes_checked", report.inodes_checked},
                         {"directories_checked", report.directories_checked},
                         {"blocks_in_use", report.blocks_in_use},
@@ -59,7 +61,12 @@ const char* verdict(int exit_code) {
 
 void print_human(const std::string& path, const FsckReport& report, bool repair) {
   std::string out;
-  if (report.journal_replayed) out += fmt::format("{}: journal replayed\n", path);
+  if (report.journal_replayed)
+    out += fmt::format("{}: journal replayed ({})\n", path, count(report.transactions_replayed, "transaction", "transactions"));
+  if (report.journal_replay_pending)
+    out += fmt::format("{}: journal replay pending (done at the next writable open): {} checked as recovered, "
+                       "in a private view; the volume was not written\n",
+                       path, count(report.transactions_replayed, "committed transaction", "committed transactions"));
   for (const FsckProblem& p : report.problems) {
     out += fmt::format("{}: {} at offset {} (0x{:x}): {}{}\n", path, p.structure, p.offset, p.offset,
                        p.message, p.repaired ? " [repaired]" : (repair ? " [NOT repaired]" : ""));
@@ -112,11 +119,14 @@ void register_fsck(CLI::App& app) {
   cmd->footer(
       "Reads every structure of the volume and cross-checks them: superblocks, journal, block\n"
       "and inode bitmaps against what inodes own, link counts, directory tree. Without\n"
-      "--repair nothing is written (the backing is opened read-only); a journal that needs\n"
-      "replay is reported, and replayed only with --repair. Run it on a volume that no\n"
+      "--repair nothing is written (the backing is opened read-only): committed transactions\n"
+      "a crash left in the journal are replayed into a private in-memory view and the\n"
+      "recovered state is checked (\"journal replay pending\": information, not a problem;\n"
+      "the next writable open or --repair replays them for good). Run it on a volume that no\n"
       "other process has open. Each problem is printed as\n"
       "  PATH: STRUCTURE at offset N (0xN): MESSAGE [repaired]\n"
-      "--json prints one object: path, exit_code, clean, journal_replayed, inodes_checked,\n"
+      "--json prints one object: path, exit_code, clean, journal_replayed,\n"
+      "journal_replay_pending, transactions_replayed, inodes_checked,\n"
       "directories_checked, blocks_in_use, tree_nodes_checked, orphans_pending (files unlinked\n"
       "while open whose last close a crash prevented: not a problem), problems[{structure, offset,\n"
       "message, repaired}]. A progress line is shown on a terminal.\n"

@@ -93,6 +93,13 @@ Result<SuperblockChoice> read_superblock(const std::byte* base, std::uint64_t de
   return c;
 }
 
+bool has_superblock_magic(const std::byte* base, std::uint64_t size) {
+  std::uint64_t m = format::kSuperblockMagic;
+  for (std::uint64_t copy = 0; copy < 2; ++copy)
+    if ((copy + 1) * format::kBlockBytes <= size && std::memcmp(base + copy * format::kBlockBytes, &m, 8) == 0) return true;
+  return false;
+}
+
 std::string detect_signature(const std::byte* base, std::uint64_t size) {
   auto at = [&](std::uint64_t off, const void* magic, std::size_t n) {
     return off + n <= size && std::memcmp(base + off, magic, n) == 0;

@@ -482,6 +482,12 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
       return Status::error(EROFS, fmt::format("{}: the volume uses read-only-compatible features {:#x} this fsck does "
                                               "not know: it can check it but not repair it",
                                               path, choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
+    if (!choice.is_ok() && !fs::has_superblock_magic(dev->base(), dev->size())) {
+      // Not a damaged volume: not a pmemfs volume at all (exit 8, nothing to repair).
+      std::string what = fs::detect_signature(dev->base(), dev->size());
+      return Status::error(EINVAL, fmt::format("{}: not a pmemfs volume (no pmemfs superblock in block 0 or 1{})", path,
+                                               what.empty() ? "" : "; it holds " + what));
+    }
     if (!choice.is_ok()) {
       report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
       finish(report);
@@ -502,11 +508,8 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   PMEMFS_TRY((*dev)->claim(/*exclusive=*/options.repair));
   auto vol = fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
-    if (vol.errnum() == EROFS) {
-      report.problems.push_back(FsckProblem{"journal", 0,
-          "the journal holds a committed transaction that needs recovery; run with --repair (or open the volume) to replay it", false});
-    } else if (vol.errnum() == kErrCorrupt) {
-      report.problems.push_back(FsckProblem{"volume", 0, vol.status().message(), false});
+    if (vol.errnum() == kErrCorrupt) {
+      report.problems.push_back(FsckProblem{"volume", fs::offset_in_message(vol.status().message()), vol.status().message(), false});
     } else {
       return vol.status();
     }
@@ -517,7 +520,9 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   if (options.repair && core.read_only)
     return Status::error(EROFS, "the volume uses read-only-compatible features this fsck does not know: it cannot repair it");
   core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards
-  report.journal_replayed = core.recovery.transactions_replayed > 0;
+  report.transactions_replayed = core.recovery.transactions_replayed;
+  report.journal_replay_pending = core.replay_pending;
+  report.journal_replayed = core.recovery.transactions_replayed > 0 && !core.replay_pending;
   if (options.repair) {
     // Rewrite a bad superblock copy from the good one.
     for (auto& p : report.problems) {
