@@ -355,6 +355,38 @@ void put_image(const std::string& path, const std::string& bytes) {
 
 void copy_image(const std::string& from, const std::string& to) { put_image(to, testutil::read_file(from)); }
 
+// POSIX path rules: a trailing '/' says the last component is a directory. An existing
+// non-directory named so is ENOTDIR (unlink, rmdir, rename, stat, open; a symlink is not
+// followed for unlink and rename); a name that does not exist may only become a directory.
+TEST_F(VolumeTest, ATrailingSlashNamesADirectory) {
+  create("/f", "x");
+  ASSERT_TRUE(vol_->mkdir("/d").is_ok());
+  ASSERT_TRUE(vol_->symlink("d", "/ld").is_ok());
+  EXPECT_EQ(err(vol_->unlink("/f/")), ENOTDIR);
+  EXPECT_EQ(err(vol_->unlink("/ld/")), ENOTDIR);
+  EXPECT_EQ(err(vol_->unlink("/d/")), EISDIR);
+  EXPECT_EQ(err(vol_->rmdir("/f/")), ENOTDIR);
+  EXPECT_EQ(err(vol_->stat("/f/").status()), ENOTDIR);
+  EXPECT_EQ(err(vol_->open_file("/f/", O_RDONLY).status()), ENOTDIR);
+  EXPECT_EQ(err(vol_->open_file("/new/", O_CREAT | O_WRONLY, 0644).status()), EISDIR);
+  EXPECT_EQ(err(vol_->symlink("f", "/s/")), ENOENT);
+  EXPECT_EQ(err(vol_->link("/f", "/h/")), ENOENT);
+  EXPECT_EQ(err(vol_->rename("/f/", "/g")), ENOTDIR);
+  EXPECT_EQ(err(vol_->rename("/f", "/g/")), ENOTDIR);
+  EXPECT_EQ(err(vol_->rename("/ld/", "/g")), ENOTDIR);
+  EXPECT_EQ(names("/"), (std::set<std::string>{".", "..", "f", "d", "ld"})) << "nothing was made or removed";
+  // Directories with a trailing '/' are fine; a symlink to one is followed by stat.
+  EXPECT_TRUE(vol_->stat("/ld/").is_ok());
+  EXPECT_TRUE(S_ISDIR(vol_->stat("/ld/")->mode));
+  EXPECT_TRUE(vol_->mkdir("/e/").is_ok());
+  EXPECT_TRUE(vol_->rename("/e/", "/e2/").is_ok());
+  EXPECT_TRUE(vol_->rmdir("/e2/").is_ok());
+  EXPECT_EQ(read_all("/f"), "x");
+  vol_.reset();
+  FsckReport r = fsck(path_);
+  EXPECT_EQ(r.exit_code, 0) << problems(r);
+}
+
 TEST_F(VolumeTest, UnlinkedOpenFileIsAnOrphanUntilItsLastClose) {
   auto before = vol_->statfs();
   create("/f", std::string(10000, 'q'));
