@@ -31,7 +31,12 @@
 namespace pmemfs {
 
 struct FsckOptions {
-  bool repair = false;  // fix what can be fixed safely (bitmaps, counts, link counts, orphans)
+  // Repair (docs/design.md, "What fsck --repair rebuilds"): the journal, superblock copies,
+  // bitmaps, group descriptors, free counts, link counts, directory sizes and entry
+  // counts, ".." and the orphan list are rebuilt from what can be trusted; inodes that
+  // cannot be are cleared, damaged tree nodes cut out (directories and maps rebuilt from
+  // what survives), and what no directory names any more goes to /lost+found.
+  bool repair = false;
   DeviceOptions device;
   // Called now and then with (work done, total work) for a progress display; may be empty.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
@@ -44,8 +49,17 @@ struct FsckProblem {
   bool repaired = false;
 };
 
+// One thing --repair did (e2fsck prints these as it fixes): "rebuilt from the reachable
+// tree", "cleared: its fields do not verify", "moved to /lost+found/#12", …
+struct FsckRepair {
+  std::string structure;     // as FsckProblem::structure
+  std::uint64_t offset = 0;  // byte offset on the device
+  std::string action;
+};
+
 struct FsckReport {
   std::vector<FsckProblem> problems;
+  std::vector<FsckRepair> repairs;  // with options.repair: what was done, in order
   std::uint64_t inodes_checked = 0;
   std::uint64_t directories_checked = 0;
   std::uint64_t blocks_in_use = 0;

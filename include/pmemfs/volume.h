@@ -33,6 +33,9 @@
 // call; an operation that fails changes nothing. A damaged volume gives EUCLEAN with a
 // message naming the structure and its byte offset. After a failed persist or failed
 // verification the instance is poisoned: later changes fail with EIO (reads still work).
+// A failed verification on a writable instance is also recorded in the volume (the error
+// record: VolumeInfo::damage_recorded) at the end of the operation that met it (a read
+// that met it: at the next change, sync() or close), so the next open can warn.
 #pragma once
 
 #include <cstdint>
@@ -140,6 +143,12 @@ struct VolumeInfo {
   // so this instance reads the recovered state while the backing is left exactly as it
   // was; the next writable open (or fsck --repair) replays them for good.
   bool journal_replay_pending = false;
+  // Damage a running pmemfs met in this volume (a verification that failed) and recorded
+  // in the volume state, as ext4 records its error state: how many times (0 = none), and
+  // the first one's byte offset and time. Run `pmemfs fsck`; `fsck --repair` clears it.
+  std::uint32_t damage_recorded = 0;
+  std::uint64_t damage_first_offset = 0;
+  std::int64_t damage_first_time_ns = 0;
 };
 
 class Volume {

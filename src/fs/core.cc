@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cstring>
 #include <optional>
 
 namespace pmemfs::fs {
@@ -62,7 +63,15 @@ MetadataBugs& metadata_planted_bugs() {
 
 MetaTx::MetaTx(VolumeCore& core) : core_(core), lock_(core.meta_lock) { tx_.emplace(*core.journal); }
 
-MetaTx::~MetaTx() { core_.cache_written(false); }  // after commit(): nothing left
+MetaTx::~MetaTx() {
+  core_.cache_written(false);  // after commit(): nothing left
+  // Damage met during this transaction goes into the error record now, in a transaction
+  // of its own, still under the exclusive lock.
+  if (core_.damage_pending.load()) {
+    tx_.reset();
+    core_.record_damage_locked();
+  }
+}
 
 Status MetaTx::commit() {
   Status s = tx_->commit();
@@ -100,8 +109,45 @@ Status VolumeCore::check_writable() const {
 }
 
 Status VolumeCore::note_corruption(Status s) const {
-  if (s.errnum() == kErrCorrupt && poison_on_corruption) journal->poison(s.message());
+  if (s.errnum() == kErrCorrupt && poison_on_corruption) {
+    journal->poison_for_damage(s.message());
+    if (!read_only && !damage_pending.exchange(true)) damage_offset.store(offset_in_message(s.message()));
+  }
   return s;
+}
+
+void VolumeCore::record_damage_locked() {
+  if (read_only || !damage_pending.exchange(false)) return;
+  constexpr std::uint64_t kOff = format::kStateBlock * format::kBlockBytes;
+  journal::Transaction tx(*journal);
+  format::VolumeState st;
+  std::memcpy(&st, tx.read(kOff, sizeof st), sizeof st);
+  if (!alloc::verify_volume_state(st, sb).is_ok()) return;  // the state is the damage
+  if (st.error_count == 0) {
+    st.first_error_time = static_cast<std::uint32_t>(now_ns() / 1000000000);
+    st.first_error_offset = damage_offset.load();
+  }
+  if (st.error_count != UINT32_MAX) ++st.error_count;
+  st.checksum = alloc::volume_state_checksum(st, seed);
+  std::memcpy(tx.write(kOff, sizeof st), &st, sizeof st);
+  (void)tx.commit_error_record();
+}
+
+void VolumeCore::record_damage() {
+  if (!damage_pending.load()) return;
+  std::unique_lock<std::shared_mutex> lk(meta_lock);
+  record_damage_locked();
+}
+
+VolumeCore::ErrorRecord VolumeCore::error_record() const {
+  format::VolumeState st;
+  std::memcpy(&st, base() + format::kStateBlock * format::kBlockBytes, sizeof st);
+  ErrorRecord e;
+  if (!alloc::verify_volume_state(st, sb).is_ok()) return e;
+  e.count = st.error_count;
+  e.first_time_ns = std::int64_t{st.first_error_time} * 1000000000;
+  e.first_offset = st.first_error_offset;
+  return e;
 }
 
 void VolumeCore::note_open(std::uint64_t ino) {

@@ -272,8 +272,30 @@ struct VolumeCore {
   Status check_writable() const;
   // A failed verification poisons the instance: later changes fail with EIO rather than
   // build on a broken state. Returns `s` unchanged. fsck turns this off to keep repairing.
+  // On a writable instance the damage is also recorded durably in the volume state's
+  // error record (format.h VolumeState::error_count …) by record_damage(), at the end of
+  // the transaction that met it, or — met by a reader — at the next transaction, sync()
+  // or close: the next open warns, and fsck --repair clears it.
   Status note_corruption(Status s) const;
   bool poison_on_corruption = true;
+  mutable std::atomic<bool> damage_pending{false};
+  mutable std::atomic<std::uint64_t> damage_offset{0};  // the first damage not yet recorded
+  // Writes the pending damage into the error record in a transaction of its own (allowed
+  // on an instance poisoned by damage only). The caller holds meta_lock exclusively and no
+  // transaction. Best effort: nothing when the state itself fails verification (that is
+  // the damage, and fsck finds it) or the write fails.
+  void record_damage_locked();
+  // The same, taking meta_lock (Volume::sync, close).
+  void record_damage();
+
+  // The volume state's error record as the media holds it (zeros when the state does not
+  // verify).
+  struct ErrorRecord {
+    std::uint32_t count = 0;
+    std::int64_t first_time_ns = 0;
+    std::uint64_t first_offset = 0;
+  };
+  ErrorRecord error_record() const;
 
   // ---- inodes (inode.cc)
   std::uint64_t inode_offset(std::uint64_t ino) const;
@@ -284,6 +306,10 @@ struct VolumeCore {
   void store_inode(journal::Transaction& tx, format::Inode& inode) const;
   // Verifies fields of an in-memory inode (also run before every store).
   Status verify_inode(const format::Inode& inode, std::uint64_t offset) const;
+  // Repair: the checks of verify_inode but the magic and the checksum (store_inode's
+  // own), and the magic and checksum an inode's bytes should carry.
+  Status verify_inode_fields(const format::Inode& inode, std::uint64_t offset) const;
+  void seal_inode(format::Inode& inode) const;
   // Allocates and initializes an inode (nlink 0; the caller links it).
   Result<format::Inode> new_inode(journal::Transaction& tx, std::uint32_t mode,
                                   std::uint32_t uid, std::uint32_t gid,
@@ -363,6 +389,9 @@ struct VolumeCore {
                      std::uint64_t ino, std::uint8_t type);
   Result<std::vector<DirEntry>> dir_list(journal::MetaReader& r, const format::Inode& dir,
                                          std::uint64_t cookie, std::size_t max) const;
+  // Repair: whether `key` lies in the hash range of `name` (a lookup of the name can find
+  // it there).
+  bool dir_key_matches(std::string_view name, std::uint64_t key) const;
 
   // ---- file block maps (filemap.cc; the editing interface is fs/filemap.h)
   // Limits: a file has at most kMaxExtentsPerFile extents (EFBIG beyond); one extent
@@ -438,6 +467,10 @@ class VolumeOpener {
   // before it existed.
   static Result<std::unique_ptr<Volume>> open_for_check(std::unique_ptr<device::Device> device,
                                                         const OpenOptions& options);
+  // As open_for_check, writable, and without requiring a readable root directory: for
+  // fsck --repair, which rebuilds a damaged root (src/fsck/repair*.cc).
+  static Result<std::unique_ptr<Volume>> open_for_repair(std::unique_ptr<device::Device> device,
+                                                         const OpenOptions& options);
 };
 
 }  // namespace pmemfs::fs

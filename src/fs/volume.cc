@@ -144,7 +144,8 @@ namespace {
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
 // made before the orphan list, the list. A read-only instance reads the recovered state
 // (read_only_replay).
-Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
+Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options,
+                                              bool check_root = true) {
   auto chosen = fs::read_superblock(dev->base(), dev->size());
   if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
   const fs::SuperblockChoice& choice = *chosen;
@@ -157,7 +158,12 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
                                             dev->info().path, choice.sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
   if (read_only && fs::read_only_replay(*dev) == fs::ReadOnlyReplay::kPrivateView) PMEMFS_TRY(dev->make_private_view());
-  PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
+  std::shared_ptr<VolumeCore> core;
+  if (check_root) {
+    PMEMFS_ASSIGN_OR_RETURN(core, assemble(std::move(dev), choice.sb, read_only));
+  } else {
+    PMEMFS_ASSIGN_OR_RETURN(core, build_core(std::move(dev), choice.sb, read_only));
+  }
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   return core;
 }
@@ -221,7 +227,10 @@ Status check_format_options(const FormatOptions& options) {
 }  // namespace
 
 Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
-Volume::~Volume() = default;
+Volume::~Volume() {
+  // Damage a reader met is recorded at the latest when the volume closes.
+  if (core_) core_->record_damage();
+}
 
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {
   // Checked before anything is created, so a refused format leaves no file behind.
@@ -337,6 +346,16 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
+Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_repair(std::unique_ptr<device::Device> dev,
+                                                                  const OpenOptions& options) {
+  if (options.read_only || dev->read_only()) return Status::error(EINVAL, "open_for_repair: a repair writes");
+  PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options, /*check_root=*/false));
+  core->bctx.cache = nullptr;
+  core->inode_cache_enabled = false;
+  core->poison_on_corruption = false;  // the repair reads damage on purpose
+  return std::unique_ptr<Volume>(new Volume(std::move(core)));
+}
+
 Result<StatFs> Volume::statfs() {
   auto& core = *core_;
   std::shared_lock<std::shared_mutex> lk(core.meta_lock);
@@ -351,7 +370,10 @@ Result<StatFs> Volume::statfs() {
   return s;
 }
 
-Status Volume::sync() { return core_->journal->checkpoint(); }
+Status Volume::sync() {
+  core_->record_damage();
+  return core_->journal->checkpoint();
+}
 
 VolumeInfo Volume::info() const {
   const auto& core = *core_;
@@ -366,6 +388,10 @@ VolumeInfo Volume::info() const {
   v.transactions_replayed = core.recovery.transactions_replayed;
   v.read_only = core.read_only;
   v.journal_replay_pending = core.replay_pending;
+  const fs::VolumeCore::ErrorRecord e = core.error_record();
+  v.damage_recorded = e.count;
+  v.damage_first_offset = e.first_offset;
+  v.damage_first_time_ns = e.first_time_ns;
   return v;
 }
 

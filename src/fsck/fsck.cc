@@ -27,6 +27,7 @@
 
 #include "fs/core.h"
 #include "fs/superblock.h"
+#include "fsck/repair.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs {
@@ -466,6 +467,7 @@ void finish(FsckReport& report) {
 
 Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options) {
   FsckReport report;
+  format::Superblock sb{};  // the copy chosen
   // Superblock copies first, on the raw device: a volume with one bad copy still opens.
   {
     DeviceOptions dopt = options.device;
@@ -496,6 +498,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     if (!choice->other_valid)
       report.problems.push_back(FsckProblem{fmt::format("superblock copy {}", 1 - choice->copy),
                                             (1 - choice->copy) * format::kBlockBytes, choice->other_problem, false});
+    sb = choice->sb;
   }
   OpenOptions oo;
   oo.read_only = !options.repair;
@@ -506,7 +509,10 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   auto dev = device::Device::open(path, dopt);
   if (!dev.is_ok()) return dev.status();
   PMEMFS_TRY((*dev)->claim(/*exclusive=*/options.repair));
-  auto vol = fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
+  // A repair first makes the journal open (repair.h), then opens without needing the root.
+  if (options.repair) PMEMFS_TRY(fsck::repair_journal(**dev, sb, report));
+  auto vol = options.repair ? fs::VolumeOpener::open_for_repair(std::move(dev).value(), oo)
+                            : fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
     if (vol.errnum() == kErrCorrupt) {
       report.problems.push_back(FsckProblem{"volume", fs::offset_in_message(vol.status().message()), vol.status().message(), false});
@@ -520,9 +526,9 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   if (options.repair && core.read_only)
     return Status::error(EROFS, "the volume uses read-only-compatible features this fsck does not know: it cannot repair it");
   core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards
-  report.transactions_replayed = core.recovery.transactions_replayed;
+  report.transactions_replayed += core.recovery.transactions_replayed;
   report.journal_replay_pending = core.replay_pending;
-  report.journal_replayed = core.recovery.transactions_replayed > 0 && !core.replay_pending;
+  report.journal_replayed = report.journal_replayed || (core.recovery.transactions_replayed > 0 && !core.replay_pending);
   if (options.repair) {
     // Rewrite a bad superblock copy from the good one.
     for (auto& p : report.problems) {
@@ -531,8 +537,22 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
       if (fs::write_superblock(*core.device, core.sb, copy).is_ok()) p.repaired = true;
     }
   }
-  Checker checker(core, report, options);
+  FsckOptions check_only = options;
+  check_only.repair = false;
+  Checker checker(core, report, check_only);
   checker.run();
+  fsck::check_error_record(core, report);
+  if (options.repair) {
+    // The structural repair (repair.h), then the checker's own repairs (orphans, link
+    // counts, leaks), then a check of the result, which decides what was repaired.
+    Status s = fsck::repair_volume(core, report);
+    if (!s.is_ok()) report.problems.push_back(FsckProblem{"repair", fs::offset_in_message(s.message()), "the repair stopped: " + s.to_string(), false});
+    FsckReport fixups;
+    Checker(core, fixups, options).run();
+    FsckReport after;
+    Checker(core, after, check_only).run();
+    fsck::finish_repair(core, report, after);
+  }
   finish(report);
   return report;
 }

@@ -110,6 +110,9 @@ struct RecoveryStats {
   std::uint64_t transactions_replayed = 0;
   std::uint64_t bytes_replayed = 0;  // record data bytes applied in place
   std::uint64_t last_sequence = 0;   // newest applied transaction after recovery
+  // JournalOptions::stop_at_damage: the damaged transaction recovery stopped at (its
+  // message names its ring and volume offsets), empty when there was none.
+  std::string damage;
 };
 
 // Test-only switches that plant known bugs, to prove the crash checker catches them
@@ -150,6 +153,11 @@ struct JournalOptions {
   // EROFS, so a read-only instance reads the recovered state; the backing is not written
   // and the next writable open replays them for good. Commits are still refused (EROFS).
   bool replay_into_view = false;
+  // Repair (fsck --repair): a transaction whose checksum holds but whose contents break
+  // the format (EUCLEAN otherwise) ends the log instead: the transactions before it are
+  // replayed, RecoveryStats::damage names it, and the caller must then reset the ring
+  // (Journal::format), since the next open would meet it again.
+  bool stop_at_damage = false;
 };
 
 class Journal {
@@ -161,6 +169,11 @@ class Journal {
   // persist fails.
   static Status format(const device::Device& device, std::uint64_t first_block,
                        std::uint64_t blocks, const std::uint8_t (&uuid)[16]);
+  // Repair: rewrites the header's first 64 bytes (magic, checksum, UUID, self block, ring
+  // size) from the superblock `sb`, durably, leaving the checkpoint slots as they are, so
+  // that a header damaged there opens again with its checkpoints and pending transactions.
+  // EROFS on a read-only device; EIO when the persist fails.
+  static Status rewrite_header(const device::Device& device, const format::Superblock& sb);
 
   // Verifies the journal header of the volume described by `sb` and replays committed
   // transactions after the newest checkpoint. Every transaction to replay is verified
@@ -184,6 +197,10 @@ class Journal {
   // Every later non-empty commit fails with EIO and `why` in the message. The first
   // reason is kept.
   void poison(const std::string& why);
+  // The same for damage a caller met (a failed verification), not a failed persist: the
+  // media holds what the journal wrote, so one kind of transaction may still commit, the
+  // volume's error record (Transaction::commit_error_record). A later poison() ends that.
+  void poison_for_damage(const std::string& why);
   bool poisoned() const;
   std::uint64_t last_sequence() const;
 
@@ -245,6 +262,9 @@ class Transaction final : public MetaReader {
   // min(kMaxTxBytes, ring/4)), EINVAL (a write outside the volume or into the
   // superblocks or the journal: a caller bug).
   [[nodiscard]] Status commit();
+  // As commit(), and also when the journal is poisoned only by poison_for_damage: for the
+  // transaction that records the damage in the volume state (fs::VolumeCore), nothing else.
+  [[nodiscard]] Status commit_error_record();
 
   // Bytes this transaction would occupy in the ring so far: TxHeader, records, data (0
   // while empty).
