@@ -148,6 +148,16 @@ Result<Volume*> VolumeSet::get(const std::string& backing) {
     return s;
   }
   e.volume = std::move(opened).value();
+  // Damage a running pmemfs met and recorded (the error record): say so at every open,
+  // as ext4's "mounting fs with errors, running e2fsck is recommended".
+  const VolumeInfo info = e.volume->info();
+  if (info.damage_recorded > 0)
+    std::fprintf(stderr,
+                 "pmemfs: WARNING: %s: pmemfs met damage in this volume %u time%s (the first at offset %llu, %s); "
+                 "run `pmemfs fsck %s`\n",
+                 backing.c_str(), info.damage_recorded, info.damage_recorded == 1 ? "" : "s",
+                 static_cast<unsigned long long>(info.damage_first_offset),
+                 format_time_ns(info.damage_first_time_ns, false).c_str(), backing.c_str());
   return e.volume.get();
 }
 

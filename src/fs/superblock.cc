@@ -93,10 +93,13 @@ Result<SuperblockChoice> read_superblock(const std::byte* base, std::uint64_t de
   return c;
 }
 
-bool has_superblock_magic(const std::byte* base, std::uint64_t size) {
-  std::uint64_t m = format::kSuperblockMagic;
-  for (std::uint64_t copy = 0; copy < 2; ++copy)
-    if ((copy + 1) * format::kBlockBytes <= size && std::memcmp(base + copy * format::kBlockBytes, &m, 8) == 0) return true;
+bool has_pmemfs_magic(const std::byte* base, std::uint64_t size) {
+  const std::pair<std::uint64_t, std::uint64_t> where[] = {{0, format::kSuperblockMagic},
+                                                           {format::kBlockBytes, format::kSuperblockMagic},
+                                                           {format::kStateBlock * format::kBlockBytes, format::kStateMagic},
+                                                           {format::kJournalStartBlock * format::kBlockBytes, format::kJournalMagic}};
+  for (const auto& [off, magic] : where)
+    if (off + 8 <= size && std::memcmp(base + off, &magic, 8) == 0) return true;
   return false;
 }
 

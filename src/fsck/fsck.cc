@@ -484,10 +484,12 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
       return Status::error(EROFS, fmt::format("{}: the volume uses read-only-compatible features {:#x} this fsck does "
                                               "not know: it can check it but not repair it",
                                               path, choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
-    if (!choice.is_ok() && !fs::has_superblock_magic(dev->base(), dev->size())) {
+    if (!choice.is_ok() && !fs::has_pmemfs_magic(dev->base(), dev->size())) {
       // Not a damaged volume: not a pmemfs volume at all (exit 8, nothing to repair).
       std::string what = fs::detect_signature(dev->base(), dev->size());
-      return Status::error(EINVAL, fmt::format("{}: not a pmemfs volume (no pmemfs superblock in block 0 or 1{})", path,
+      return Status::error(EINVAL, fmt::format("{}: not a pmemfs volume (no pmemfs superblock, volume state or journal "
+                                               "in blocks 0 to 3{})",
+                                               path,
                                                what.empty() ? "" : "; it holds " + what));
     }
     if (!choice.is_ok()) {
