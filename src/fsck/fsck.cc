@@ -12,7 +12,8 @@
 // Repairs (only with options.repair, each in its own journal transaction): a damaged
 // orphan list is rebuilt from the inodes without links; inodes without links that the
 // list misses are put on it; every orphan is then freed in bounded steps; wrong link
-// counts are set, leaked blocks freed, a bad superblock copy rewritten.
+// counts are set, leaked blocks freed, a bad superblock copy rewritten. They run after the
+// structural repair of fsck/repair*.cc (repair.h), and a last check decides the verdict.
 #include "pmemfs/fsck.h"
 
 #include <dirent.h>
@@ -517,7 +518,11 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
                             : fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
     if (vol.errnum() == kErrCorrupt) {
-      report.problems.push_back(FsckProblem{"volume", fs::offset_in_message(vol.status().message()), vol.status().message(), false});
+      const std::string& m = vol.status().message();
+      std::uint64_t off = fs::offset_in_message(m);
+      const bool journal = m.rfind("journal", 0) == 0;
+      if (journal && off == 0) off = sb.journal_block * format::kBlockBytes;
+      report.problems.push_back(FsckProblem{journal ? "journal" : "volume", off, m, false});
     } else {
       return vol.status();
     }

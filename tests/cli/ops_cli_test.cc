@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -426,6 +427,68 @@ TEST(ops_cli, HelpDescribesEveryVerb) {
     EXPECT_CONTAINS(h.out, "Usage: pmemfs ");
     EXPECT_CONTAINS(h.out, "Exit codes");
   }
+}
+
+// ---- fsck --repair and the error record through the CLI
+
+std::uint64_t superblock_field(const std::string& image, std::size_t offset) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, image.data() + offset, 8);
+  return v;
+}
+
+void flip_byte(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x01);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+TEST(ops_cli, FsckRepairsHumanAndJson) {
+  Vol vol;
+  ok({"mkdir", vol.at("/d")});
+  ok({"touch", vol.at("/d/f")});
+  const std::string image = testutil::read_file(vol.path());
+  const std::uint64_t journal_off = superblock_field(image, 96) * 4096;
+  flip_byte(vol.path(), journal_off + 20);  // the journal header's UUID
+  // The problem names the journal and its real offset; no instance opens meanwhile.
+  CommandResult r = fails(4, {"fsck", vol.path()});
+  EXPECT_CONTAINS(r.out, ": journal at offset " + std::to_string(journal_off));
+  EXPECT_CONTAINS(fails(1, {"ls", vol.at("/")}).err, "journal header at offset " + std::to_string(journal_off));
+  nlohmann::json j = parse(fails(1, {"fsck", "--repair", "--json", vol.path()}));
+  EXPECT_EQ(j["exit_code"], 1);
+  ASSERT_FALSE(j["repairs"].empty());
+  EXPECT_EQ(j["repairs"][0]["structure"], "journal");
+  EXPECT_CONTAINS(j["repairs"][0]["action"].get<std::string>(), "header rewritten");
+  EXPECT_TRUE(j["problems"][0]["repaired"]);
+  EXPECT_EQ(ok({"fsck", vol.path()}).exit_code, 0);
+  EXPECT_TRUE(vol.exists("/d/f"));
+
+  // The error record: damage a writable instance meets is recorded, warned at every open,
+  // reported by fsck and cleared by --repair.
+  const std::uint64_t ino = vol.stat("/d/f")["ino"];
+  const std::uint64_t itable = superblock_field(image, 160);
+  flip_byte(vol.path(), itable * 4096 + ino * 256 + 64);  // its mtime, under the checksum
+  r = fails(1, {"rm", vol.at("/d/f")});
+  EXPECT_CONTAINS(r.err, "EUCLEAN");
+  r = ok({"ls", vol.at("/")});
+  EXPECT_CONTAINS(r.err, "WARNING");
+  EXPECT_CONTAINS(r.err, "met damage in this volume 1 time");
+  EXPECT_CONTAINS(r.err, "offset " + std::to_string(itable * 4096 + ino * 256));
+  EXPECT_EQ(parse(ok({"df", "--json", vol.path()}))["damage_recorded"], 1);
+  r = fails(4, {"fsck", vol.path()});
+  EXPECT_CONTAINS(r.out, "error record");
+  r = fails(1, {"fsck", "--repair", vol.path()});
+  EXPECT_CONTAINS(r.out, "[fixed] inode " + std::to_string(ino));
+  EXPECT_CONTAINS(r.out, "resealed");
+  EXPECT_CONTAINS(r.out, "[fixed] error record");
+  EXPECT_EQ(ok({"fsck", vol.path()}).exit_code, 0);
+  r = ok({"ls", vol.at("/d")});
+  EXPECT_EQ(r.out, "f\n");
+  EXPECT_EQ(r.err, "");
 }
 
 // ---- SIGKILL, then read
