@@ -48,9 +48,9 @@ std::string Repairer::names_of(std::uint64_t ino) const {
 Status Repairer::run() {
   scan_inodes();
   scan_trees();
-  claim_all();
   scan_namespace();
   attach_unreached();
+  claim_all();  // after every rebuild is decided: a rebuilt tree's old nodes are freed
   PMEMFS_TRY(clear_slots());
   PMEMFS_TRY(store_inodes());
   PMEMFS_TRY(rebuild_inode_bitmap());
@@ -232,6 +232,7 @@ void Repairer::claim_all() {
       format::Inode& in = k.inode;
       const std::uint64_t off = inode_off(ino);
       const std::string who = S_ISDIR(in.mode) ? fmt::format("directory inode {}", ino) : fmt::format("inode {}", ino);
+      if (k.rebuild && S_ISDIR(in.mode)) k.tree_nodes.clear();  // rebuilt: new nodes, the old freed
       bool nodes_ok = true;
       for (std::uint64_t b : k.tree_nodes) nodes_ok = nodes_ok && !((claimed_[b / 64] >> (b % 64)) & 1);
       if (!nodes_ok) {
