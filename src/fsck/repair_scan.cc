@@ -119,7 +119,11 @@ void Repairer::scan_inodes() {
 // entries must change, is rebuilt from what survives.
 void Repairer::scan_trees() {
   auto r = core_.media();
-  for (auto& [ino, k] : kept_) {
+  for (auto& kept : kept_) {
+    // Named, not bound: lambdas below capture them (C++20 structured bindings cannot be
+    // captured by clang 14).
+    const std::uint64_t ino = kept.first;
+    Kept& k = kept.second;
     format::Inode& in = k.inode;
     const std::uint64_t off = inode_off(ino);
     const std::string who = S_ISDIR(in.mode) ? fmt::format("directory inode {}", ino) : fmt::format("inode {}", ino);

@@ -37,7 +37,7 @@ namespace {
 
 constexpr std::uint64_t kVolumeBytes = std::uint64_t{16} << 20;
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PMEMFS_SANITIZED)
 constexpr int kDefaultImages = 50;
 #else
 constexpr int kDefaultImages = 250;
