@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pmemfs needs to build, test and benchmark, from Debian 12's archive only.
 # clang 14 and libclang-rt-14-dev (libFuzzer and clang's ASan/UBSan runtimes) are for the
-# `fuzz` preset; GCC's TSan runtime (libtsan2) comes with build-essential.
+# `fuzz` preset; GCC's TSan runtime (libtsan2) comes with build-essential. fuse3 (the
+# kernel's helper and /etc/fuse.conf), sqlite3, rsync, fio, tar and git are the real
+# programs the FUSE mount's tests and demo run (tests/fuse/, scripts/demo.sh).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
       libxxhash-dev libpmem2-dev libfuse3-dev fuse3 libndctl-dev libdaxctl-dev
+      sqlite3 rsync fio tar
       clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,16 @@ void register_find(CLI::App& app);
 void register_truncate(CLI::App& app);
 void register_fallocate(CLI::App& app);
 void rewrite_find_args(std::vector<std::string>& args);
+void register_freeze(CLI::App& app);
+void register_mount(CLI::App& app);
+void register_umount(CLI::App& app);
+int run_mount_helper(int argc, char** argv);
 }  // namespace pmemfs::cli
 
 int main(int argc, char** argv) {
+  // Run by mount(8) as mount.fuse.pmemfs (cmd_mount.cc).
+  if (const char* slash = std::strrchr(argv[0], '/'); std::strcmp(slash ? slash + 1 : argv[0], "mount.fuse.pmemfs") == 0)
+    return pmemfs::cli::run_mount_helper(argc, argv);
   CLI::App app{
       "pmemfs — a user-space file system for persistent memory and other DAX memory.\n"
       "Exit codes: 0 ok, 1 operation failed, 2 usage error (fsck: see its --help).\n"
@@ -60,6 +68,9 @@ int main(int argc, char** argv) {
   pmemfs::cli::register_find(app);
   pmemfs::cli::register_truncate(app);
   pmemfs::cli::register_fallocate(app);
+  pmemfs::cli::register_freeze(app);
+  pmemfs::cli::register_mount(app);
+  pmemfs::cli::register_umount(app);
 
   std::vector<std::string> args(argv, argv + argc);
   // The verb is the first argument that is not an option (the program takes no option

@@ -6,7 +6,8 @@
 // failure of the library maps to exactly one errno. The set used is closed and documented
 // in each call's header: ENOENT, EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG, ELOOP,
 // EINVAL, EFBIG, ENOSPC, EROFS, EIO, EUCLEAN (corruption), EACCES, EPERM, EBUSY, ETXTBSY,
-// EBADF, ENODEV, ENOTSUP, ENOMEM, EMLINK, EXDEV, EOVERFLOW.
+// EBADF, ENODEV, ENOTSUP, ENOMEM, EMLINK, EXDEV, EOVERFLOW; and for the inode-based calls
+// and extended attributes (volume.h): ESTALE, ENODATA, ERANGE, E2BIG.
 //
 // No pmemfs call throws across the public API. Result<T> carries a T on success and a
 // Status on failure. Both are [[nodiscard]]: ignoring a failure is a bug.

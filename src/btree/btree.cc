@@ -153,6 +153,8 @@ std::string_view kind_name(std::uint32_t kind) {
       return "directory";
     case format::kTreeExtents:
       return "extent";
+    case format::kTreeXattrs:
+      return "extended-attribute";
     default:
       return "unknown-kind";
   }

@@ -42,6 +42,8 @@ std::string_view errno_name(int errnum) {
     case ENXIO: return "ENXIO";
     case ENOTTY: return "ENOTTY";
     case ESTALE: return "ESTALE";
+    case ENODATA: return "ENODATA";
+    case E2BIG: return "E2BIG";
     case ECANCELED: return "ECANCELED";
     default: break;
   }

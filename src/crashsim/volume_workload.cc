@@ -659,7 +659,7 @@ struct Orphans {
 };
 Result<Orphans> pending_orphans(Volume& v) {
   fs::VolumeCore& core = v.core();
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(std::uint64_t count, core.verify_orphans(r, /*deep=*/false));
   PMEMFS_ASSIGN_OR_RETURN(format::OrphanHead head, core.load_orphan_head(r));

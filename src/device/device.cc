@@ -295,14 +295,20 @@ Status Device::claim(bool exclusive) {
     return Status::ok();
   }
   if (err == EWOULDBLOCK)
-    return Status::error(EBUSY, exclusive ? fmt::format("{}: the volume is open in another instance (in this "
-                                                        "process or another); one instance at a time may write it",
+    return Status::error(EBUSY, exclusive ? fmt::format("{}: the volume is open (in this process or another); "
+                                                        "mkfs and fsck --repair need it to themselves",
                                                         info_.path)
-                                          : fmt::format("{}: another instance is writing the volume; it can be "
-                                                        "read once that instance closes it",
+                                          : fmt::format("{}: the volume is being formatted or repaired (mkfs or "
+                                                        "fsck --repair holds it); try again when that is done",
                                                         info_.path));
   return errno_status(err, info_.path, "cannot lock (flock)");
 }
+
+void Device::share_claim() {
+  if (fd_ >= 0) (void)::flock(fd_, LOCK_SH | LOCK_NB);  // a conversion: never refused
+}
+
+void Device::warn(const std::string& text) { add_warning(info_, text); }
 
 Result<std::unique_ptr<Device>> Device::open(const std::string& path,
                                              const DeviceOptions& options) {

@@ -52,9 +52,15 @@ class Device {
   // execs (the descriptor is O_CLOEXEC). A Device over memory (wrap_memory) has nothing to
   // lock, and a file system without flock (ENOLCK, EOPNOTSUPP) is let through unlocked,
   // with a warning in info(). Called once per Device.
-  // (Several processes sharing one volume, a later step, replace this with a shared
-  // runtime region; see docs/design.md.)
+  // Every instance that opens a volume claims it shared (the volume's runtime state
+  // coordinates them: fs/shared.h); format and fsck --repair claim it exclusively, so
+  // they never run while any instance has the volume open.
   Status claim(bool exclusive);
+  // Turns this Device's exclusive claim into a shared one (after mkfs: the volume is
+  // then open like any other, and other processes may attach to it).
+  void share_claim();
+  // Adds a line to info().warning.
+  void warn(const std::string& text);
 
   // Turns a read-only mapping this Device made into a private view: from now on its
   // persister() writes into private, anonymous copies of the chunks it touches — never

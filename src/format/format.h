@@ -77,6 +77,7 @@ inline constexpr std::uint32_t kTxMagic = 0x4e585450u;                    // "PT
 inline constexpr std::uint32_t kInodeMagic = 0x444f4e49u;                 // "INOD"
 inline constexpr std::uint32_t kBtreeMagic = 0x45455242u;                 // "BREE"
 inline constexpr std::uint64_t kOrphanMagic = 0x524f53464d454d50ull;      // "PMEMFSOR"
+inline constexpr std::uint64_t kXattrRootMagic = 0x415853464d454d50ull;   // "PMEMFSXA"
 
 // Seeds' tags for records without headers (mixed into the checksum seed).
 inline constexpr std::uint64_t kTagInode = 0x01;
@@ -92,9 +93,14 @@ inline constexpr std::uint64_t kTagInodeGroup = 0x03;
 // volume made before the list existed. Incompatible because a build that ignored the list
 // would free orphans behind its back (fsck --repair) or reject their link fields.
 inline constexpr std::uint64_t kFeatureIncompatOrphanList = 1u << 0;
+// kFeatureIncompatXattrs: the volume keeps extended attributes in one B+tree (kTreeXattrs)
+// whose root is the XattrRoot line in block 2. Set by mkfs, and by the first writable open
+// of a volume made before it. Incompatible because a build that ignored the tree would see
+// its nodes as leaked blocks (and fsck --repair would free them).
+inline constexpr std::uint64_t kFeatureIncompatXattrs = 1u << 2;
 inline constexpr std::uint64_t kFeatureCompatKnown = 0;
 inline constexpr std::uint64_t kFeatureRoCompatKnown = 0;
-inline constexpr std::uint64_t kFeatureIncompatKnown = kFeatureIncompatOrphanList;
+inline constexpr std::uint64_t kFeatureIncompatKnown = kFeatureIncompatOrphanList | kFeatureIncompatXattrs;
 
 // ---------------------------------------------------------------------------- superblock
 // Two copies (blocks 0 and 1). Writers update the copy (sequence+1) % 2 with the next
@@ -170,6 +176,29 @@ struct OrphanHead {
   std::uint64_t first_ino;    // the newest orphan, 0 = the list is empty
   std::uint64_t count;        // inodes on the list
   std::uint64_t reserved;     // zero
+};
+
+// ---------------------------------------------------------------------------- xattrs
+// Block 2, byte 192: the root of the extended-attribute tree, one B+tree (kTreeXattrs,
+// owner_ino 0) for the whole volume. Key: ino << 26 | (XXH3-64(name suffix, hash_seed[0])
+// & 0xffff) << 10 | collision index (0..1023); inode numbers stay below 2^36 (64 TiB, at
+// least 1 KiB per inode), so keys never overflow. Value: u8 suffix length, the name
+// without its "user." prefix, then the value bytes. Changed only through the journal.
+// Present when the superblock has kFeatureIncompatXattrs.
+inline constexpr std::uint64_t kXattrRootOffset = kStateBlock * kBlockBytes + 192;
+inline constexpr std::uint32_t kXattrKeyInoShift = 26;
+inline constexpr std::uint32_t kXattrKeyHashShift = 10;
+inline constexpr std::uint64_t kXattrCollisionMask = (std::uint64_t{1} << kXattrKeyHashShift) - 1;
+struct XattrRoot {
+  std::uint64_t magic;        // kXattrRootMagic
+  std::uint64_t checksum;     // XXH3-64 of the 64 bytes with this field zero, seeded with
+                              // the volume seed
+  std::uint8_t uuid[16];      // the volume's
+  std::uint64_t self_offset;  // kXattrRootOffset
+  std::uint64_t root_block;   // the tree's root node, 0 = empty
+  std::uint32_t depth;        // levels, 0 = empty
+  std::uint32_t reserved0;    // zero
+  std::uint64_t count;        // attributes in the tree
 };
 
 // ---------------------------------------------------------------------------- journal
@@ -304,6 +333,7 @@ struct NodeHeader {
 };
 inline constexpr std::uint32_t kTreeDirectory = 1;
 inline constexpr std::uint32_t kTreeExtents = 2;
+inline constexpr std::uint32_t kTreeXattrs = 3;
 
 }  // namespace pmemfs::format
 

@@ -60,6 +60,13 @@ PMEMFS_PIN_OFFSET(Inode, u, 120);
 PMEMFS_PIN_OFFSET(Inode, orphan_next, 240);
 PMEMFS_PIN_OFFSET(Inode, orphan_prev, 248);
 
+PMEMFS_PIN_SIZE(XattrRoot, 64);
+PMEMFS_PIN_OFFSET(XattrRoot, self_offset, 32);
+PMEMFS_PIN_OFFSET(XattrRoot, root_block, 40);
+PMEMFS_PIN_OFFSET(XattrRoot, depth, 48);
+PMEMFS_PIN_OFFSET(XattrRoot, count, 56);
+static_assert(kXattrRootOffset == kOrphanHeadOffset + sizeof(OrphanHead), "the xattr root follows the orphan head");
+static_assert(kMaxVolumeBytes / 1024 <= (std::uint64_t{1} << (64 - kXattrKeyInoShift)), "xattr keys hold every inode number");
 PMEMFS_PIN_SIZE(OrphanHead, 64);
 PMEMFS_PIN_OFFSET(OrphanHead, checksum, 8);
 PMEMFS_PIN_OFFSET(OrphanHead, uuid, 16);

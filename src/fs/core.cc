@@ -74,13 +74,22 @@ MetaTx::~MetaTx() {
 }
 
 Status MetaTx::commit() {
+  // What this commit writes is listed for other processes' copies (VolumeCore::publish).
+  core_.publishing = true;
   Status s = tx_->commit();
+  if (s.is_ok())
+    for (std::uint64_t dir : core_.dirs_changed) core_.publish(runtime::kInvalDir, dir);
+  core_.publishing = false;
   core_.cache_written(s.is_ok());
   return s;
 }
 
 Status MetaTx::split_for_planted_bug() {
+  core_.publishing = true;
   Status s = tx_->commit();
+  if (s.is_ok())
+    for (std::uint64_t dir : core_.dirs_changed) core_.publish(runtime::kInvalDir, dir);
+  core_.publishing = false;
   core_.cache_written(s.is_ok());
   PMEMFS_TRY(s);
   tx_.reset();
@@ -130,12 +139,14 @@ void VolumeCore::record_damage_locked() {
   if (st.error_count != UINT32_MAX) ++st.error_count;
   st.checksum = alloc::volume_state_checksum(st, seed);
   std::memcpy(tx.write(kOff, sizeof st), &st, sizeof st);
+  publishing = true;  // listed for other processes' copies, as every commit (MetaTx::commit)
   (void)tx.commit_error_record();
+  publishing = false;
 }
 
 void VolumeCore::record_damage() {
   if (!damage_pending.load()) return;
-  std::unique_lock<std::shared_mutex> lk(meta_lock);
+  std::unique_lock<MetaLock> lk(meta_lock);
   record_damage_locked();
 }
 
@@ -148,40 +159,6 @@ VolumeCore::ErrorRecord VolumeCore::error_record() const {
   e.first_time_ns = std::int64_t{st.first_error_time} * 1000000000;
   e.first_offset = st.first_error_offset;
   return e;
-}
-
-void VolumeCore::note_open(std::uint64_t ino) {
-  std::lock_guard<std::mutex> g(open_lock);
-  ++open_count[ino];
-}
-
-bool VolumeCore::is_open(std::uint64_t ino) {
-  std::lock_guard<std::mutex> g(open_lock);
-  auto it = open_count.find(ino);
-  return it != open_count.end() && it->second > 0;
-}
-
-void VolumeCore::note_close(std::uint64_t ino) {
-  {
-    std::lock_guard<std::mutex> g(open_lock);
-    auto it = open_count.find(ino);
-    if (it == open_count.end()) return;
-    if (--it->second > 0) return;
-    open_count.erase(it);
-  }
-  // Last handle: an unlinked inode (on the orphan list since its unlink) is freed now, in
-  // bounded steps. Most closes find links left; they only read the inode under the shared
-  // lock.
-  if (read_only) return;
-  {
-    std::shared_lock<std::shared_mutex> lk(meta_lock);
-    auto r = media();
-    auto inode = load_inode(r, ino);
-    if (!inode.is_ok() || inode->nlink != 0) return;
-  }
-  // A failure poisons the instance or leaves the orphan listed: the next open frees it.
-  (void)reap_orphan(ino);
-  reap_queued();
 }
 
 }  // namespace pmemfs::fs

@@ -35,22 +35,15 @@
 #include "btree/btree.h"
 #include "device/device.h"
 #include "device/prefault.h"
+#include "fs/locks.h"
+#include "fs/shared.h"
+#include "runtime/runtime.h"
 #include "format/format.h"
 #include "journal/journal.h"
 #include "pmemfs/status.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs::fs {
-
-// Sharded reader-writer locks by inode number; memory fixed, whatever the volume size.
-class InodeLocks {
- public:
-  static constexpr std::size_t kShards = 1024;
-  std::shared_mutex& of(std::uint64_t ino) { return shards_[ino % kShards]; }
-
- private:
-  std::array<std::shared_mutex, kShards> shards_;
-};
 
 // DRAM copies of recently loaded inodes, under the same rules as btree::NodeCache: an
 // inode is verified (magic, checksum, fields) when it is read from media and cached, and
@@ -196,7 +189,7 @@ class MetaTx {
 
  private:
   VolumeCore& core_;
-  std::unique_lock<std::shared_mutex> lock_;
+  std::unique_lock<MetaLock> lock_;
   std::optional<journal::Transaction> tx_;
 };
 
@@ -216,6 +209,9 @@ class AllocNodeSource final : public btree::NodeSource {
 
 struct VolumeCore {
   std::unique_ptr<device::Device> device;
+  // The volume's runtime state, shared with every process attached to it (or private:
+  // memory a caller wraps). Declared before the journal, which keeps its state there.
+  std::unique_ptr<runtime::Runtime> runtime;
   // Declared after `device`, so it stops before the mapping goes (null: not used).
   std::unique_ptr<device::Prefaulter> prefaulter;
   format::Superblock sb{};
@@ -257,12 +253,8 @@ struct VolumeCore {
   // (ReadOnlyReplay::kPrivateView): the media still needs that replay.
   bool replay_pending = false;
 
-  std::shared_mutex meta_lock;
+  MetaLock meta_lock;
   InodeLocks inode_locks;
-
-  // Open File handles per inode: an unlinked inode is freed at its last close.
-  std::mutex open_lock;
-  std::unordered_map<std::uint64_t, std::uint32_t> open_count;
 
   std::byte* base() const { return device->base(); }
   const persist::Persister& persister() const { return device->persister(); }
@@ -443,15 +435,71 @@ struct VolumeCore {
   // runs as many transactions as needed. Errors as set_size, plus EISDIR, EROFS, EIO.
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
 
-  // ---- open-file table
-  // Per process today: an inode unlinked while open here is kept (on the orphan list)
-  // until its last close here. Several processes sharing a volume will need a shared
-  // table, consulted wherever is_open is (drop_link, reap_orphan, the open's reaping).
+  // ---- open inodes (fs/shared.cc)
+  // Every inode a File, Mapping or Lease of this instance holds is counted here and
+  // published in this process's slot of the runtime segment, so that an inode unlinked
+  // while any process holds it is kept (on the orphan list) until the last of them lets
+  // go. note_open must be called with meta_lock held (either way): an unlink, which holds
+  // it exclusively, then sees the handle.
   void note_open(std::uint64_t ino);
-  // The last close of an inode with nlink 0 frees it (reap_orphan).
+  // The last close of an inode with nlink 0 anywhere frees it (reap_orphan).
   void note_close(std::uint64_t ino);
+  // Whether this instance or any live process holds `ino`. Under meta_lock.
   bool is_open(std::uint64_t ino);
+  std::mutex open_lock;  // this instance's table (open_count and its slot's entries)
+  std::unordered_map<std::uint64_t, std::uint32_t> open_count;
+
+  // ---- what other processes change (fs/shared.cc)
+  // Every commit lists the metadata blocks it wrote and the directories whose entries
+  // changed in the runtime segment's invalidation log; taking meta_lock (either way)
+  // first drops this instance's DRAM copies of what others listed since it last held it
+  // (catch_up), or all of them when it fell too far behind or a recovery ran anywhere.
+  void catch_up();
+  void drop_all_copies();
+  // After a commit of this instance, under meta_lock exclusively: what it listed is
+  // already reflected in its own copies.
+  void caught_up_with_own();
+  void publish(std::uint64_t kind, std::uint64_t value);
+  std::mutex catch_up_lock;
+  std::atomic<std::uint64_t> inval_seen{0};
+  std::atomic<std::uint64_t> epoch_seen{0};
+  bool publishing = false;  // inside a MetaTx's commit (under meta_lock exclusively)
+  // What other instances committed since *cursor (Volume::changes_since).
+  Result<ChangeBatch> changes_since(std::uint64_t* cursor);
+  std::uint64_t changes_epoch = 0;
+  // meta_lock was taken from a process that died holding it: what it left half done is
+  // recovered before anyone reads (the journal's lock recovers the ring).
+  void after_dead_owner();
+  // Releases what processes found dead held (inode locks, pins, open inodes) and frees
+  // the orphans nobody holds any more. Runs on the runtime thread and at attach.
+  Status cleanup_dead();
+  std::uint64_t deaths_seen = 0;  // runtime thread only
+  // ---- freeze (fs/freeze.cc)
+  bool wait_when_frozen = true;  // OpenOptions::wait_when_frozen
+  Status freeze(const FreezeOptions& options);
+  Status thaw();
+  // The runtime thread's part of a thaw asked by another instance.
+  void thaw_if_requested();
+  std::mutex thaw_lock;
+  // The instance that froze the volume died: thaw in its place.
+  void thaw_abandoned();
+  // Write-protects this instance's writable mappings and has every other process with
+  // writable mappings do the same (acknowledged through its slot), within timeout_ms.
+  // EAGAIN naming the process that did not answer.
+  Status protect_mappings_for_freeze(std::uint32_t timeout_ms);
+  void unprotect_mappings_after_freeze();
+  // The runtime thread's part: follow the segment's freeze state with this instance's
+  // mappings (protect and acknowledge while frozen, unprotect after).
+  void follow_freeze();
+  // Protects (PROT_READ) or restores this instance's writable mappings (fs/pin.cc).
+  void set_mappings_protected(bool protect);
+  std::mutex freeze_follow_lock;
+  bool mappings_protected = false;  // guarded by freeze_follow_lock
+  // Declared last: stopped before anything it uses goes.
+  std::unique_ptr<RuntimeThread> runtime_thread;
 };
+
+// Opens a volume on a Device the caller built};
 
 // Opens a volume on a Device the caller built (tests, fuzzers, the crash simulator: a
 // Device over memory with a test persister). Same checks and recovery as Volume::open.

@@ -159,7 +159,7 @@ int persist_copy_zero(VolumeCore& core, std::byte* dst, std::size_t len) {
 }
 
 Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   return core.load_inode(r, ino);
 }
@@ -168,7 +168,7 @@ Result<Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
 // hold of the shared meta_lock (the caller holds the inode lock, so they stay valid).
 Result<std::size_t> gather(VolumeCore& core, const Inode& inode, std::uint64_t pos, std::uint64_t end,
                            std::array<Mapping, kMapBatch>& out) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   std::size_t n = 0;
   while (n < kMapBatch && pos < end) {
@@ -183,7 +183,7 @@ Result<std::size_t> gather(VolumeCore& core, const Inode& inode, std::uint64_t p
 
 Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::byte> buf,
                             std::uint64_t offset) {
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
   if (offset >= inode.size_bytes || buf.empty()) return std::size_t{0};
@@ -294,7 +294,7 @@ void trim_speculative(VolumeCore& core, std::uint64_t ino) {
     range = it->second;
     core.speculative.erase(it);
   }
-  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   for (int step = 0; step < 64; ++step) {
     MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
@@ -427,7 +427,7 @@ struct CopyPlan {
 // when true.
 Result<bool> mapped_for_copy(VolumeCore& core, std::uint64_t ino, std::uint64_t offset, std::uint64_t end,
                              CopyPlan* plan) {
-  std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
   auto r = core.media();
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(r, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -544,7 +544,7 @@ Result<std::size_t> write_large(VolumeCore& core, std::uint64_t ino, std::span<c
   } else {
     {
       PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
-      std::shared_lock<std::shared_mutex> ml(core.meta_lock);
+      std::shared_lock<fs::MetaLock> ml(core.meta_lock);
       auto r = core.media();
       PMEMFS_TRY(zero_edges(core, r, inode, {}, offset, bytes_end));
     }
@@ -604,7 +604,7 @@ Result<std::size_t> write_locked(VolumeCore& core, std::uint64_t ino, std::span<
 // first block that is a hole or unwritten, or at the end of file. Returns bytes written.
 Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                                        std::uint64_t offset) {
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -675,7 +675,7 @@ Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<cons
     if (data.empty()) return WriteResult{0, offset};
     PMEMFS_ASSIGN_OR_RETURN(std::size_t fast, overwrite_in_place(core, ino, data, offset));
     if (fast == data.size()) return WriteResult{fast, offset + fast};
-    std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+    std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
     auto n = write_locked(core, ino, data.subspan(fast), offset + fast);
     if (!n.is_ok()) {
       if (fast > 0) return WriteResult{fast, offset + fast};
@@ -683,7 +683,7 @@ Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<cons
     }
     return WriteResult{fast + *n, offset + fast + *n};
   }
-  std::unique_lock<std::shared_mutex> il(core.inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(core.inode_locks.of(ino));
   PMEMFS_TRY(core.check_writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
   PMEMFS_TRY(check_file_type(inode));
@@ -817,7 +817,7 @@ namespace fs {
 Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
-  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  std::unique_lock<fs::InodeLock> il(inode_locks.of(ino));
   forget_speculative(*this, ino);
   for (;;) {
     MetaTx mtx(*this);
@@ -854,7 +854,7 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
   for (;;) {
     {
       PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*this, ino));
-      std::shared_lock<std::shared_mutex> ml(meta_lock);
+      std::shared_lock<fs::MetaLock> ml(meta_lock);
       auto r = media();
       PMEMFS_ASSIGN_OR_RETURN(auto left, MapView(*this, r, inode).first_overlap(from, kMaxFileBlocks));
       if (!left) return Status::ok();
@@ -904,7 +904,12 @@ void File::close() {
   if (core_ == nullptr) return;
   std::shared_ptr<fs::VolumeCore> core = std::move(core_);
   core_.reset();
-  if (can_write(flags_)) trim_speculative(*core, ino_);
+  {
+    // Trimming speculative blocks changes the volume: not while it is frozen (they stay
+    // past the end of file, never exposed, and are trimmed by a later close).
+    fs::WriteGate gate(*core, fs::WriteGate::Mode::kNoWait);
+    if (gate.status().is_ok() && can_write(flags_)) trim_speculative(*core, ino_);
+  }
   core->note_close(ino_);
 }
 
@@ -925,6 +930,7 @@ Result<std::size_t> File::read(std::span<std::byte> buf) {
 Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t offset) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   // As on Linux, O_APPEND appends even through pwrite.
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, offset, (flags_ & O_APPEND) != 0));
   return r.bytes;
@@ -933,6 +939,7 @@ Result<std::size_t> File::pwrite(std::span<const std::byte> buf, std::uint64_t o
 Result<std::size_t> File::write(std::span<const std::byte> buf) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   std::lock_guard<std::mutex> g(*position_lock_);
   PMEMFS_ASSIGN_OR_RETURN(auto r, write_at(*core_, ino_, buf, position_, (flags_ & O_APPEND) != 0));
   position_ = r.end_offset;
@@ -958,7 +965,7 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
     default: return Status::error(EINVAL, fmt::format("seek: unknown whence {}", whence));
   }
   VolumeCore& core = *core_;
-  std::shared_lock<std::shared_mutex> il(core.inode_locks.of(ino_));
+  std::shared_lock<fs::InodeLock> il(core.inode_locks.of(ino_));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino_));
   const auto size = inode.size_bytes;
   if (whence == SEEK_END) return set(static_cast<std::int64_t>(size), offset);
@@ -987,12 +994,14 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
 Status File::truncate(std::uint64_t size_bytes) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   return core_->file_truncate(ino_, size_bytes);
 }
 
 Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (core_ == nullptr) return not_open();
   if (!can_write(flags_)) return Status::error(EBADF, fmt::format("inode {}: not open for writing", ino_));
+  PMEMFS_WRITE_GATE(*core_);
   constexpr int kKnown = kFallocKeepSize | kFallocPunchHole | kFallocZeroRange;
   if ((mode & ~kKnown) != 0) return Status::error(EOPNOTSUPP, fmt::format("fallocate: unsupported mode {:#x}", mode));
   const bool punch = (mode & kFallocPunchHole) != 0;
@@ -1004,14 +1013,14 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
-  std::unique_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
   forget_speculative(*core_, ino_);
   return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
 }
 
 Result<Stat> File::stat() {
   if (core_ == nullptr) return not_open();
-  std::shared_lock<std::shared_mutex> il(core_->inode_locks.of(ino_));
+  std::shared_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(*core_, ino_));
   return fs::to_stat(inode);
 }

@@ -137,7 +137,7 @@ class FileTest : public ::testing::Test {
 
   format::Inode inode_of(std::uint64_t ino) {
     auto& core = vol_->core();
-    std::shared_lock<std::shared_mutex> l(core.meta_lock);
+    std::shared_lock<fs::MetaLock> l(core.meta_lock);
     auto r = core.media();
     auto i = core.load_inode(r, ino);
     EXPECT_TRUE(i.is_ok()) << i.status().to_string();
@@ -147,7 +147,7 @@ class FileTest : public ::testing::Test {
   std::vector<format::Extent> extents(std::uint64_t ino) {
     auto& core = vol_->core();
     format::Inode inode = inode_of(ino);
-    std::shared_lock<std::shared_mutex> l(core.meta_lock);
+    std::shared_lock<fs::MetaLock> l(core.meta_lock);
     auto r = core.media();
     std::vector<format::Extent> out;
     Status s = core.map_walk(r, inode, [&](const format::Extent& e) {

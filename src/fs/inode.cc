@@ -12,6 +12,7 @@
 
 #include "format/checksum.h"
 #include "fs/core.h"
+#include "fs/xattr.h"
 
 namespace pmemfs::fs {
 
@@ -255,6 +256,8 @@ Status VolumeCore::free_inode(journal::Transaction& tx, format::Inode& inode) {
     if (!done)
       return Status::error(EFBIG, fmt::format("inode {}: its block map is too big to free in one transaction", inode.ino));
   }
+  // Its extended attributes go in the same transaction (at most kMaxXattrsPerInode).
+  PMEMFS_TRY(xattr_free_all(*this, tx, inode.ino));
   PMEMFS_TRY(ialloc->free(tx, inode.ino));
   // The slot keeps only its number and generation (free: magic 0).
   format::Inode freed{};

@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+
+#include <optional>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -189,14 +191,40 @@ Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inod
   return Status::ok();
 }
 
+// Sets a new symlink inode's target: inline, or in blocks written and drained before the
+// transaction that links it commits (so the committed link never points at unwritten bytes).
+Status write_symlink_target(VolumeCore& core, journal::Transaction& tx, format::Inode& inode, std::string_view target) {
+  inode.size_bytes = target.size();
+  if (target.size() <= format::kInlineBytes) {
+    inode.flags |= format::kInodeInlineData;
+    std::memcpy(inode.u.inline_data, target.data(), target.size());
+  } else {
+    std::uint64_t nblocks = (target.size() + format::kBlockBytes - 1) / format::kBlockBytes;
+    PMEMFS_TRY(core.map_allocate(tx, inode, 0, nblocks, false));
+    std::uint64_t done = 0;
+    while (done < target.size()) {
+      PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(tx, inode, done >> format::kBlockShift));
+      std::uint64_t n = std::min<std::uint64_t>(target.size() - done, m.count * format::kBlockBytes);
+      std::byte* dst = core.base() + (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes;
+      if (int err = core.persister().memcpy_nodrain(dst, target.data() + done, n); err != 0) {
+        core.journal->poison("symlink data persist failed");
+        return Status::error(EIO, "symlink: persist of the target failed");
+      }
+      done += n;
+    }
+    core.persister().drain();
+  }
+  return Status::ok();
+}
+
 // Makes a new inode of `mode` under parent as `name` (the parent is stored by the caller).
 Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
-                                std::string_view name, std::uint32_t mode, std::uint64_t free_key) {
+                                std::string_view name, std::uint32_t mode, std::uint64_t free_key,
+                                const Owner* owner) {
   if (S_ISDIR(mode) && parent.nlink >= format::kMaxLinks)
     return Status::error(EMLINK, fmt::format("directory inode {} has {} links", parent.ino, parent.nlink));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, core.new_inode(tx, mode, parent.uid, parent.gid, parent.ino));
-  inode.uid = 0;
-  inode.gid = 0;
+  apply_owner(inode, parent, owner != nullptr ? *owner : Owner::of_process());
   inode.nlink = S_ISDIR(mode) ? 2 : 1;
   if (S_ISDIR(mode)) {
     inode.size_bytes = 64;
@@ -232,6 +260,12 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
     if (core.read_only && (want_write || (flags & O_CREAT)))
       return Status::error(EROFS, "open: volume is read-only");
   }
+  // Only an open that may create or truncate changes the volume.
+  std::optional<fs::WriteGate> gate;
+  if (flags & (O_CREAT | O_TRUNC)) {
+    gate.emplace(core);
+    PMEMFS_TRY(gate->status());
+  }
   std::uint64_t ino = 0;
   if (flags & O_CREAT) {
     MetaTx mtx(core);
@@ -261,7 +295,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
       return File(core_, inode.ino, flags);
     }
   } else {
-    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    std::shared_lock<fs::MetaLock> lk(core.meta_lock);
     auto r = core.media();
     Resolver res(core, r);
     PMEMFS_ASSIGN_OR_RETURN(format::Inode target, res.walk(format::kRootIno, path, !(flags & O_NOFOLLOW)));
@@ -280,6 +314,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
 
 Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -293,6 +328,7 @@ Status Volume::mkdir(std::string_view path, std::uint32_t mode) {
 
 Status Volume::rmdir(std::string_view path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -317,6 +353,7 @@ Status Volume::rmdir(std::string_view path) {
 
 Status Volume::unlink(std::string_view path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   {
     MetaTx mtx(core);
     PMEMFS_TRY(core.check_writable());
@@ -338,6 +375,7 @@ Status Volume::unlink(std::string_view path) {
 
 Status Volume::link(std::string_view existing, std::string_view new_path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -358,6 +396,7 @@ Status Volume::link(std::string_view existing, std::string_view new_path) {
 
 Status Volume::symlink(std::string_view target, std::string_view link_path) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   if (target.empty()) return Status::error(ENOENT, "symlink: empty target");
   if (target.size() > format::kMaxSymlinkBytes)
     return Status::error(ENAMETOOLONG, fmt::format("symlink: target of {} bytes exceeds {}", target.size(), format::kMaxSymlinkBytes));
@@ -368,26 +407,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("symlink {}: already exists", std::string(link_path)));
   if (p.trailing_slash) return Status::error(ENOENT, fmt::format("symlink {}: a trailing '/' names a directory", std::string(link_path)));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777, p.free_key));
-  inode.size_bytes = target.size();
-  if (target.size() <= format::kInlineBytes) {
-    inode.flags |= format::kInodeInlineData;
-    std::memcpy(inode.u.inline_data, target.data(), target.size());
-  } else {
-    std::uint64_t nblocks = (target.size() + format::kBlockBytes - 1) / format::kBlockBytes;
-    PMEMFS_TRY(core.map_allocate(mtx.tx(), inode, 0, nblocks, false));
-    std::uint64_t done = 0;
-    while (done < target.size()) {
-      PMEMFS_ASSIGN_OR_RETURN(auto m, core.map_lookup(mtx.tx(), inode, done >> format::kBlockShift));
-      std::uint64_t n = std::min<std::uint64_t>(target.size() - done, m.count * format::kBlockBytes);
-      std::byte* dst = core.base() + (m.physical + ((done >> format::kBlockShift) - m.logical)) * format::kBlockBytes;
-      if (int err = core.persister().memcpy_nodrain(dst, target.data() + done, n); err != 0) {
-        core.journal->poison("symlink data persist failed");
-        return Status::error(EIO, "symlink: persist of the target failed");
-      }
-      done += n;
-    }
-    core.persister().drain();
-  }
+  PMEMFS_TRY(fs::write_symlink_target(core, mtx.tx(), inode, target));
   core.store_inode(mtx.tx(), inode);
   core.store_inode(mtx.tx(), p.dir);
   return mtx.commit();
@@ -395,7 +415,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
 
 Result<std::string> Volume::readlink(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
@@ -405,7 +425,7 @@ Result<std::string> Volume::readlink(std::string_view path) {
 
 Result<Stat> Volume::stat(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
@@ -414,7 +434,7 @@ Result<Stat> Volume::stat(std::string_view path) {
 
 Result<Stat> Volume::lstat(std::string_view path) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, false));
@@ -426,6 +446,7 @@ namespace {
 // Applies `change` to the inode at `path` (following symlinks) in one transaction.
 template <typename Fn>
 Status change_inode(fs::VolumeCore& core, std::string_view path, Fn change) {
+  PMEMFS_WRITE_GATE(core);
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
@@ -466,9 +487,10 @@ Status Volume::utimens(std::string_view path, std::int64_t atime_ns, std::int64_
 
 Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
   auto& core = *core_;
+  PMEMFS_WRITE_GATE(core);
   std::uint64_t ino = 0;
   {
-    std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+    std::shared_lock<fs::MetaLock> lk(core.meta_lock);
     auto r = core.media();
     Resolver res(core, r);
     PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, res.walk(format::kRootIno, path, true));
@@ -486,7 +508,7 @@ Status Volume::truncate(std::string_view path, std::uint64_t size_bytes) {
 
 Result<std::vector<DirEntry>> Volume::readdir(std::string_view path, std::uint64_t cookie, std::size_t max_entries) {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   Resolver res(core, r);
   PMEMFS_ASSIGN_OR_RETURN(format::Inode dir, res.walk(format::kRootIno, path, true));

@@ -51,8 +51,22 @@ class Resolver {
 Stat to_stat(const format::Inode& inode);
 Result<std::string> read_symlink_target(VolumeCore& core, journal::MetaReader& r, const format::Inode& inode);
 Status drop_link(VolumeCore& core, journal::Transaction& tx, format::Inode& inode);
-// free_key: Parent::free_key of the lookup that found `name` absent, or 0.
+// free_key: Parent::free_key of the lookup that found `name` absent, or 0. owner: who the
+// new inode belongs to (nullptr: Owner::of_process()); in a set-group-ID parent it gets the
+// parent's gid, and a directory the set-group-ID bit (owner.cc, apply_owner).
 Result<format::Inode> create_in(VolumeCore& core, journal::Transaction& tx, format::Inode& parent,
-                                std::string_view name, std::uint32_t mode, std::uint64_t free_key = 0);
+                                std::string_view name, std::uint32_t mode, std::uint64_t free_key = 0,
+                                const Owner* owner = nullptr);
+// rename once both parents are resolved in mtx's transaction; commits it (rename.cc).
+// from/to name the two in messages.
+Status rename_resolved(VolumeCore& core, MetaTx& mtx, Resolver::Parent& src, Resolver::Parent& dst, unsigned flags,
+                       std::string_view from, std::string_view to);
+// A new symlink's target (inline, or written and drained into new blocks); namespace.cc.
+Status write_symlink_target(VolumeCore& core, journal::Transaction& tx, format::Inode& inode, std::string_view target);
+// The inode an InodeRef names: ESTALE when out of range, free or of another generation
+// (inode_api.cc).
+Result<format::Inode> load_ref(VolumeCore& core, journal::MetaReader& r, InodeRef ref);
+// Sets a new inode's uid, gid and mode's set-group-ID bit for `owner` in `parent`.
+void apply_owner(format::Inode& inode, const format::Inode& parent, const Owner& owner);
 
 }  // namespace pmemfs::fs

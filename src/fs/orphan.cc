@@ -180,7 +180,7 @@ Result<std::uint64_t> VolumeCore::verify_orphans(journal::MetaReader& r, bool de
 }
 
 Status VolumeCore::reap_orphan(std::uint64_t ino) {
-  std::unique_lock<std::shared_mutex> il(inode_locks.of(ino));
+  std::unique_lock<InodeLock> il(inode_locks.of(ino));
   for (;;) {
     MetaTx mtx(*this);
     PMEMFS_TRY(check_writable());

@@ -48,6 +48,7 @@ Status check_subdir_link(fs::VolumeCore& core, const format::Inode& dir) {
 }  // namespace
 
 Status Volume::rename(std::string_view from, std::string_view to, unsigned flags) {
+  PMEMFS_WRITE_GATE(*core_);
   Status s = rename_in_one_transaction(*core_, from, to, flags);
   // A replaced file too big to free in the rename's transaction went on the orphan list:
   // free it now, in bounded steps, with the metadata lock released.
@@ -62,11 +63,23 @@ Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, st
       flags == (kRenameNoReplace | kRenameExchange))
     return Status::error(EINVAL, fmt::format("rename: invalid flags {:#x}", flags));
   MetaTx mtx(core);
-  auto& tx = mtx.tx();
   PMEMFS_TRY(core.check_writable());
-  Resolver res(core, tx);
+  Resolver res(core, mtx.tx());
   PMEMFS_ASSIGN_OR_RETURN(auto src, res.parent(from));
   PMEMFS_ASSIGN_OR_RETURN(auto dst, res.parent(to));
+  return fs::rename_resolved(core, mtx, src, dst, flags, from, to);
+}
+
+}  // namespace
+
+// The rename itself, once both parents are resolved in mtx's transaction (the path-based
+// rename above and Volume::rename_at, inode_api.cc). Commits mtx.
+Status fs::rename_resolved(fs::VolumeCore& core, MetaTx& mtx, Resolver::Parent& src, Resolver::Parent& dst,
+                           unsigned flags, std::string_view from, std::string_view to) {
+  if ((flags & ~(kRenameNoReplace | kRenameExchange)) != 0 ||
+      flags == (kRenameNoReplace | kRenameExchange))
+    return Status::error(EINVAL, fmt::format("rename: invalid flags {:#x}", flags));
+  auto& tx = mtx.tx();
   if (fs::is_dot_name(src.name) || fs::is_dot_name(dst.name))
     return Status::error(EINVAL, "rename: '.' or '..' cannot be renamed");
   if (!src.exists) return Status::error(ENOENT, fmt::format("rename {}: no such file or directory", std::string(from)));
@@ -153,7 +166,5 @@ Status rename_in_one_transaction(fs::VolumeCore& core, std::string_view from, st
   if (!same_parent) core.store_inode(tx2, ddir);
   return mtx.commit();
 }
-
-}  // namespace
 
 }  // namespace pmemfs

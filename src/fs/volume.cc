@@ -13,7 +13,9 @@
 #include "format/checksum.h"
 #include "fs/core.h"
 #include "fs/namespace.h"
+#include "fs/shared.h"
 #include "fs/superblock.h"
+#include "fs/xattr.h"
 #include "alloc/geometry.h"
 #include "pmemfs/file.h"
 
@@ -43,6 +45,9 @@ bool env_switch(const char* name) {
   return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
 }
 
+// One apply that writes more blocks than this is listed as "everything changed".
+constexpr std::uint64_t kMaxPublishedBlocks = 64;
+
 // Builds the core over an opened device and superblock: journal (recovery), allocators.
 Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> dev,
                                                const format::Superblock& sb, bool read_only) {
@@ -56,12 +61,24 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   if (env_switch("PMEMFS_NO_NODE_CACHE")) core->bctx.cache = nullptr;
   if (env_switch("PMEMFS_NO_INODE_CACHE")) core->inode_cache_enabled = false;
   if (env_switch("PMEMFS_NO_SPECULATIVE")) core->speculative_enabled = false;
+  // The runtime state shared with the other processes of the volume; its attach lock is
+  // held until the open is complete (release_attach_lock in finish_open).
+  std::string warning;
+  PMEMFS_ASSIGN_OR_RETURN(core->runtime, fs::attach_runtime(*core->device, core->sb.uuid, !read_only, &warning));
+  if (!warning.empty()) core->device->warn(warning);
+  core->meta_lock.bind(core.get());
+  core->inode_locks.bind(core->runtime.get());
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
+  // A read-only instance that replays into a private view keeps the journal's state to
+  // itself (a private runtime): its replay is not the volume's, and the shared state must
+  // still say "not recovered" so that the next writable instance replays for good.
   jo.replay_into_view = core->device->private_view();
+  jo.runtime = jo.replay_into_view ? nullptr : core->runtime.get();
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
-  // it overwrites (nodes by block, inodes by their table block).
+  // it overwrites (nodes by block, inodes by their table block), here and, through the
+  // invalidation log, in every other process.
   jo.on_apply = [c = core.get()](std::uint64_t first, std::uint64_t end) {
     c->node_cache.invalidate_blocks(first, end);
     const std::uint64_t itable = c->sb.itable_block;
@@ -69,6 +86,17 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
     const std::uint64_t lo = std::max(first, itable), hi = std::min(end, itable_end);
     if (lo < hi)
       c->inode_cache.invalidate((lo - itable) * format::kInodesPerBlock, (hi - itable) * format::kInodesPerBlock);
+    if (end - first > kMaxPublishedBlocks) {
+      c->publish(runtime::kInvalAll, 0);
+    } else {
+      for (std::uint64_t b = first; b < end; ++b) c->publish(runtime::kInvalBlock, b);
+    }
+  };
+  // A process died in the middle of a commit and the ring was replayed: nobody's copies
+  // can be trusted.
+  jo.on_recovered = [c = core.get()] {
+    c->drop_all_copies();
+    c->runtime->seg().inval.epoch.fetch_add(1);
   };
   auto journal = journal::Journal::open(*core->device, core->sb, &core->recovery, jo);
   if (!journal.is_ok() && core->device->private_view_exhausted())
@@ -165,6 +193,7 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
     PMEMFS_ASSIGN_OR_RETURN(core, build_core(std::move(dev), choice.sb, read_only));
   }
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
+  if (!read_only && !fs::has_xattrs(*core)) PMEMFS_TRY(fs::add_xattr_root(*core));
   return core;
 }
 
@@ -218,6 +247,24 @@ Status refuse_unknown_data(const std::string& path) {
   return result;
 }
 
+// The end of every open: what only the first process attached to a volume does (free the
+// orphans a crash left), then other processes may attach; the runtime thread starts.
+Status finish_open(VolumeCore& core, bool reap_orphans) {
+  runtime::Runtime& rt = *core.runtime;
+  if (reap_orphans && !core.read_only && rt.seg().orphans_reaped.load() == 0) {
+    PMEMFS_TRY(core.recover_orphans());
+    rt.seg().orphans_reaped.store(1);
+  } else if (reap_orphans && rt.first()) {
+    PMEMFS_TRY(core.recover_orphans());  // read-only: verifies the list
+  }
+  rt.release_attach_lock();
+  if (!rt.is_private()) {
+    core.runtime_thread = std::make_unique<fs::RuntimeThread>(core);
+    if (!rt.first()) rt.notify(rt.slot());  // releases what processes found dead held
+  }
+  return Status::ok();
+}
+
 Status check_format_options(const FormatOptions& options) {
   if (options.label.size() > kMaxLabelBytes)
     return Status::error(EINVAL, fmt::format("label of {} bytes exceeds {} bytes", options.label.size(), kMaxLabelBytes));
@@ -265,7 +312,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
   sb.created_ns = fs::now_ns();
   std::memcpy(sb.label, options.label.data(), options.label.size());
   sb.root_ino = format::kRootIno;
-  sb.feature_incompat = format::kFeatureIncompatOrphanList;
+  sb.feature_incompat = format::kFeatureIncompatOrphanList | format::kFeatureIncompatXattrs;
 
   const auto& p = dev->persister();
   // Invalidate any old superblock first, so a crash during mkfs leaves no volume that
@@ -295,8 +342,13 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::format(std::unique_ptr<device:
     core->store_inode(mtx.tx(), root);
     format::OrphanHead orphans{};  // an empty orphan list
     core->store_orphan_head(mtx.tx(), orphans);
+    format::XattrRoot xattrs{};  // an empty extended-attribute tree
+    fs::store_xattr_root(*core, mtx.tx(), xattrs);
     PMEMFS_TRY(mtx.commit());
   }
+  core->runtime->seg().orphans_reaped.store(1);
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));
+  core->device->share_claim();
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -304,7 +356,9 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
   DeviceOptions dopt = options.device;
   dopt.read_only = options.read_only;
   PMEMFS_ASSIGN_OR_RETURN(auto dev, device::Device::open(path, dopt));
-  Status claimed = dev->claim(/*exclusive=*/!options.read_only);
+  // Shared, writable or not: the runtime state coordinates the instances; only format and
+  // fsck --repair claim a volume exclusively.
+  Status claimed = dev->claim(/*exclusive=*/false);
   if (!options.read_only && (claimed.is_ok() || claimed.errnum() == EBUSY)) {
     // A volume with read-only-compatible features this pmemfs does not know opens
     // read-only whatever was asked: as a read-only open from the start (device opened
@@ -331,9 +385,11 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
+  core->wait_when_frozen = options.wait_when_frozen;
   // After recovery: the orphan list verified and, writable, every orphan freed (a crash
-  // left them, or a process that had them open ended without closing them).
-  PMEMFS_TRY(core->recover_orphans());
+  // left them, or a process that had them open ended without closing them) — by the
+  // first writable instance to attach after the volume was last left by everyone.
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/true));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -343,6 +399,7 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr
   // fsck reads every node and inode from media, each time, never a DRAM copy.
   core->bctx.cache = nullptr;
   core->inode_cache_enabled = false;
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -353,12 +410,13 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_repair(std::unique_pt
   core->bctx.cache = nullptr;
   core->inode_cache_enabled = false;
   core->poison_on_corruption = false;  // the repair reads damage on purpose
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));  // the repair rebuilds the orphan list
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
 Result<StatFs> Volume::statfs() {
   auto& core = *core_;
-  std::shared_lock<std::shared_mutex> lk(core.meta_lock);
+  std::shared_lock<fs::MetaLock> lk(core.meta_lock);
   auto r = core.media();
   const auto& st = r.get<format::VolumeState>(format::kStateBlock * format::kBlockBytes);
   PMEMFS_TRY(alloc::verify_volume_state(st, core.sb));

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "fs/core.h"
+#include "fs/xattr.h"
 #include "fs/superblock.h"
 #include "fsck/repair.h"
 #include "pmemfs/volume.h"
@@ -55,6 +56,7 @@ class Checker {
     auto r = core_.media();
     check_groups(r);
     scan_inodes(r);
+    check_xattrs(r);
     check_orphan_list(r);
     check_namespace();
     check_bitmap(r);
@@ -223,6 +225,51 @@ class Checker {
     e.type = static_cast<std::uint8_t>(v[8]);
     e.name.assign(reinterpret_cast<const char*>(v.data()) + 10, v.size() - 10);
     entries_.push_back(std::move(e));
+  }
+
+  // The extended-attribute tree (fs/xattr.h): its root line, every node (claimed, as the
+  // other trees' are), every entry well formed and naming an allocated inode, no inode past
+  // kMaxXattrsPerInode, and the root's count.
+  void check_xattrs(journal::MetaReader& r) {
+    if (!fs::has_xattrs(core_)) return;  // a volume made before them (read-only check)
+    const std::uint64_t off = format::kXattrRootOffset;
+    auto root = fs::load_xattr_root(core_, r);
+    if (!root.is_ok()) {
+      problem("extended attribute root", off, root.status());
+      return;
+    }
+    std::uint64_t count = 0, last_ino = 0, per_ino = 0;
+    Status s = btree::verify(
+        r, core_.bctx, fs::xattr_tree(*root),
+        [&](std::uint64_t block) {
+          if (block < sb_.data_block || block >= sb_.total_blocks || bit(claimed_, block)) {
+            problem("extended attribute tree", off, fmt::format("node block {} is outside the data area or used twice", block));
+            return;
+          }
+          claimed_[block / 64] |= std::uint64_t{1} << (block % 64);
+          ++report_.blocks_in_use;
+          ++report_.tree_nodes_checked;
+        },
+        [&](std::uint64_t key, std::span<const std::byte> v) {
+          ++count;
+          const std::uint64_t ino = key >> format::kXattrKeyInoShift;
+          const std::size_t len = v.empty() ? 0 : static_cast<std::uint8_t>(v[0]);
+          if (len == 0 || v.size() < 1 + len || v.size() - 1 > kMaxXattrBytes)
+            problem("extended attribute tree", off, fmt::format("malformed entry at key {:#x} (inode {})", key, ino));
+          if (infos_.count(ino) == 0)
+            problem("extended attribute tree", off, fmt::format("attribute at key {:#x} of inode {}, which is not in use", key, ino));
+          per_ino = ino == last_ino ? per_ino + 1 : 1;
+          last_ino = ino;
+          if (per_ino == kMaxXattrsPerInode + 1)
+            problem("extended attribute tree", off, fmt::format("inode {} has more than {} attributes", ino, kMaxXattrsPerInode));
+          return true;
+        });
+    if (!s.is_ok()) {
+      problem("extended attribute tree", off, s);
+      return;
+    }
+    if (count != root->count)
+      problem("extended attribute root", off, fmt::format("counts {} attributes but the tree holds {}", root->count, count));
   }
 
   // Walks the orphan list over what scan_inodes found. Damage in it is reported under

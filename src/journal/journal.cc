@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -23,6 +25,8 @@
 #include <thread>
 
 #include "format/checksum.h"
+#include "runtime/lock.h"
+#include "runtime/runtime.h"
 
 namespace pmemfs::journal {
 namespace {
@@ -37,10 +41,11 @@ constexpr std::uint64_t kLineBytes = 64;
 constexpr std::uint64_t kLinesPerBlock = kBlockBytes / kLineBytes;
 static_assert(kLinesPerBlock == 64, "one 64-bit dirty mask per block");
 constexpr std::uint64_t kTxAlignBytes = 64;
-constexpr std::size_t kLoggedFilterBits = 1 << 16;  // 8 KiB
-// Lazy mode's pending lines (kPendingLinesMax, kPendingBlocksMax in journal.h): a 128 KiB
-// open-addressing table of block line masks.
-constexpr std::size_t kPendingTableSlots = 2 * kPendingBlocksMax;  // a power of two
+// The filter of logged blocks and the pending lines live in the runtime segment (shared by
+// every process of the volume): runtime/shared.h sizes them. The pending table is
+// open-addressing with twice kPendingBlocksMax slots (128 KiB).
+using runtime::kLoggedFilterBits;
+using runtime::kPendingTableSlots;
 static_assert((kPendingTableSlots & (kPendingTableSlots - 1)) == 0);
 constexpr std::uint64_t kTxHeaderBytes = sizeof(TxHeader);
 constexpr std::uint64_t kTxRecordBytes = sizeof(TxRecord);
@@ -148,7 +153,52 @@ struct FoundTx {
   std::uint32_t record_count;
 };
 
+// The applied-but-unflushed blocks listed in the shared state: a fixed array and its count.
+class PendingSlots {
+ public:
+  PendingSlots(std::uint32_t* data, std::uint64_t& count) : data_(data), count_(count) {}
+  std::size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  void clear() { count_ = 0; }
+  void push_back(std::uint32_t slot) { data_[count_++] = slot; }
+  const std::uint32_t* begin() const { return data_; }
+  const std::uint32_t* end() const { return data_ + count_; }
+
+ private:
+  std::uint32_t* data_;
+  std::uint64_t& count_;
+};
+
 struct Journal::Impl {
+  // The journal's lock: held from a Transaction's construction to its end, and around
+  // checkpoints. It is the volume's shared journal lock (runtime/lock.h), so one process
+  // at a time commits or checkpoints; when the process that held it died, the next holder
+  // first recovers what it may have left half done (recover_abandoned).
+  class Mutex {
+   public:
+    explicit Mutex(Impl& j) : j_(j) {}
+    void lock();
+    void unlock();
+
+   private:
+    Impl& j_;
+  };
+
+  explicit Impl(runtime::Runtime& runtime)
+      : rt(runtime),
+        sh(runtime.seg().journal),
+        lock_ref{&runtime.seg().journal_lock.owner, reinterpret_cast<std::byte*>(&runtime.seg().no_readers), 0},
+        mutex(*this),
+        head(sh.head),
+        sequence(sh.sequence),
+        ckpt_slot(sh.ckpt_slot),
+        ckpt_tail(sh.ckpt_tail),
+        logged(sh.logged),
+        logged_any(sh.logged_any),
+        pending_table(sh.pending_table),
+        pending_slots(sh.pending_slots, sh.pending_count),
+        pending_lines(sh.pending_lines) {}
+
   // Geometry (immutable after open).
   persist::Persister persister;
   std::byte* base = nullptr;
@@ -165,29 +215,35 @@ struct Journal::Impl {
   bool stop_at_damage = false;    // JournalOptions::stop_at_damage
   mutable Status scan_damage;     // what scan() stopped at, with stop_at_damage
 
-  // The journal lock: held from a Transaction's construction to its end.
-  std::mutex mutex;
-  std::atomic<std::thread::id> owner{};
+  // The runtime state this journal shares with every process of the volume (a private
+  // one when the caller gave none).
+  std::unique_ptr<runtime::Runtime> own_rt;
+  runtime::Runtime& rt;
+  runtime::JournalShared& sh;
+  runtime::RwLockRef lock_ref;
+  Mutex mutex;
+  std::atomic<std::thread::id> owner{};  // the thread of this process holding `mutex`
 
-  // Guarded by `mutex`.
-  std::uint64_t head = 0;      // ring offset where the next transaction goes
-  std::uint64_t sequence = 0;  // last committed transaction
+  // Shared state, guarded by `mutex` (references into `sh`).
+  std::uint64_t& head;      // ring offset where the next transaction goes
+  std::uint64_t& sequence;  // last committed transaction
 
   // Checkpoints. Eager: one after every commit (the journal's own tests). Lazy (volumes):
   // only when the ring is half used, when the next transaction would not fit, when a
   // write in place is about to overwrite a block that a record since the checkpoint
-  // wrote (prepare_inplace), and when the journal closes. Guarded by `mutex`.
+  // wrote (prepare_inplace), and when the journal closes.
   bool lazy = false;
   bool checkpoint_at_close = false;
   std::function<void(std::uint64_t, std::uint64_t)> on_apply;  // JournalOptions::on_apply
+  std::function<void()> on_recovered;                          // JournalOptions::on_recovered
   bool opened = false;  // recovery done: head, sequence and the checkpoint are known
-  int ckpt_slot = 0;           // slot holding the newest checkpoint
-  std::uint64_t ckpt_tail = 0;  // its tail: [ckpt_tail, head) is still needed by recovery
+  std::int32_t& ckpt_slot;   // slot holding the newest checkpoint
+  std::uint64_t& ckpt_tail;  // its tail: [ckpt_tail, head) is still needed by recovery
   // Blocks written by records since the newest checkpoint: a filter of kLoggedFilterBits
   // bits indexed by a hash of the block number (a false hit costs an early checkpoint).
-  // Set under `mutex`; read by prepare_inplace from any thread.
-  std::unique_ptr<std::atomic<std::uint64_t>[]> logged;
-  bool logged_any = false;
+  // Set under `mutex`; read by prepare_inplace from any thread of any process.
+  std::atomic<std::uint64_t>* logged;
+  std::uint32_t& logged_any;
   std::uint64_t used_bytes() const { return (head + ring_bytes - ckpt_tail) % ring_bytes; }
   static std::size_t logged_bit(std::uint64_t block) {
     return static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> 40) % kLoggedFilterBits;
@@ -195,7 +251,7 @@ struct Journal::Impl {
   void note_logged(std::uint64_t block) {
     const std::size_t b = logged_bit(block);
     logged[b / 64].fetch_or(std::uint64_t{1} << (b % 64), std::memory_order_relaxed);
-    logged_any = true;
+    logged_any = 1;
   }
   bool maybe_logged(std::uint64_t block) const {
     const std::size_t b = logged_bit(block);
@@ -207,14 +263,12 @@ struct Journal::Impl {
   // They are flushed once, at the checkpoint, instead of at every commit: a line that
   // many transactions change (a bitmap word, a directory leaf's header, the volume state)
   // is written back once per checkpoint, and stays in the cache between commits (a flush
-  // evicts the line on some CPUs). Guarded by `mutex`.
-  struct PendingBlock {
-    std::uint64_t key = 0;  // block + 1; 0 = empty
-    std::uint64_t lines = 0;
-  };
-  std::vector<PendingBlock> pending_table;
-  std::vector<std::uint32_t> pending_slots;
-  std::size_t pending_lines = 0;
+  // evicts the line on some CPUs). Shared: a checkpoint by any process flushes the lines
+  // every process applied. Guarded by `mutex`.
+  using PendingBlock = runtime::JournalShared::PendingBlock;
+  PendingBlock* pending_table;
+  PendingSlots pending_slots;
+  std::uint64_t& pending_lines;
   // Records lines `mask` of `block` as applied and not yet flushed. Returns the lines it
   // could not record (the table is full): the caller flushes those at once.
   std::uint64_t pend_lines(std::uint64_t block, std::uint64_t mask);
@@ -224,6 +278,11 @@ struct Journal::Impl {
   // lines flushed, drain, then the slot that does not hold the newest checkpoint. 0 or an
   // errno from the persist.
   int checkpoint_now();
+  // The process that held the lock died: replays the ring from the durable checkpoint (a
+  // transaction it committed may be half applied, or not yet counted in head/sequence)
+  // and forgets the pending lines and the filter it may have left half updated (the
+  // replay flushed every line they could name). Under `mutex`.
+  void recover_abandoned();
 
   // The open transaction's staging state; guarded by `mutex`.
   std::vector<StagedBlock> staged;
@@ -298,7 +357,7 @@ struct Journal::Impl {
   int apply_records(const std::byte* body, std::uint32_t record_count, bool defer);
 
   // ---- recovery
-  Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest, int* newest_slot) const;
+  Status verify_header(std::uint64_t journal_block, JournalCheckpoint* newest, std::int32_t* newest_slot) const;
   Status recover(const JournalCheckpoint& checkpoint, RecoveryStats* stats);
   JournalHeader* header() const { return reinterpret_cast<JournalHeader*>(base + journal_offset); }
   Status probe(std::uint64_t ring_offset, std::uint64_t expect_sequence, bool* found, bool* wrap,
@@ -336,7 +395,7 @@ Journal::~Journal() {
   // (and a read-only open works). Best effort: recovery replays whatever this misses.
   if (impl_ == nullptr) return;
   Impl& j = *impl_;
-  std::lock_guard<std::mutex> lock(j.mutex);
+  std::lock_guard<Impl::Mutex> lock(j.mutex);
   if (j.opened && j.lazy && j.checkpoint_at_close && !j.read_only && j.head != j.ckpt_tail &&
       !j.poisoned.load(std::memory_order_acquire)) {
     (void)j.checkpoint_now();
@@ -345,14 +404,14 @@ Journal::~Journal() {
 
 std::uint64_t Journal::ring_head(std::uint64_t* ring_bytes) const {
   Impl& j = *impl_;
-  std::lock_guard<std::mutex> lock(j.mutex);
+  std::lock_guard<Impl::Mutex> lock(j.mutex);
   if (ring_bytes != nullptr) *ring_bytes = j.ring_bytes;
   return j.head;
 }
 
 Status Journal::checkpoint() {
   Impl& j = *impl_;
-  std::lock_guard<std::mutex> lock(j.mutex);
+  std::lock_guard<Impl::Mutex> lock(j.mutex);
   if (!j.lazy || j.read_only || j.head == j.ckpt_tail) return Status::ok();
   if (j.poisoned.load(std::memory_order_acquire)) return Status::error(EIO, "journal is poisoned");
   const int err = j.checkpoint_now();
@@ -369,12 +428,17 @@ Status Journal::prepare_inplace(std::uint64_t offset, std::uint64_t len) {
   for (std::uint64_t b = first; b <= last && !hit; ++b) hit = j.maybe_logged(b);
   if (!hit) return Status::ok();
   // This thread may hold a Transaction (a small write copies inside one): it has the lock.
-  std::unique_lock<std::mutex> lock(j.mutex, std::defer_lock);
+  std::unique_lock<Impl::Mutex> lock(j.mutex, std::defer_lock);
   if (j.owner.load(std::memory_order_relaxed) != std::this_thread::get_id()) lock.lock();
   if (j.head == j.ckpt_tail) return Status::ok();  // checkpointed meanwhile
   const int err = j.checkpoint_now();
   if (err != 0) return j.fail_persist("writing a checkpoint before a write in place", err);
   return Status::ok();
+}
+
+void Journal::recover_abandoned() {
+  Impl& j = *impl_;
+  std::lock_guard<Impl::Mutex> lock(j.mutex);  // recovers if its holder died
 }
 
 void Journal::poison(const std::string& why) { impl_->set_poison(why); }
@@ -469,9 +533,16 @@ Status check_geometry(const device::Device& device, const format::Superblock& sb
 Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const format::Superblock& sb,
                                                RecoveryStats* stats, const JournalOptions& options) {
   PMEMFS_TRY(check_geometry(device, sb));
+  std::unique_ptr<runtime::Runtime> own_rt;
+  runtime::Runtime* rt = options.runtime;
+  if (rt == nullptr) {
+    own_rt = runtime::Runtime::make_private(!device.read_only());
+    rt = own_rt.get();
+  }
   std::unique_ptr<Journal> journal(new Journal());
-  journal->impl_ = std::make_unique<Impl>();
+  journal->impl_ = std::make_unique<Impl>(*rt);
   Impl& j = *journal->impl_;
+  j.own_rt = std::move(own_rt);
   j.persister = device.persister();
   j.base = device.base();
   j.volume_bytes = sb.total_blocks * kBlockBytes;
@@ -490,24 +561,72 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
   j.lazy = options.lazy_checkpoints;
   j.checkpoint_at_close = options.checkpoint_at_close;
   j.on_apply = options.on_apply;
-  j.logged.reset(new std::atomic<std::uint64_t>[kLoggedFilterBits / 64]);
-  for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) j.logged[w].store(0, std::memory_order_relaxed);
+  j.on_recovered = options.on_recovered;
 
-  JournalCheckpoint checkpoint;
-  PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint, &j.ckpt_slot));
-  j.ckpt_tail = checkpoint.tail_bytes;
   RecoveryStats local;
-  PMEMFS_TRY(j.recover(checkpoint, &local));
+  {
+    std::lock_guard<Impl::Mutex> lock(j.mutex);
+    JournalCheckpoint checkpoint;
+    std::int32_t newest_slot = 0;
+    PMEMFS_TRY(j.verify_header(sb.journal_block, &checkpoint, &newest_slot));
+    if (j.sh.recovered.load() != 1) {
+      // Nobody has: the ring after the durable checkpoint is replayed, and the shared
+      // state starts from what it holds. (A segment is built from zeros: the filter and
+      // the pending lines are empty; not clearing them spares touching their 136 KiB.)
+      j.ckpt_slot = newest_slot;
+      j.ckpt_tail = checkpoint.tail_bytes;
+      PMEMFS_TRY(j.recover(checkpoint, &local));
+      j.sh.recovered.store(1);
+    } else {
+      local.last_sequence = j.sequence;
+    }
+    j.last_sequence.store(j.sequence, std::memory_order_release);
+  }
   if (stats != nullptr) *stats = local;
   j.opened = true;
   return journal;
+}
+
+void Journal::Impl::Mutex::lock() {
+  const runtime::LockOutcome out = runtime::lock_exclusive(j_.rt, j_.lock_ref);
+  if (out.owner_died) j_.recover_abandoned();
+}
+
+void Journal::Impl::Mutex::unlock() { runtime::unlock_exclusive(j_.rt, j_.lock_ref); }
+
+void Journal::Impl::recover_abandoned() {
+  // Until a writer recovered the ring at open (recovered == 1) there is no shared state
+  // to repair; a read-only instance cannot replay (the next writable open will).
+  if (sh.recovered.load() != 1 || read_only) return;
+  JournalCheckpoint checkpoint;
+  std::int32_t newest_slot = 0;
+  RecoveryStats stats;
+  Status s = verify_header(journal_offset / kBlockBytes, &checkpoint, &newest_slot);
+  if (s.is_ok()) {
+    ckpt_slot = newest_slot;
+    ckpt_tail = checkpoint.tail_bytes;
+    s = recover(checkpoint, &stats);
+  }
+  // Whatever the dead process left in these is covered by the replay (or, if the replay
+  // failed, poisons this instance below; the next open recovers from the ring again).
+  for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) logged[w].store(0, std::memory_order_relaxed);
+  logged_any = 0;
+  pending_slots.clear();
+  std::fill(pending_table, pending_table + kPendingTableSlots, PendingBlock{});
+  pending_lines = 0;
+  if (!s.is_ok()) {
+    set_poison("recovering after a process that died during a commit: " + s.message());
+    return;
+  }
+  last_sequence.store(sequence, std::memory_order_release);
+  if (on_recovered) on_recovered();
 }
 
 // Verifies the header and picks the newest valid checkpoint. A slot whose checksum fails
 // was torn (or never written): the other is used. A slot whose checksum holds but whose
 // contents are impossible was damaged after it was written: that is corruption.
 Status Journal::Impl::verify_header(std::uint64_t journal_block, JournalCheckpoint* newest,
-                                    int* newest_slot) const {
+                                    std::int32_t* newest_slot) const {
   JournalHeader h;
   std::memcpy(&h, header(), sizeof(h));
   const std::string hdr = fmt::format("journal header at offset {}", journal_offset);
@@ -762,7 +881,6 @@ int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_cou
 }
 
 std::uint64_t Journal::Impl::pend_lines(std::uint64_t block, std::uint64_t mask) {
-  if (pending_table.empty()) pending_table.assign(kPendingTableSlots, PendingBlock{});
   const std::uint64_t key = block + 1;
   std::size_t slot =
       static_cast<std::size_t>((block * 0x9e3779b97f4a7c15ull) >> 40) & (kPendingTableSlots - 1);
@@ -843,7 +961,7 @@ int Journal::Impl::write_checkpoint(std::uint64_t sequence_no, std::uint64_t tai
   ckpt_tail = tail;
   if (logged_any) {
     for (std::size_t w = 0; w < kLoggedFilterBits / 64; ++w) logged[w].store(0, std::memory_order_relaxed);
-    logged_any = false;
+    logged_any = 0;
   }
   return 0;
 }
@@ -1086,6 +1204,7 @@ Status Journal::Impl::commit_locked() {
     int err = persister.memcpy_nodrain(ring + at, records.data(), total);
     if (err != 0) return fail_persist("writing a transaction to the ring", err);
     if (!bugs.skip_commit_drain) persister.drain();
+    if (bugs.kill_after_commit_fence) raise(SIGKILL);
 
     // Committed: from here on, recovery completes the transaction whatever happens.
     std::uint64_t next_head = align_up(at + total, kTxAlignBytes);
@@ -1105,6 +1224,11 @@ Status Journal::Impl::commit_locked() {
     }
     // Fence 2: the records in place.
     // (With eADR, byte granularity, a flush is no work: nothing to defer.)
+    if (bugs.kill_mid_apply) {
+      (void)apply_records(records.data() + kTxHeaderBytes, 1, false);
+      persister.drain();
+      raise(SIGKILL);
+    }
     err = apply_records(records.data() + kTxHeaderBytes, record_count,
                         lazy && persister.granularity() != persist::Granularity::kByte);
     if (err != 0) return fail_persist("applying a committed transaction", err);

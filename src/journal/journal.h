@@ -66,6 +66,10 @@
 #include "format/format.h"
 #include "pmemfs/status.h"
 
+namespace pmemfs::runtime {
+class Runtime;
+}
+
 namespace pmemfs::journal {
 
 // Largest transaction: header + records + data must fit in a quarter of the ring, and
@@ -126,6 +130,11 @@ struct PlantedBugs {
   bool skip_commit_drain = false;        // no fence between the ring write and apply
   bool skip_inplace_checkpoint = false;  // prepare_inplace never checkpoints (lazy mode)
   bool skip_pending_flush = false;       // a checkpoint leaves the applied lines unflushed (lazy)
+  // Fault points, not bugs: the committing process kills itself (SIGKILL) right after the
+  // ring's fence, or after applying only the first record, so that tests of several
+  // processes can leave a committed transaction half applied for the others to recover.
+  bool kill_after_commit_fence = false;
+  bool kill_mid_apply = false;
 };
 
 class Transaction;
@@ -158,6 +167,15 @@ struct JournalOptions {
   // replayed, RecoveryStats::damage names it, and the caller must then reset the ring
   // (Journal::format), since the next open would meet it again.
   bool stop_at_damage = false;
+  // Called after this journal replayed what a process that died holding the journal lock
+  // may have left (the ring from the durable checkpoint), with the journal locked: every
+  // DRAM copy of metadata anywhere may be stale. Must not use the journal.
+  std::function<void()> on_recovered;
+  // The volume's runtime state (runtime/runtime.h): where the journal's head, sequence,
+  // checkpoint, pending lines and logged-block filter live, shared by every process of
+  // the volume, and its lock. Null: a private one (a journal only this object uses).
+  // Must outlive the Journal.
+  runtime::Runtime* runtime = nullptr;
 };
 
 class Journal {
@@ -176,7 +194,9 @@ class Journal {
   static Status rewrite_header(const device::Device& device, const format::Superblock& sb);
 
   // Verifies the journal header of the volume described by `sb` and replays committed
-  // transactions after the newest checkpoint. Every transaction to replay is verified
+  // transactions after the newest checkpoint — unless the runtime state says a process
+  // of the volume has done so already and the shared state is live (another process has
+  // the volume open): then it joins that state and replays nothing. Every transaction to replay is verified
   // before the first byte is written; nothing is written when there is nothing to
   // replay. `sb` must already be verified; its journal fields are bounds-checked again.
   // The Journal keeps a reference to `device`, which must outlive it.
@@ -213,6 +233,11 @@ class Journal {
   [[nodiscard]] Status prepare_inplace(std::uint64_t offset, std::uint64_t len);
   // Ring offset where the next transaction goes, and the ring's size (tests, tools).
   std::uint64_t ring_head(std::uint64_t* ring_bytes = nullptr) const;
+  // Takes and releases the journal's lock: when the process that held it died (a commit
+  // or checkpoint cut short), the ring is first replayed from the durable checkpoint and
+  // on_recovered runs. Call after finding a dead holder of a lock that covers commits,
+  // before reading metadata. A failed replay poisons this instance.
+  void recover_abandoned();
   // Lazy: a checkpoint now, unless there is nothing after the last one (Volume::sync).
   // Must not be called while this thread holds a Transaction. EIO as prepare_inplace.
   [[nodiscard]] Status checkpoint();

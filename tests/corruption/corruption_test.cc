@@ -280,7 +280,7 @@ Template build_template() {
     f.big = ino_of(v, "/big");
     // The cases below rely on these shapes.
     for (std::uint64_t ino : {f.sparse, f.frag1, f.big}) {
-      std::shared_lock<std::shared_mutex> lk(v.core().meta_lock);
+      std::shared_lock<fs::MetaLock> lk(v.core().meta_lock);
       auto r = v.core().media();
       auto n = v.core().load_inode(r, ino);
       must(n.status(), "load inode");
@@ -344,7 +344,7 @@ Template build_orphan_template() {
     must(v.unlink(p), std::string("unlink ") + p);
   }
   {
-    std::shared_lock<std::shared_mutex> lk(v.core().meta_lock);
+    std::shared_lock<fs::MetaLock> lk(v.core().meta_lock);
     auto r = v.core().media();
     auto head = v.core().load_orphan_head(r);
     must(head.status(), "orphan head");

@@ -1,0 +1,59 @@
+// fuse/ops.h — the request handlers of the daemon over one open Volume (daemon.h).
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "daemon.h"
+#include "invalidate.h"
+#include "pmemfs/volume.h"
+
+namespace pmemfs::fused {
+
+// What the daemon knows of an inode the kernel holds: its generation, the kernel's lookup
+// count, and the pin that keeps it alive until the kernel forgets it.
+class NodeTable {
+ public:
+  // Records one more kernel reference to `stat`'s inode (pinning it on the first);
+  // ESTALE when the inode is gone already.
+  Status add(Volume& volume, const Stat& stat);
+  // Drops `n` references; the last one unpins (which may free an unlinked inode).
+  void forget(std::uint64_t ino, std::uint64_t n);
+  // The reference the kernel's node id stands for; ESTALE when it is not known.
+  Result<InodeRef> ref(std::uint64_t ino);
+  void clear();
+  std::size_t size();
+
+ private:
+  struct Node {
+    std::uint32_t generation = 0;
+    std::uint64_t nlookup = 0;
+    InodePin pin;
+  };
+  static constexpr std::size_t kShards = 64;
+  struct Shard {
+    std::mutex lock;
+    std::unordered_map<std::uint64_t, Node> nodes;
+  };
+  Shard& shard(std::uint64_t ino) { return shards_[ino % kShards]; }
+  std::array<Shard, kShards> shards_;
+};
+
+struct Daemon {
+  Volume* volume = nullptr;
+  MountOptions options;
+  NodeTable nodes;
+  Invalidator invalidator;
+  fuse_session* session = nullptr;
+};
+
+// The low-level operations table; the session's userdata must be a Daemon*.
+const fuse_lowlevel_ops& operations();
+
+}  // namespace pmemfs::fused
