@@ -288,11 +288,15 @@ class Volume {
   // $PMEMFS_RUNTIME_DIR, default /dev/shm), and metadata operations stay atomic, durable
   // and isolated across all of them. The first instance after everyone left replays the
   // journal (recovery) and frees orphans; later ones join the live state.
-  // A read-only open never writes the backing: committed transactions a crash left in
-  // the journal are replayed into a private view (in memory, copy-on-write over the
-  // mapping, at most device::kMaxPrivateViewBytes of copies: the blocks the records name,
-  // in 4 KiB pieces on files and in the device's 2 MiB or 1 GiB pieces on device-dax), so
-  // it reads the recovered state; info().journal_replay_pending says so.
+  // A read-only open never writes the backing. While a writable instance (any process) is
+  // attached, it reads the live state (the writer applies every commit in place; nothing
+  // is replayed). Otherwise committed transactions a crash left in the journal are
+  // replayed into a private view (in memory, copy-on-write over the mapping, at most
+  // device::kMaxPrivateViewBytes of copies: the blocks the records name, in 4 KiB pieces
+  // on files and in the device's 2 MiB or 1 GiB pieces on device-dax), so it reads the
+  // recovered state; info().journal_replay_pending says so. When a writer attaches later,
+  // the instance drops its copies and reads the live state again (docs/design.md,
+  // "Reading after a crash").
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
   // message names the structure and offset); EROFS (a read-only open whose replay would
   // need more private copies than that bound; open it writable once); ENOTSUP (unknown
@@ -300,9 +304,10 @@ class Volume {
   // kMaxProcesses (64) instances are attached, or when the runtime state is damaged while
   // instances are attached (the message names its file); EACCES when a writable open may
   // not write the runtime state. A read-only open that may not write the runtime state
-  // opens uncoordinated, with a warning in info().device.warning. A volume with unknown
-  // read-only-compatible features opens read-only whatever was asked; info().read_only
-  // says so.
+  // opens uncoordinated, with a warning in info().device.warning (it cannot tell whether a
+  // writer is attached: it replays what the journal holds into a private view). A volume
+  // with unknown read-only-compatible features opens read-only whatever was asked;
+  // info().read_only says so.
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 

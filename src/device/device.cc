@@ -537,6 +537,22 @@ Status Device::make_private_view(std::uint64_t max_private_bytes) {
   return Status::ok();
 }
 
+Status Device::release_private_copies() {
+  if (!view_) return Status::ok();
+  std::lock_guard<std::mutex> g(view_->lock);
+  for (auto it = view_->copied.begin(); it != view_->copied.end();) {
+    const std::uint64_t off = *it * view_->chunk;
+    const std::size_t n = static_cast<std::size_t>(std::min(view_->chunk, view_->size - off));
+    void* p = ::mmap(base_ + off, n, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, static_cast<off_t>(off));
+    if (p == MAP_FAILED)
+      return errno_status(errno, info_.path, fmt::format("cannot map bytes {} to {} of the backing again over their "
+                                                         "private copy", off, off + n));
+    view_->bytes -= n;
+    it = view_->copied.erase(it);
+  }
+  return Status::ok();
+}
+
 std::uint64_t Device::private_bytes() const {
   if (!view_) return 0;
   std::lock_guard<std::mutex> g(view_->lock);

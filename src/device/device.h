@@ -78,6 +78,13 @@ class Device {
   // readers may read it from any thread.
   Status make_private_view(std::uint64_t max_private_bytes = kMaxPrivateViewBytes);
   bool private_view() const { return view_ != nullptr; }
+  // Gives the copies back: every chunk made private is mapped from the backing again
+  // (shared, read-only, MAP_FIXED over the copy: a reader on another thread meets either
+  // the copy or the backing, never a hole), so this Device reads what the backing holds
+  // now. For a read-only instance whose replay a writer has since made on the backing
+  // (fs/shared.cc, VolumeCore::leave_view_if_stale). The view stays: a later write would
+  // copy again. Errors: what mmap says (the copies not yet given back stay).
+  Status release_private_copies();
   // Bytes of private copies made so far; whether a write was refused for want of room.
   std::uint64_t private_bytes() const;
   bool private_view_exhausted() const;

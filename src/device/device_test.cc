@@ -269,6 +269,45 @@ TEST(device_private_view, WritesStayPrivateAndTheFileIsUnchanged) {
   EXPECT_EQ(static_cast<char>(d.base()[4096]), 'a');
 }
 
+// The copies given back: the view then reads the file as it is now, including what
+// another writer changed under a copied page meanwhile, and a later write copies again.
+TEST(device_private_view, CopiesGivenBackReadTheFileAgain) {
+  TempDir dir("/tmp");
+  std::string path = dir.file("vol");
+  testutil::write_file(path, 8 * kMiB, 'x');
+  DeviceOptions options;
+  options.read_only = true;
+  auto dev = Device::open(path, options);
+  ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+  Device& d = **dev;
+  ASSERT_TRUE(d.make_private_view().is_ok());
+  const std::string a(64, 'a');
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 4096, a.data(), a.size()), 0);
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 3 * kMiB, a.data(), a.size()), 0);
+  EXPECT_EQ(d.private_bytes(), 2u * 4096);
+  // Another writer changes the file under both copied pages.
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "W", 1, 4096 + 1), 1);
+  ASSERT_EQ(::pwrite(fd, "W", 1, 3 * kMiB), 1);
+  ::close(fd);
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'a') << "a copy follows the file";
+  ASSERT_TRUE(d.release_private_copies().is_ok());
+  EXPECT_EQ(d.private_bytes(), 0u);
+  EXPECT_EQ(static_cast<char>(d.base()[4096]), 'x');
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'W');
+  EXPECT_EQ(static_cast<char>(d.base()[3 * kMiB]), 'W');
+  EXPECT_EQ(static_cast<char>(d.base()[3 * kMiB + 1]), 'x');
+  // Still a view: a write copies again, and the file stays as the other writer left it.
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 4096, a.data(), a.size()), 0);
+  EXPECT_EQ(d.private_bytes(), 4096u);
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'a');
+  std::string expect(8 * kMiB, 'x');
+  expect[4096 + 1] = 'W';
+  expect[3 * kMiB] = 'W';
+  EXPECT_EQ(testutil::read_file(path), expect);
+}
+
 TEST(device_private_view, OnlyForReadOnlyMappingsThisProcessMade) {
   TempDir dir("/tmp");
   std::string path = make_volume_file(dir, "vol", 8 * kMiB);

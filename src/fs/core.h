@@ -135,20 +135,27 @@ class DentryCache {
 };
 static_assert(DentryCache::kSlots == std::size_t{1} << 12, "slot_of takes the top 12 bits");
 
-// How a read-only instance reads a volume whose journal holds committed transactions
-// not yet applied (a crash, or a writer killed before its checkpoint). Decided in one
-// place, read_only_replay(), so that a later runtime (several processes on one volume)
-// can answer "a live writer is attached: read its state, replay nothing" there.
+// How a read-only instance reads a volume whose journal may hold committed transactions
+// not yet checkpointed. Decided in one place, read_only_replay(), after the instance has
+// attached to the volume's runtime state and while it holds the attach lock (so no
+// writer can attach meanwhile).
 enum class ReadOnlyReplay : std::uint8_t {
   // The device is writable (a writable instance, or memory a caller wraps: tests, the
   // crash simulator): recovery replays into the media, as it always has.
   kInPlace,
-  // Recovery replays into a private copy-on-write view of the mapping
-  // (Device::make_private_view): the instance reads the recovered state, the backing is
-  // never written, and the next writable open replays for good.
+  // A writable instance (any process) is attached and alive: it applied every commit in
+  // place (the ring's tail is only not yet checkpointed), so the mapping already holds
+  // the live state. The instance joins the shared journal state and replays nothing.
+  kLive,
+  // No live writer (a crash left committed transactions, or none are left): recovery
+  // replays into a private copy-on-write view of the mapping (Device::make_private_view)
+  // with a journal state of its own, never the shared one: the instance reads the
+  // recovered state, the backing is never written, and the next writable open replays
+  // for good. Also what an uncoordinated reader (a private runtime: it may not write the
+  // runtime state) does, since it cannot tell whether a writer is attached.
   kPrivateView,
 };
-ReadOnlyReplay read_only_replay(const device::Device& dev);
+ReadOnlyReplay read_only_replay(const device::Device& dev, const runtime::Runtime& rt);
 
 // The byte offset a damage message names: the number after its last "offset " ("volume
 // offset N" preferred, for the journal's "ring offset R (volume offset N)"); 0 if none.
@@ -250,8 +257,25 @@ struct VolumeCore {
   bool read_only = false;
   journal::RecoveryStats recovery;
   // A read-only instance that replayed committed transactions into a private view
-  // (ReadOnlyReplay::kPrivateView): the media still needs that replay.
-  bool replay_pending = false;
+  // (ReadOnlyReplay::kPrivateView): the media still needs that replay. Cleared when a
+  // writer has since made it (leave_view_if_stale).
+  std::atomic<bool> replay_pending{false};
+  // What the runtime state said when the view was made (the invalidation log's head and
+  // epoch, whether the shared journal was recovered): a change means a writer has been
+  // here since.
+  struct ViewBasis {
+    std::uint64_t inval_head = 0;
+    std::uint64_t inval_epoch = 0;
+    std::uint32_t journal_recovered = 0;
+  } view_basis;
+  // On an instance with replay_pending, at every take of meta_lock (catch_up): when a
+  // writer has attached since the view was made (one is attached now, or the runtime
+  // state moved: it recovered the journal in place, committed, or recovered after a dead
+  // process), the backing holds the replay the view made, and what the writer changed
+  // after it. The private copies are given back (Device::release_private_copies), every
+  // DRAM copy dropped, and the instance reads the live state from then on.
+  void leave_view_if_stale();
+  bool writer_since_view() const;
 
   MetaLock meta_lock;
   InodeLocks inode_locks;

@@ -68,12 +68,23 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   if (!warning.empty()) core->device->warn(warning);
   core->meta_lock.bind(core.get());
   core->inode_locks.bind(core->runtime.get());
+  // A read-only instance: read the live state, or replay into a private view (core.h).
+  // Decided under the attach lock, so no writer attaches between this and the journal's
+  // open.
+  if (read_only && fs::read_only_replay(*core->device, *core->runtime) == fs::ReadOnlyReplay::kPrivateView) {
+    PMEMFS_TRY(core->device->make_private_view());
+    const runtime::Segment& seg = core->runtime->seg();
+    core->view_basis.inval_head = seg.inval.head.load();
+    core->view_basis.inval_epoch = seg.inval.epoch.load();
+    core->view_basis.journal_recovered = seg.journal.recovered.load();
+  }
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
   // A read-only instance that replays into a private view keeps the journal's state to
   // itself (a private runtime): its replay is not the volume's, and the shared state must
-  // still say "not recovered" so that the next writable instance replays for good.
+  // not say "recovered" because of it, so that the next writable instance replays for
+  // good.
   jo.replay_into_view = core->device->private_view();
   jo.runtime = jo.replay_into_view ? nullptr : core->runtime.get();
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
@@ -159,12 +170,23 @@ Status add_orphan_list(VolumeCore& core) {
 
 }  // namespace
 
-// The one decision of how a read-only instance meets a journal that needs replay (core.h).
-// Today: a read-only mapping this process made gets a private view; a writable device is
-// replayed in place. (Several processes on one volume: consult the runtime region here —
-// a live writer attached means its state is current and nothing is replayed.)
-fs::ReadOnlyReplay fs::read_only_replay(const device::Device& dev) {
-  return dev.read_only() && dev.fd() >= 0 ? ReadOnlyReplay::kPrivateView : ReadOnlyReplay::kInPlace;
+// The one decision of how a read-only instance meets a journal that may need replay
+// (core.h). The caller holds the runtime's attach lock: a writer slot seen live here has
+// finished its open (recovered the journal in place), and none can attach before the
+// journal opens. A live writer is asked through its liveness lock (slot_alive): a slot a
+// killed writer left marked live does not count.
+fs::ReadOnlyReplay fs::read_only_replay(const device::Device& dev, const runtime::Runtime& rt) {
+  if (!dev.read_only() || dev.fd() < 0) return ReadOnlyReplay::kInPlace;
+  if (rt.is_private()) return ReadOnlyReplay::kPrivateView;  // uncoordinated: cannot tell
+  const runtime::Segment& seg = rt.seg();
+  for (std::uint32_t s = 0; s < rt.high_slot(); ++s) {
+    if (s == rt.slot()) continue;
+    const runtime::ProcessSlot& slot = seg.slots[s];
+    if (runtime::word_state(slot.state.load()) != runtime::kSlotLive) continue;
+    if ((slot.flags.load() & runtime::kSlotWritable) == 0) continue;
+    if (rt.slot_alive(s)) return ReadOnlyReplay::kLive;
+  }
+  return ReadOnlyReplay::kPrivateView;
 }
 
 namespace {
@@ -185,7 +207,6 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
                                             "not know; open it read-only",
                                             dev->info().path, choice.sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
-  if (read_only && fs::read_only_replay(*dev) == fs::ReadOnlyReplay::kPrivateView) PMEMFS_TRY(dev->make_private_view());
   std::shared_ptr<VolumeCore> core;
   if (check_root) {
     PMEMFS_ASSIGN_OR_RETURN(core, assemble(std::move(dev), choice.sb, read_only));

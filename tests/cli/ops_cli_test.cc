@@ -4,7 +4,8 @@
 // named without ":/", an unknown verb, fsck of something that is not a volume, mkfs over
 // a file holding data), human and --json output; and reading a volume after its writer
 // was killed (SIGKILL mid-copy): ls, df, cat and fsck work read-only on the replayed state
-// and leave the image byte-identical. The built CLI on 64 MiB volumes in /dev/shm.
+// and leave the image byte-identical; beside a live writer they read its state and replay
+// nothing. The built CLI on 64 MiB volumes in /dev/shm.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -584,6 +585,78 @@ TEST(ops_cli, SigkillThenReadSeesTheReplayedStateAndWritesNothing) {
                 report["transactions_replayed"].get<int>());
   }
   EXPECT_TRUE(hit) << "no kill landed while the copy was running with a journal to replay";
+}
+
+// ---- beside a live writer
+
+// A writer attached to the volume with commits the journal has not checkpointed (lazy
+// checkpoints): `pmemfs cp - VOL:/d/f` reading from a pipe this test holds open, so it has
+// created and written its file and waits for more. The read-only verbs beside it read the
+// live state the writer applied in place and replay nothing (df and fsck: no replay
+// pending, nothing replayed); ls, stat and cat see its file. Then the writer is killed
+// with SIGKILL: the same commits are now a crash's, and the read-only verbs replay them
+// into a private view (pending, replayed > 0) and see the same state. The image never
+// changes.
+TEST(ops_cli, ReadOnlyVerbsBesideALiveWriterReadItsStateAndReplayNothing) {
+  Vol vol;
+  ok({"mkdir", vol.at("/d"), "--emulated-pmem"});
+  int in[2];
+  ASSERT_EQ(::pipe(in), 0);
+  std::vector<std::string> argv{testutil::cli_path(), "cp", "-", vol.at("/d/f"), "--emulated-pmem"};
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_addclose(&fa, in[0]);
+  posix_spawn_file_actions_addclose(&fa, in[1]);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(in[0]);
+  std::string data(20000, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  ASSERT_EQ(::write(in[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  // The writer has written it all when stat, beside it, says so.
+  bool written = false;
+  for (int i = 0; i < 500 && !written; ++i) {
+    CommandResult st = pmemfs({"stat", "--json", vol.at("/d/f")});
+    written = st.exit_code == 0 && parse(st)["size_bytes"] == data.size();
+    if (!written) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(written) << "the writer did not write its file";
+
+  const std::string image = testutil::read_file(vol.path());
+  nlohmann::json live_df = parse(ok({"df", "--json", vol.path()}));
+  EXPECT_EQ(live_df["journal_replay_pending"], false) << "a reader beside a live writer replayed its journal";
+  nlohmann::json live_fsck = parse(ok({"fsck", "--json", vol.path()}));
+  EXPECT_EQ(live_fsck["journal_replay_pending"], false);
+  EXPECT_EQ(live_fsck["transactions_replayed"], 0);
+  EXPECT_EQ(live_fsck["clean"], true);
+  const std::string live_ls = ok({"ls", "-l", vol.at("/d")}).out;
+  EXPECT_CONTAINS(live_ls, " 20000 ");
+  EXPECT_CONTAINS(live_ls, " f\n");
+  EXPECT_EQ(ok({"cat", vol.at("/d/f")}).out, data);
+  EXPECT_EQ(testutil::read_file(vol.path()), image) << "a read-only verb wrote to the volume";
+
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ::close(in[1]);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  nlohmann::json crash_df = parse(ok({"df", "--json", vol.path()}));
+  EXPECT_EQ(crash_df["journal_replay_pending"], true) << "the killed writer's commits were checkpointed after all";
+  nlohmann::json crash_fsck = parse(ok({"fsck", "--json", vol.path()}));
+  EXPECT_EQ(crash_fsck["journal_replay_pending"], true);
+  EXPECT_GT(crash_fsck["transactions_replayed"].get<int>(), 0);
+  EXPECT_EQ(crash_fsck["clean"], true);
+  EXPECT_EQ(ok({"ls", "-l", vol.at("/d")}).out, live_ls);
+  EXPECT_EQ(ok({"cat", vol.at("/d/f")}).out, data);
+  EXPECT_EQ(testutil::read_file(vol.path()), image) << "a read-only verb wrote to the volume";
 }
 
 }  // namespace
