@@ -103,6 +103,11 @@ say "the same files through the CLI, without a mount"
 run "$PMEMFS" ls -l "$VOL:/demo"
 run "$PMEMFS" stat "$VOL:/demo/db.sqlite"
 run "$PMEMFS" df "$VOL"
+
+say "seal the database file (allocated, contiguous, immutable block map) and see where its bytes are"
+run "$PMEMFS" seal "$VOL:/demo/db.sqlite"
+run "$PMEMFS" extents "$VOL:/demo/db.sqlite"
+run "$PMEMFS" unseal "$VOL:/demo/db.sqlite"
 echo
 echo "demo: done in $(( $(date +%s) - t0 )) s."
 cat <<EOT

@@ -34,6 +34,7 @@ void register_truncate(CLI::App& app);
 void register_fallocate(CLI::App& app);
 void rewrite_find_args(std::vector<std::string>& args);
 void register_freeze(CLI::App& app);
+void register_seal(CLI::App& app);
 void register_mount(CLI::App& app);
 void register_umount(CLI::App& app);
 int run_mount_helper(int argc, char** argv);
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   pmemfs::cli::register_truncate(app);
   pmemfs::cli::register_fallocate(app);
   pmemfs::cli::register_freeze(app);
+  pmemfs::cli::register_seal(app);
   pmemfs::cli::register_mount(app);
   pmemfs::cli::register_umount(app);
 

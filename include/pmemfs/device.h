@@ -56,6 +56,9 @@ struct DeviceInfo {
   std::string persist_primitive;  // "clwb+sfence", "msync", "sfence (eADR)"
   PersistGranularity granularity = PersistGranularity::kPage;
   std::string copy_variant;  // "avx2 non-temporal from 256 B", …
+  // Device-dax: the CPU physical address of the device's first byte when sysfs tells it
+  // (File::extents), else ~0.
+  std::uint64_t physical_address = ~std::uint64_t{0};
   bool real_dax = false;     // device-dax or MAP_SYNC: stores reach media without the page cache
   bool power_safe = false;   // data made durable survives power loss
   bool eadr = false;         // CPU caches are in the persistence domain (nd region says cpu_cache)

@@ -15,14 +15,25 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
+#include <vector>
 
+#include "pmemfs/mapping.h"
 #include "pmemfs/status.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs {
+
+struct SealOptions {
+  // Called now and then during a long seal (zeroing or moving data): bytes done of total.
+  std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> progress;
+};
+
+// File::extents returns at most this many entries per call (page with `from_offset`).
+inline constexpr std::size_t kMaxExtentsPerCall = 4096;
 
 class File {
  public:
@@ -55,8 +66,59 @@ class File {
   Result<Stat> stat();
   Status fsync();
   Status fdatasync();
-  // Closes now (the destructor does the same); reports nothing that could be lost.
+  // Closes now (the destructor does the same); reports nothing that could be lost. Ends
+  // the leases taken through this File (not its mappings: they live on, as after mmap(2)
+  // and close(2)).
   void close();
+
+  // ---- sealing, mappings, leases, where the bytes are (PRODUCT.md clauses 3–6;
+  // pmemfs/mapping.h for what a Mapping and a Lease guarantee)
+
+  // Seals the file: every block up to the size is allocated and written (zeros where
+  // nothing was), preferably as one contiguous extent — a fragmented file's data is moved
+  // to one when a free run that large exists and nothing maps or leases the file — and
+  // the block map becomes immutable: every change of it (truncate, a write past the end,
+  // fallocate of any mode) fails with ETXTBSY until unseal(). Writes inside the file work.
+  // Atomic: a crash leaves the file unsealed with its old map, or sealed (a seal that
+  // moves nothing may leave holes allocated as zeros: the bytes are the same). On
+  // device-dax, blocks are allocated in whole units of the device's alignment (the blocks
+  // past the end of file up to that unit stay with the file while it is sealed). Sealing a
+  // sealed file does nothing. Needs a File open for writing.
+  // Errors: EBADF (closed, or not open for writing), EISDIR, EINVAL (not a regular file),
+  // ENOSPC (not enough free space to fill it: nothing changed), EROFS, EIO, EAGAIN (frozen).
+  Status seal(const SealOptions& options = {});
+  // Makes the block map changeable again. EBUSY (naming the process) while any mapping or
+  // lease holds the file; EBADF, EROFS, EIO as seal. Unsealing an unsealed file does
+  // nothing.
+  Status unseal();
+
+  // Maps [offset, offset + length) of the file (pmemfs/mapping.h). offset must be a
+  // multiple of 4 KiB (of the device's alignment on device-dax); the mapped range is
+  // rounded up to whole pages. A writable mapping of an unsealed file first allocates and
+  // zeroes every hole and unwritten block of the range (atomically per step: a crash
+  // leaves zeros allocated, the bytes unchanged); a range past the end of file needs
+  // MapOptions::extend (the size grows to offset + length with the allocation). A
+  // read-only mapping allocates nothing: holes and unwritten blocks read as zeros (the
+  // block map as of the call: blocks allocated later are not seen through it).
+  // Errors: EBADF (closed; Access::kReadWrite on a File not open for writing), EROFS
+  // (kReadWrite on a read-only volume), EINVAL (length 0, offset not aligned, a range past
+  // the end of file without extend, unguarded on a file that is not sealed and contiguous,
+  // device-dax and a file whose blocks are not in aligned units: seal it), EFBIG (past
+  // kMaxFileBytes), ETXTBSY (extend on a sealed file), ENOSPC (no room to allocate, or
+  // kMaxPins reached), ENOMEM (no address space), EIO.
+  Result<Mapping> map(std::uint64_t offset, std::uint64_t length, Access access,
+                      const MapOptions& options = {});
+  // Pins the block map of [offset, offset + length) (rounded out to whole blocks) without
+  // mapping it: the blocks there stay where extents() says until the lease ends (release,
+  // this File's close, or the process's end). Holes stay holes (a write may fill them).
+  // Errors: EBADF (closed), EINVAL (length 0), EFBIG (past kMaxFileBytes), ENOSPC (kMaxPins).
+  Result<Lease> lease(std::uint64_t offset, std::uint64_t length);
+  // Where the bytes are: the extents and holes from file offset `from_offset` on (at most
+  // max_entries; ask again from the end of the last one), up to the end of file, then any
+  // blocks allocated past it (kExtentPastEof). EBADF, EINVAL (max_entries 0 or above
+  // kMaxExtentsPerCall), EUCLEAN (a damaged map), EIO.
+  Result<std::vector<ExtentInfo>> extents(std::uint64_t from_offset = 0,
+                                          std::size_t max_entries = kMaxExtentsPerCall);
 
  private:
   friend class Volume;
@@ -68,6 +130,7 @@ class File {
   int flags_ = 0;
   std::uint64_t position_ = 0;
   std::unique_ptr<std::mutex> position_lock_;
+  std::uint64_t handle_id_ = 0;  // names the leases taken through this File
 };
 
 }  // namespace pmemfs

@@ -12,7 +12,7 @@
 // is allocated, written (never "unwritten") and zeroed where it held nothing, before map()
 // returns; while the mapping exists, no operation by anyone may move or free those blocks
 // (a lease on the range is held: truncate below it, punch, zero range, unseal and seal's
-// relocation fail with EBUSY naming the holder, or break a breakable lease). So no store
+// relocation fail with EBUSY naming the holder). So no store
 // through the mapping ever needs a metadata change to be durable, and nothing the journal
 // replays after a crash lands on bytes a mapping wrote (docs/design.md, "Mappings").
 //
@@ -33,17 +33,12 @@
 // registration: File::extents() tells where the bytes are). It ends when it is released
 // or destroyed, when the File that took it is closed, or when its process exits, however
 // it exits. Mappings hold the same kind of pin for their lifetime; they do not end when
-// the File closes (like mmap(2) after close(2)).
+// the File closes (like mmap(2) after close(2)). A file unlinked while mapped or leased
+// keeps its blocks until the last mapping or lease of it goes (as an open file does).
 //
-// Breakable leases and mappings (LeaseOptions::breakable / MapOptions::breakable): when
-// another process needs the range (a truncate below it, a punch, an unseal), this process
-// is notified (on_break runs on the volume's runtime thread) and has the lease-break time
-// to release. If it does not, its library revokes: a mapping's range becomes inaccessible
-// (loads and stores fault) and revoked() turns true; a lease turns revoked. The blocks a
-// revoked lease or mapping covered are not reused until it is released (or its process
-// exits), so a DMA engine still holding the old addresses never writes into another
-// file. A process that cannot respond at all (stopped, hung) is never revoked: the
-// other operation fails with EBUSY instead. docs/design.md, "Lease breaks".
+// Breaks: a conflicting operation does not wait for a holder to let go; it fails with
+// EBUSY naming the holder's process (the runtime's pin table has the shared half of a
+// break protocol, not yet offered here: docs/design.md, "Mappings and leases").
 //
 // Freeze (Volume::freeze): every writable mapping is write-protected until thaw; a store
 // into it meanwhile waits in the fault until the volume thaws, as a store into a
@@ -60,7 +55,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 
 #include "pmemfs/device.h"
@@ -68,6 +62,7 @@
 
 namespace pmemfs {
 
+class File;
 namespace fs {
 struct VolumeCore;
 struct PinRecord;
@@ -92,14 +87,6 @@ struct MapOptions {
   bool extend = false;
   // Sealed, contiguous files only: no guard regions and no system call (see above).
   bool unguarded = false;
-  // Breakable (see above); on_break runs on the runtime thread, once per break request.
-  bool breakable = false;
-  std::function<void()> on_break;
-};
-
-struct LeaseOptions {
-  bool breakable = false;
-  std::function<void()> on_break;
 };
 
 // The backing's persist primitives, as plain function pointers (the same shape as
@@ -127,14 +114,14 @@ class Mapping {
   std::uint64_t offset() const { return offset_; }
   std::uint64_t length() const { return length_; }
   Access access() const { return access_; }
-  std::uint64_t ino() const;
+  std::uint64_t ino() const { return ino_; }
   // Stores reach the media without the page cache (device-dax, fs-dax, emulated pmem).
   bool real_dax() const { return real_dax_; }
   // The durable unit: kByte (eADR), kCacheLine (CPU flushes), kPage (msync).
   PersistGranularity granularity() const { return granularity_; }
   bool guarded() const { return guarded_; }
-  // A breakable mapping its library revoked (the range now faults).
-  bool revoked() const;
+  // mmap calls it took (0 unguarded, 1 for a contiguous file, one per piece otherwise).
+  std::uint32_t map_calls() const { return map_calls_; }
 
   // Make stores to [addr, addr+len) durable. addr must lie in the mapping (not checked on
   // this path). EIO when msync fails (ordinary files only; the bytes may not be durable).
@@ -164,17 +151,18 @@ class Mapping {
 
  private:
   friend struct fs::VolumeCore;
+  friend class File;
   static Status result(int err) { return err == 0 ? Status() : error(err); }
   static Status error(int err);
 
   std::shared_ptr<fs::VolumeCore> core_;
-  fs::PinRecord* pin_ = nullptr;
+  fs::PinRecord* pin_ = nullptr;  // owned: the pin, the region, the open count
   std::byte* data_ = nullptr;
+  std::uint64_t ino_ = 0;
   std::uint64_t offset_ = 0;
   std::uint64_t length_ = 0;
-  std::byte* region_ = nullptr;        // what unmap() returns (guards included)
-  std::uint64_t region_bytes_ = 0;
   PersistFns fns_;
+  std::uint32_t map_calls_ = 0;
   Access access_ = Access::kRead;
   PersistGranularity granularity_ = PersistGranularity::kPage;
   bool real_dax_ = false;
@@ -191,16 +179,18 @@ class Lease {
   bool is_held() const { return pin_ != nullptr; }
   std::uint64_t offset() const { return offset_; }
   std::uint64_t length() const { return length_; }
-  std::uint64_t ino() const;
-  // Revoked by a break the holder did not answer in time (its blocks stay reserved until
-  // release), or ended by the close of its File.
-  bool revoked() const;
+  std::uint64_t ino() const { return ino_; }
+  // Ended by the close of the File that took it (the pin is gone; release() is then only
+  // bookkeeping).
+  bool ended() const;
   void release();
 
  private:
   friend struct fs::VolumeCore;
+  friend class File;
   std::shared_ptr<fs::VolumeCore> core_;
-  fs::PinRecord* pin_ = nullptr;
+  fs::PinRecord* pin_ = nullptr;  // owned
+  std::uint64_t ino_ = 0;
   std::uint64_t offset_ = 0;
   std::uint64_t length_ = 0;
 };

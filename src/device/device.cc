@@ -358,6 +358,7 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path,
     }
     dev->base_ = static_cast<std::byte*>(p);
     info.kind = BackingKind::kDeviceDax;
+    if (auto phys = sysfs::dax_resource(dev_dir)) info.physical_address = *phys;
     info.eadr = sysfs::region_is_eadr(dev_dir);
   } else {
     info.size_bytes = static_cast<std::uint64_t>(fst.st_size);

@@ -137,6 +137,14 @@ Result<std::uint64_t> dax_alignment(const std::string& dev_dir) {
       EIO, fmt::format("{}: no align attribute in it or in any dax_region above it", dev_dir));
 }
 
+std::optional<std::uint64_t> dax_resource(const std::string& dev_dir) {
+  std::error_code ec;
+  if (fs::exists(dev_dir + "/mapping1", ec)) return std::nullopt;
+  auto text = read_attribute(dev_dir + "/resource");
+  if (!text) return std::nullopt;
+  return parse_number(*text);
+}
+
 std::optional<std::string> nd_region(const std::string& dev_dir) {
   auto dir = numbered_ancestor(dev_dir, "region");
   if (!dir) return std::nullopt;

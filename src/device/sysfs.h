@@ -43,6 +43,11 @@ Result<std::uint64_t> dax_size(const std::string& dev_dir);
 // EIO when neither exists or the value is malformed.
 Result<std::uint64_t> dax_alignment(const std::string& dev_dir);
 
+// The CPU physical address of a device-dax device's first byte, from <dev_dir>/resource
+// (one contiguous range); nullopt when the kernel does not say or the device has several
+// ranges (<dev_dir>/mapping1 exists).
+std::optional<std::uint64_t> dax_resource(const std::string& dev_dir);
+
 // The realpath of the nd region ("…/ndbus0/region0") that dev_dir lives under, found by
 // walking the realpath of dev_dir up to a component named region<digits>; nullopt when the
 // device is not on an nd region (virtio disk, CXL/hmem dax, …) or dev_dir does not exist.

@@ -285,6 +285,9 @@ struct ExtentValue {
 inline constexpr std::uint32_t kInodeSealed = 1u << 0;       // block map immutable
 inline constexpr std::uint32_t kInodeExtentTree = 1u << 1;   // extents in a B+tree
 inline constexpr std::uint32_t kInodeInlineData = 1u << 2;   // symlink target inline
+// An orphan holding the block map a seal moved off another file (to be freed): its
+// extent tree's nodes name that file, parent_ino, as their owner.
+inline constexpr std::uint32_t kInodeAdoptedMap = 1u << 5;
 
 struct Inode {
   std::uint32_t magic;          // kInodeMagic; 0 in a free slot
@@ -315,6 +318,11 @@ struct Inode {
   std::uint64_t orphan_next;    // orphan list (OrphanHead): the next older orphan, 0 = last;
   std::uint64_t orphan_prev;    // the next newer one, 0 = first. Both 0 unless nlink is 0.
 };
+
+// The inode its extent tree's nodes name as owner (kInodeAdoptedMap).
+inline std::uint64_t extent_tree_owner(const Inode& n) {
+  return (n.flags & kInodeAdoptedMap) != 0 ? n.parent_ino : n.ino;
+}
 
 // ---------------------------------------------------------------------------- B+tree
 // A node is one 4 KiB block: NodeHeader, then the node's body (layout in btree/).

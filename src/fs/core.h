@@ -8,6 +8,8 @@
 //   namespace.cc  path resolution and the Volume's namespace operations
 //   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
 //   file.cc       File: read/write/truncate/fallocate/seek
+//   seal.cc       sealing a block map (moving a fragmented file's data to one run)
+//   pin.cc        mappings, leases and extents: pins in the runtime's table
 //   volume.cc     format (mkfs), open (recovery), statfs, info
 //
 // Locking, in this order (never the reverse):
@@ -29,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "alloc/alloc.h"
@@ -40,10 +43,14 @@
 #include "runtime/runtime.h"
 #include "format/format.h"
 #include "journal/journal.h"
+#include "pmemfs/file.h"
+#include "pmemfs/mapping.h"
 #include "pmemfs/status.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs::fs {
+
+struct PinRecord;
 
 // DRAM copies of recently loaded inodes, under the same rules as btree::NodeCache: an
 // inode is verified (magic, checksum, fields) when it is read from media and cached, and
@@ -458,6 +465,30 @@ struct VolumeCore {
   // The whole truncate of an open or named regular file (file.cc): takes the inode lock,
   // runs as many transactions as needed. Errors as set_size, plus EISDIR, EROFS, EIO.
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
+
+  // ---- seal, mappings, leases (fs/seal.cc, fs/pin.cc; pmemfs/file.h, pmemfs/mapping.h)
+  // Blocks per unit a mapping must cover: device-dax's alignment, else 1.
+  std::uint64_t map_unit_blocks() const;
+  Status seal_file(std::uint64_t ino, const SealOptions& options);
+  Status unseal_file(std::uint64_t ino);
+  Result<pmemfs::Mapping> map_file(std::uint64_t ino, bool file_writable, std::uint64_t offset,
+                                   std::uint64_t length, Access access, const MapOptions& options);
+  Result<pmemfs::Lease> lease_file(std::uint64_t ino, std::uint64_t handle_id, std::uint64_t offset,
+                                   std::uint64_t length);
+  Result<std::vector<ExtentInfo>> file_extents(std::uint64_t ino, std::uint64_t from_offset,
+                                               std::size_t max_entries);
+  // EBUSY naming the holder's process when any mapping or lease (this process's too)
+  // holds a block of `inode` in [first, end). Under meta_lock held exclusively (a
+  // MetaTx), so that no pin is added meanwhile. `what` names the operation.
+  Status check_pins(const format::Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what);
+  // Whether any pin holds a block of `inode` in [first, end) (takes meta_lock shared).
+  bool pinned(const format::Inode& inode, std::uint64_t first, std::uint64_t end);
+  // Ends a Mapping's or Lease's record (unmaps, releases the pin, closes the inode).
+  void drop_pin(PinRecord* record);
+  // The leases taken through the File with this handle id end (its close).
+  void end_leases(std::uint64_t handle_id);
+  std::mutex pin_lock;  // pin_records
+  std::unordered_set<PinRecord*> pin_records;
 
   // ---- open inodes (fs/shared.cc)
   // Every inode a File, Mapping or Lease of this instance holds is counted here and

@@ -188,7 +188,7 @@ Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::
   PMEMFS_TRY(check_file_type(inode));
   if (offset >= inode.size_bytes || buf.empty()) return std::size_t{0};
   const std::uint64_t end = offset + std::min<std::uint64_t>(buf.size(), inode.size_bytes - offset);
-  std::array<Mapping, kMapBatch> batch;
+  std::array<VolumeCore::Mapping, kMapBatch> batch;
   std::uint64_t pos = offset;
   while (pos < end) {
     PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
@@ -212,7 +212,7 @@ Result<std::size_t> read_at(VolumeCore& core, std::uint64_t ino, std::span<std::
 Status copy_into(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
                  std::uint64_t offset, std::uint64_t pos, std::uint64_t end) {
   PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_shared(core, ino));
-  std::array<Mapping, kMapBatch> batch;
+  std::array<VolumeCore::Mapping, kMapBatch> batch;
   while (pos < end) {
     PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, end, batch));
     for (std::size_t i = 0; i < n; ++i) {
@@ -614,7 +614,7 @@ Result<std::size_t> overwrite_in_place(VolumeCore& core, std::uint64_t ino, std:
     return sealed_error(inode, "cannot write past its end");
   if (offset >= inode.size_bytes) return std::size_t{0};
   const std::uint64_t end = offset + std::min<std::uint64_t>(data.size(), inode.size_bytes - offset);
-  std::array<Mapping, kMapBatch> batch;
+  std::array<VolumeCore::Mapping, kMapBatch> batch;
   std::uint64_t pos = offset;
   bool blocked = false;
   while (pos < end && !blocked) {
@@ -767,6 +767,11 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
     PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
     PMEMFS_TRY(check_file_type(inode));
     if (inode.flags & format::kInodeSealed) return fail(sealed_error(inode, "fallocate changes its block map"));
+    // Punch and zero range free or rewrite blocks (the edges through the journal): not
+    // under a mapping or lease.
+    if (kind != FallocKind::kAllocate)
+      PMEMFS_TRY(core.check_pins(inode, offset / kBlockBytes, ceil_blocks(end),
+                                 kind == FallocKind::kPunch ? "punch hole" : "zero range"));
     const std::uint64_t old_size = inode.size_bytes;
     const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
     MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
@@ -842,6 +847,10 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
       if (complete) return Status::ok();
       continue;
     }
+    // Shrinking frees the blocks past the new end and zeroes the rest of the new last
+    // block through the journal: not under a mapping or lease.
+    if (size < old_size && (inode.flags & format::kInodeSealed) == 0)
+      PMEMFS_TRY(check_pins(inode, size / kBlockBytes, kMaxFileBlocks, "truncate"));
     PMEMFS_TRY(set_size(tx, inode, size));
     store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
@@ -873,15 +882,24 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
 
 // ---------------------------------------------------------------------------- File
 
+namespace {
+std::atomic<std::uint64_t> next_handle_id{1};
+}  // namespace
+
 File::File(std::shared_ptr<fs::VolumeCore> core, std::uint64_t ino, int flags)
-    : core_(std::move(core)), ino_(ino), flags_(flags), position_lock_(std::make_unique<std::mutex>()) {}
+    : core_(std::move(core)),
+      ino_(ino),
+      flags_(flags),
+      position_lock_(std::make_unique<std::mutex>()),
+      handle_id_(next_handle_id.fetch_add(1)) {}
 
 File::File(File&& other) noexcept
     : core_(std::move(other.core_)),
       ino_(std::exchange(other.ino_, 0)),
       flags_(std::exchange(other.flags_, 0)),
       position_(std::exchange(other.position_, 0)),
-      position_lock_(std::move(other.position_lock_)) {
+      position_lock_(std::move(other.position_lock_)),
+      handle_id_(std::exchange(other.handle_id_, 0)) {
   other.core_.reset();
 }
 
@@ -894,6 +912,7 @@ File& File::operator=(File&& other) noexcept {
     flags_ = std::exchange(other.flags_, 0);
     position_ = std::exchange(other.position_, 0);
     position_lock_ = std::move(other.position_lock_);
+    handle_id_ = std::exchange(other.handle_id_, 0);
   }
   return *this;
 }
@@ -904,6 +923,7 @@ void File::close() {
   if (core_ == nullptr) return;
   std::shared_ptr<fs::VolumeCore> core = std::move(core_);
   core_.reset();
+  core->end_leases(handle_id_);
   {
     // Trimming speculative blocks changes the volume: not while it is frozen (they stay
     // past the end of file, never exposed, and are trimmed by a later close).
@@ -973,7 +993,7 @@ Result<std::uint64_t> File::seek(std::int64_t offset, int whence) {
     return Status::error(ENXIO, fmt::format("seek: offset {} is not inside the file (size {})", offset, size));
   // Walk the mappings from offset: data = written blocks; holes and unwritten blocks
   // read as zeros and count as holes; the end of file is a hole.
-  std::array<Mapping, kMapBatch> batch;
+  std::array<VolumeCore::Mapping, kMapBatch> batch;
   std::uint64_t pos = static_cast<std::uint64_t>(offset);
   while (pos < size) {
     PMEMFS_ASSIGN_OR_RETURN(std::size_t n, gather(core, inode, pos, size, batch));

@@ -33,7 +33,7 @@ constexpr std::uint64_t kBlocksPerGroup = kGroupBlocks;
 bool in_tree(const Inode& n) { return (n.flags & format::kInodeExtentTree) != 0; }
 
 btree::TreeRef tree_of(const Inode& n) {
-  return btree::TreeRef{n.tree_root, n.tree_depth, format::kTreeExtents, n.ino};
+  return btree::TreeRef{n.tree_root, n.tree_depth, format::kTreeExtents, format::extent_tree_owner(n)};
 }
 
 void set_tree(Inode& n, const btree::TreeRef& t) {
@@ -228,7 +228,7 @@ void MapEditor::sync_node_blocks() {
 }
 
 Status MapEditor::to_tree() {
-  btree::TreeRef t{0, 0, format::kTreeExtents, winode_.ino};
+  btree::TreeRef t{0, 0, format::kTreeExtents, format::extent_tree_owner(winode_)};
   for (std::uint32_t i = 0; i < winode_.extent_count; ++i) {
     const ExtentValue v = encode(winode_.u.extents[i]);
     Status s = btree::insert(tx_, wcore_.bctx, t, nodes_, winode_.u.extents[i].logical_block, bytes_of(v));

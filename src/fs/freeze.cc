@@ -142,8 +142,6 @@ void VolumeCore::follow_freeze() {
   if (frozen) runtime->my_slot().freeze_ack.store(seg.freeze.sequence.load());
 }
 
-// No mapping exists yet in this build: nothing to protect.
-void VolumeCore::set_mappings_protected(bool) {}
 
 }  // namespace fs
 

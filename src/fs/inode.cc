@@ -36,7 +36,7 @@ bool valid_type(std::uint32_t mode) {
 }
 
 constexpr std::uint32_t kKnownInodeFlags =
-    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData;
+    format::kInodeSealed | format::kInodeExtentTree | format::kInodeInlineData | format::kInodeAdoptedMap;
 
 }  // namespace
 

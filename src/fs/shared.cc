@@ -17,6 +17,7 @@
 
 #include "fs/core.h"
 #include "runtime/lock.h"
+#include "runtime/pins.h"
 
 namespace pmemfs::fs {
 
@@ -442,6 +443,8 @@ Status VolumeCore::cleanup_dead() {
         if (w != 0 && runtime::tag_slot(runtime::tag_owner(w)) == s && owner.compare_exchange_strong(w, 0))
           runtime::futex_wake(reinterpret_cast<std::atomic<std::uint32_t>*>(&owner), INT_MAX);
       }
+      // Its mappings and leases died with it.
+      runtime::Pins(*runtime).release_slot(s);
       runtime->finish_cleanup(s);
     }
     // The journal's lock is recovered by whoever takes it next; take it now, so that the

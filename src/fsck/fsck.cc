@@ -182,7 +182,7 @@ class Checker {
                 fmt::format("entry count {} but the tree holds {}", inode.entry_count, entries));
     } else if (S_ISREG(inode.mode) || (S_ISLNK(inode.mode) && !(inode.flags & format::kInodeInlineData))) {
       if (inode.flags & format::kInodeExtentTree) {
-        btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeExtents, ino};
+        btree::TreeRef t{inode.tree_root, inode.tree_depth, format::kTreeExtents, format::extent_tree_owner(inode)};
         Status s = btree::verify(
             r, core_.bctx, t,
             [&](std::uint64_t block) {

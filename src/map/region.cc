@@ -170,7 +170,10 @@ Result<std::unique_ptr<Region>> Region::map(const Request& req) {
     return Status::error(EINVAL, fmt::format("map: length {} is not a positive multiple of {}", req.length, align));
   std::uint64_t expect = 0;
   for (const Piece& p : req.pieces) {
-    if (p.offset != expect || p.bytes == 0 || p.bytes % align != 0 || p.backing_offset % align != 0)
+    if (p.backing_offset == kZeroPiece && req.writable)
+      return Status::error(EINVAL, fmt::format("map: a zero piece at offset {} in a writable region", p.offset));
+    if (p.offset != expect || p.bytes == 0 || p.bytes % align != 0 ||
+        (p.backing_offset != kZeroPiece && p.backing_offset % align != 0))
       return Status::error(EINVAL, fmt::format("map: piece at offset {} ({} bytes from backing offset {}) is not "
                                                "aligned to {} or leaves a gap",
                                                p.offset, p.bytes, p.backing_offset, align));
@@ -180,7 +183,8 @@ Result<std::unique_ptr<Region>> Region::map(const Request& req) {
 
   std::unique_ptr<Region> r(new Region());
   // The first byte's address is congruent with its backing offset modulo 2 MiB.
-  const std::uint64_t skew = req.pieces.front().backing_offset % k2M;
+  const std::uint64_t first = req.pieces.front().backing_offset;
+  const std::uint64_t skew = first == kZeroPiece ? 0 : first % k2M;
   const std::uint64_t span = round_up(skew + req.length, k2M);
   r->reserved_bytes_ = kGuardBytes + span + kGuardBytes;
   r->reserved_ = arenas().take(r->reserved_bytes_);
@@ -202,7 +206,9 @@ Result<std::unique_ptr<Region>> Region::map(const Request& req) {
   const int prot = PROT_READ | (req.writable ? PROT_WRITE : 0);
   const int flags = MAP_FIXED | (req.map_sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
   for (const Piece& p : req.pieces) {
-    void* at = mmap(r->data_ + p.offset, p.bytes, prot, flags, req.fd, static_cast<off_t>(p.backing_offset));
+    void* at = p.backing_offset == kZeroPiece
+                   ? mmap(r->data_ + p.offset, p.bytes, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                   : mmap(r->data_ + p.offset, p.bytes, prot, flags, req.fd, static_cast<off_t>(p.backing_offset));
     ++r->map_calls_;
     if (at == MAP_FAILED)
       return sys_error(errno, fmt::format("map: mapping {} bytes of the backing at offset {}", p.bytes, p.backing_offset));

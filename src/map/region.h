@@ -45,7 +45,12 @@ inline constexpr std::uint64_t kArenaBytes = std::uint64_t{64} << 30;
 // Regions a process may have at once that the fault handler can find (protected regions).
 inline constexpr std::uint32_t kMaxRegions = 4096;
 
-// `bytes` of the backing at `backing_offset`, at `offset` bytes into the region.
+// A piece that reads as zeros (a hole of the file): private anonymous memory, for
+// read-only regions only.
+inline constexpr std::uint64_t kZeroPiece = ~std::uint64_t{0};
+
+// `bytes` of the backing at `backing_offset` (or kZeroPiece), at `offset` bytes into the
+// region.
 struct Piece {
   std::uint64_t offset = 0;
   std::uint64_t backing_offset = 0;
