@@ -34,8 +34,9 @@ struct FsckOptions {
   // Repair (docs/design.md, "What fsck --repair rebuilds"): the journal, superblock copies,
   // bitmaps, group descriptors, free counts, link counts, directory sizes and entry
   // counts, ".." and the orphan list are rebuilt from what can be trusted; inodes that
-  // cannot be are cleared, damaged tree nodes cut out (directories and maps rebuilt from
-  // what survives), and what no directory names any more goes to /lost+found.
+  // cannot be are cleared, damaged tree nodes cut out (directories, maps and the extended
+  // attribute tree rebuilt from what survives), and what no directory names any more goes
+  // to /lost+found.
   bool repair = false;
   DeviceOptions device;
   // Called now and then with (work done, total work) for a progress display; may be empty.

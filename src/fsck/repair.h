@@ -20,8 +20,12 @@
 //     /lost+found as "#INO" (made when needed); ".." and every link count, directory
 //     size and entry count are set from the tree as it now is; a root that cannot be
 //     trusted is made anew (its contents then reach /lost+found);
+//   - the extended-attribute tree (repair_xattr.cc): kept as it is when it verifies (its
+//     nodes claimed first); otherwise rebuilt from the attributes that survive (damaged
+//     nodes cut out, entries of inodes not kept dropped, a damaged root line made anew
+//     around the tree its block names, or empty when it names none: reported lost);
 //   - space: the block and inode bitmaps, every group descriptor (free count, checksum)
-//     and the volume state's counters are rebuilt from what the kept inodes own.
+//     and the volume state's counters are rebuilt from what the kept inodes and trees own.
 // The checker's own repairs (orphan list, leaked inodes and blocks, link counts of files)
 // then run, and a final check decides the exit code. Each step is a journal transaction;
 // a crash part way leaves a volume that the next `fsck --repair` finishes.

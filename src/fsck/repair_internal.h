@@ -53,6 +53,8 @@ class Repairer {
   void scan_namespace();
   void attach_unreached();
   bool block_marked_used(std::uint64_t block);  // in the media's bitmap, when its group verifies
+  void scan_xattrs();  // repair_xattr.cc
+
 
   // ---- writing (repair_write.cc)
   Status clear_slots();
@@ -65,6 +67,7 @@ class Repairer {
   Status make_lost_found();
   Status link_lost();
   Status fix_counts();
+  Status rebuild_xattrs();  // repair_xattr.cc
   // Commits `mtx` when it staged more than the budget; reopens a new one in *mtx.
   Status maybe_commit(std::unique_ptr<fs::MetaTx>& mtx);
 
@@ -88,6 +91,18 @@ class Repairer {
   std::vector<std::uint64_t> lost_;  // to be linked into /lost+found as "#INO"
   std::uint64_t lost_found_ = 0;     // its inode, once it exists or is made
   std::unordered_map<std::uint64_t, bool> group_ok_;  // block groups whose bitmap verifies
+
+  // The extended-attribute tree (fs/xattr.h), on a volume that has it.
+  struct XattrEntry {
+    std::uint64_t key = 0;
+    std::string suffix;  // the name without "user."
+    std::string value;
+  };
+  bool xattrs_ = false;
+  bool xattr_rebuild_ = false;                // a new tree from xattr_entries_
+  format::XattrRoot xattr_root_{};            // the root as it verified (kept trees)
+  std::vector<XattrEntry> xattr_entries_;     // what survives, in key order
+  std::vector<std::uint64_t> xattr_nodes_;    // nodes of a tree kept as it is
 };
 
 }  // namespace pmemfs::fsck

@@ -48,6 +48,7 @@ std::string Repairer::names_of(std::uint64_t ino) const {
 Status Repairer::run() {
   scan_inodes();
   scan_trees();
+  scan_xattrs();
   scan_namespace();
   attach_unreached();
   claim_all();  // after every rebuild is decided: a rebuilt tree's old nodes are freed
@@ -58,6 +59,7 @@ Status Repairer::run() {
   PMEMFS_TRY(rebuild_state());
   PMEMFS_TRY(rebuild_maps());
   PMEMFS_TRY(rebuild_directories());
+  PMEMFS_TRY(rebuild_xattrs());
   PMEMFS_TRY(make_lost_found());
   PMEMFS_TRY(link_lost());
   return fix_counts();
@@ -163,7 +165,7 @@ void Repairer::scan_trees() {
     if (!has_map(in)) continue;
     std::vector<format::Extent> extents;
     if (in.flags & format::kInodeExtentTree) {
-      btree::TreeRef t{in.tree_root, in.tree_depth, format::kTreeExtents, ino};
+      btree::TreeRef t{in.tree_root, in.tree_depth, format::kTreeExtents, format::extent_tree_owner(in)};
       std::vector<std::uint64_t> nodes;
       bool malformed = false;
       auto whole = btree::salvage(
@@ -230,6 +232,8 @@ bool Repairer::claim_extent(Kept& k, const format::Extent& e, bool must_be_marke
 // anywhere in it may have been a flipped block number pointing at free space).
 void Repairer::claim_all() {
   claimed_.assign((sb_.total_blocks + 63) / 64, 0);
+  // The attribute tree's nodes, when it is kept as it is (a rebuilt one gets new nodes).
+  for (std::uint64_t b : xattr_nodes_) claimed_[b / 64] |= std::uint64_t{1} << (b % 64);
   for (int pass = 0; pass < 2; ++pass) {
     for (auto& [ino, k] : kept_) {
       if (k.resealed != (pass == 1)) continue;

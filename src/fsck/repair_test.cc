@@ -82,7 +82,7 @@ void write_file(Volume& v, const std::string& path, const std::string& bytes) {
 
 // The template: nested directories, a directory of 300 entries (a two-level tree), small
 // files (inline extents), a fragmented file (an extent tree), inline and block symlinks,
-// hard links, empty files.
+// hard links, empty files, and extended attributes (a tree of several leaves).
 std::string build_template(const std::string& path) {
   FormatOptions fo;
   fo.size_bytes = kVolumeBytes;
@@ -110,6 +110,14 @@ std::string build_template(const std::string& path) {
     must(v.symlink(std::string(300, 'l'), "/longlink"), "symlink");
     must(v.link("/dir/f2", "/hard"), "link");
     write_file(v, "/empty", "");
+    for (int i = 0; i < 40; ++i) {
+      auto st = v.lstat(fmt::format("/big/entry-with-a-longish-name-{}", i * 7));
+      EXPECT_TRUE(st.is_ok());
+      if (!st.is_ok()) continue;
+      for (int k = 0; k < 3; ++k)
+        must(v.setxattr(ref_of(*st), fmt::format("user.attr{}", k), std::string(60 + 10 * k, static_cast<char>('A' + (i + k) % 26))),
+             "setxattr");
+    }
   }
   return testutil::read_file(path);
 }
@@ -124,7 +132,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> metadata_ranges(const std::
   const std::uint64_t B = format::kBlockBytes;
   out.push_back({0, 512});
   out.push_back({B, 512});
-  out.push_back({2 * B, 192});
+  out.push_back({2 * B, 256});  // volume state, orphan list head, extended-attribute root
   out.push_back({sb.journal_block * B, 192});
   out.push_back({sb.bgroup_desc_block * B, sb.bgroup_count * 8});
   out.push_back({sb.bbitmap_block * B, sb.bgroup_count * 64});
@@ -144,7 +152,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> metadata_ranges(const std::
   return out;
 }
 
-// What a reader can reach through the API: path -> type and content (or target).
+// What a reader can reach through the API: path -> type and content (or target); and
+// "PATH#xattrs" -> every extended attribute, when all of them can be read.
 std::map<std::string, std::string> walk(const std::string& path) {
   std::map<std::string, std::string> out;
   OpenOptions oo;
@@ -166,6 +175,16 @@ std::map<std::string, std::string> walk(const std::string& path) {
         const std::string p = dir == "/" ? "/" + e.name : dir + "/" + e.name;
         auto st = (*v)->lstat(p);
         if (!st.is_ok()) continue;
+        if (auto names = (*v)->listxattr(ref_of(*st)); names.is_ok() && !names->empty()) {
+          std::string all;
+          bool ok = true;
+          for (const std::string& n : *names) {
+            auto val = (*v)->getxattr(ref_of(*st), n);
+            ok = ok && val.is_ok();
+            if (ok) all += n + "=" + *val + ";";
+          }
+          if (ok) out[p + "#xattrs"] = all;
+        }
         if (S_ISDIR(st->mode)) {
           out[p] = "dir";
           todo.push_back(p);
@@ -312,6 +331,7 @@ TEST_F(RepairTest, ADamagedDirectoryLeafSendsItsEntriesToLostAndFound) {
   auto now = walk(path_);
   int in_big = 0, in_lost = 0;
   for (const auto& [p, d] : now) {
+    if (p.find("#xattrs") != std::string::npos) continue;
     in_big += p.rfind("/big/", 0) == 0;
     in_lost += p.rfind("/lost+found/#", 0) == 0;
   }
@@ -374,6 +394,58 @@ TEST_F(RepairTest, AnEntryNamingAClearedInodeIsDropped) {
   FsckReport fixed = damaged_then_repaired("cleared inode");
   EXPECT_NE(repairs(fixed).find("'f5'"), std::string::npos) << "the report names the entry" << repairs(fixed);
   expect_all_but(files, {"/dir/f5"});
+}
+
+// A repair of a clean volume changes nothing, and keeps the attribute tree's nodes (they
+// are the volume's, claimed like every tree's).
+TEST_F(RepairTest, ARepairOfACleanVolumeKeepsEveryAttribute) {
+  auto files = walk(path_);
+  int attrs = 0;
+  for (const auto& [p, d] : files) attrs += p.find("#xattrs") != std::string::npos;
+  EXPECT_EQ(attrs, 40);
+  FsckReport fixed = fsck(path_, true);
+  EXPECT_EQ(fixed.exit_code, 0) << problems(fixed) << repairs(fixed);
+  EXPECT_TRUE(fixed.repairs.empty()) << repairs(fixed);
+  EXPECT_EQ(fsck(path_, false).exit_code, 0);
+  expect_all_but(files, {});
+}
+
+// The attribute root line damaged (a byte under its checksum): made anew around the tree
+// its block names, every attribute kept.
+TEST_F(RepairTest, ADamagedAttributeRootIsMadeAnewAroundItsTree) {
+  auto files = walk(path_);
+  edit([&](std::string& b) { b[format::kXattrRootOffset + 56] ^= 0x01; });  // the count
+  FsckReport fixed = damaged_then_repaired("extended attribute root");
+  EXPECT_NE(repairs(fixed).find("extended attribute root"), std::string::npos) << repairs(fixed);
+  expect_all_but(files, {});
+}
+
+// A damaged leaf of the attribute tree: its attributes are lost (reported), every other
+// attribute and every file kept.
+TEST_F(RepairTest, ADamagedAttributeLeafLosesOnlyItsAttributes) {
+  auto files = walk(path_);
+  std::vector<std::uint64_t> leaves;
+  for (std::uint64_t b = sb_.data_block; b < sb_.total_blocks; ++b) {
+    format::NodeHeader h;
+    std::memcpy(&h, image_.data() + b * format::kBlockBytes, sizeof h);
+    if (h.magic == format::kBtreeMagic && h.tree_kind == format::kTreeXattrs && h.level == 0) leaves.push_back(b);
+  }
+  ASSERT_GE(leaves.size(), 2u) << "the template's attributes fill more than one leaf";
+  edit([&](std::string& b) { b[leaves.front() * format::kBlockBytes + 3000] ^= 0x40; });
+  FsckReport fixed = damaged_then_repaired("extended attribute leaf");
+  EXPECT_NE(repairs(fixed).find("the attributes in it are lost"), std::string::npos) << repairs(fixed);
+  auto now = walk(path_);
+  std::set<std::string> gone;
+  int kept = 0;
+  for (const auto& [p, d] : files) {
+    if (p.find("#xattrs") == std::string::npos) continue;
+    // Lost whole, or in part (an inode's attributes may span two leaves).
+    if (now.count(p) == 0 || now[p] != d) gone.insert(p);
+    else ++kept;
+  }
+  EXPECT_GT(gone.size(), 0u);
+  EXPECT_GT(kept, 0);
+  expect_all_but(files, gone);
 }
 
 // The library records damage it meets (the error record), the next open reports it, a

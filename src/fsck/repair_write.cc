@@ -59,7 +59,11 @@ Status Repairer::store_inodes() {
         in.size_bytes = 64;
         in.blocks = 0;
       } else {
-        in.flags &= ~format::kInodeExtentTree;
+        // A sealed file promises an allocated, contiguous, immutable map (mappings of it
+        // are unguarded): a map rebuilt from what survives may not keep that promise.
+        if (in.flags & format::kInodeSealed)
+          did(fmt::format("inode {}", ino), inode_off(ino), "unsealed: its block map is rebuilt from what survives");
+        in.flags &= ~(format::kInodeExtentTree | format::kInodeSealed);
         in.extent_count = 0;
         std::memset(&in.u, 0, sizeof in.u);
         in.blocks = 0;
