@@ -216,8 +216,8 @@ void register_ls(CLI::App& app) {
                   "Entries are sorted by name (byte order). Names starting with '.' are shown\n"
                   "only with -a, which also shows \".\" and \"..\". -l prints, like ls -l:\n"
                   "  mode  links  user  group  size  mtime  name [-> symlink target]\n"
-                  "with user and group names of this host (numbers with -n, or where the host has\n"
-                  "no such id), sizes in bytes (-h: 4.0K, 1.5M, … in powers of 1024) and local\n"
+                  "with user and group names of this host (numbers with -n, which implies -l as in\n"
+                  "ls(1), or where the host has no such id), sizes in bytes (-h: 4.0K, 1.5M, … in powers of 1024) and local\n"
                   "time. -R lists subdirectories too, each under a \"VOLUME:/DIR:\" header. A file\n"
                   "operand lists itself. --json prints an array of listings {path, directory,\n"
                   "entries[{name, path, type, ino, mode, mode_octal, mode_string, nlink, uid, gid,\n"
@@ -230,12 +230,15 @@ void register_ls(CLI::App& app) {
   cmd->add_flag("-l", args.long_format, "long listing: mode, links, user, group, size, mtime, name");
   cmd->add_flag("-a,--all", args.all, "include names starting with '.', and \".\" and \"..\"");
   cmd->add_flag("-R,--recursive", args.recursive, "list subdirectories recursively");
-  cmd->add_flag("-n,--numeric-uid-gid", args.numeric, "with -l: numeric user and group ids");
+  cmd->add_flag("-n,--numeric-uid-gid", args.numeric, "like -l, with numeric user and group ids (as ls -n)");
   cmd->add_flag("-h,--human-readable", args.human, "with -l: sizes as 4.0K, 1.5M, …");
   cmd->add_flag("--json", args.json, "print JSON (every field, whatever -l)");
   cmd->add_option("PATH", args.operands, "VOLUME:/PATH of a directory or file")->required();
   add_emulated_pmem_flag(cmd, &args.emulated_pmem);
-  cmd->callback([] { set_runner([] { return run_ls(args); }); });
+  cmd->callback([] {
+    if (args.numeric) args.long_format = true;  // ls -n is ls -l with numbers
+    set_runner([] { return run_ls(args); });
+  });
 }
 
 }  // namespace pmemfs::cli

@@ -11,9 +11,11 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +24,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -183,6 +186,49 @@ TEST(ops_cli, TouchCreatesFilesAndSetsTimes) {
   EXPECT_FALSE(vol.exists("/absent"));
   EXPECT_CONTAINS(fails(2, {"touch", "-d", "yesterday", vol.at("/x")}).err, "not a time");
   EXPECT_CONTAINS(fails(1, {"touch", vol.at("/nodir/x")}).err, "ENOENT");
+}
+
+// New files and directories belong to the caller: its effective uid and gid (the
+// library's Owner::of_process), so `touch` and `mkdir` run as nobody make files nobody
+// owns, and root's are root's. (The trust boundary is write access to the backing: nobody
+// may use the volume here because the test made the backing writable for everyone.)
+TEST(ops_cli, NewFilesBelongToTheCaller) {
+  if (::geteuid() != 0) GTEST_SKIP() << "runs the CLI as another user: needs root";
+  constexpr std::uint32_t kNobody = 65534;
+  Vol vol;
+  ASSERT_EQ(::chmod(fs::path(vol.path()).parent_path().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(vol.path().c_str(), 0666), 0);
+  auto as_nobody = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{testutil::cli_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
+          ::setresuid(kNobody, kNobody, kNobody) != 0)
+        ::_exit(100);
+      ::execv(cargv[0], cargv.data());
+      ::_exit(101);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  EXPECT_EQ(as_nobody({"touch", vol.at("/theirs")}), 0);
+  EXPECT_EQ(as_nobody({"mkdir", vol.at("/their-dir")}), 0);
+  ok({"touch", vol.at("/mine")});
+  for (const char* p : {"/theirs", "/their-dir"}) {
+    nlohmann::json st = vol.stat(p);
+    EXPECT_EQ(st["uid"], kNobody) << p;
+    EXPECT_EQ(st["gid"], kNobody) << p;
+  }
+  nlohmann::json mine = vol.stat("/mine");
+  EXPECT_EQ(mine["uid"], 0);
+  EXPECT_EQ(mine["gid"], 0);
+  EXPECT_CONTAINS(ok({"ls", "-n", vol.at("/")}).out, std::to_string(kNobody) + " " + std::to_string(kNobody));
 }
 
 TEST(ops_cli, ChmodOctalSymbolicAndRecursive) {
@@ -419,14 +465,32 @@ TEST(ops_cli, MessagesAnOperatorMeetsFirst) {
   ok({"mkfs", zeros, "--emulated-pmem"});
 }
 
+// `pmemfs --help` lists every verb, each verb's --help has its usage and exit codes, and
+// the README's "The CLI in brief" names every verb the program has.
 TEST(ops_cli, HelpDescribesEveryVerb) {
   CommandResult r = ok({"--help"});
+  std::vector<std::string> listed;
+  const std::size_t sub = r.out.find("Subcommands:\n");
+  ASSERT_NE(sub, std::string::npos) << r.out;
+  std::istringstream lines(r.out.substr(sub + 13));
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string verb;
+    if (words >> verb) listed.push_back(verb);
+  }
   for (const char* verb : {"info", "mkfs", "fsck", "ls", "stat", "cat", "cp", "mkdir", "rm", "mv", "ln", "df", "touch",
-                           "chmod", "chown", "du", "find", "truncate", "fallocate"}) {
-    EXPECT_CONTAINS(r.out, verb);
+                           "chmod", "chown", "du", "find", "truncate", "fallocate", "freeze", "thaw", "backup", "seal",
+                           "unseal", "extents", "mount", "umount"})
+    EXPECT_NE(std::find(listed.begin(), listed.end(), verb), listed.end()) << verb << " is not in pmemfs --help";
+  const std::string readme = testutil::read_file(std::string(PMEMFS_SOURCE_DIR) + "/README.md");
+  const std::size_t brief = readme.find("## The CLI in brief");
+  ASSERT_NE(brief, std::string::npos);
+  const std::string section = readme.substr(brief, readme.find("\n## ", brief + 1) - brief);
+  for (const std::string& verb : listed) {
     CommandResult h = ok({verb, "--help"});
-    EXPECT_CONTAINS(h.out, "Usage: pmemfs ");
+    EXPECT_CONTAINS(h.out, "Usage: pmemfs " + verb);
     EXPECT_CONTAINS(h.out, "Exit codes");
+    EXPECT_CONTAINS(section, "`" + verb + " ");
   }
 }
 
