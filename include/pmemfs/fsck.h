@@ -8,16 +8,21 @@
 // inode. Read-only by default: nothing is written unless options.repair.
 //
 // A volume whose journal holds committed transactions not yet applied (a crash) is
-// replayed first: in place when repairing; otherwise into a private in-memory view
-// (Volume::open's read-only replay), so that the check sees the recovered state and the
-// backing stays byte-identical. The report says so (journal_replay_pending): that is
-// information, not a problem — the next writable open replays for good.
+// replayed first: in place when repairing; otherwise, unless a live writer is attached,
+// into a private in-memory view (Volume::open's read-only replay), so that the check sees
+// the recovered state and the backing stays byte-identical. The report says so
+// (journal_replay_pending): that is information, not a problem — the next writable open
+// replays for good.
 //
 // Exit codes for the CLI follow fsck(8): 0 clean, 1 errors corrected, 4 errors left
 // uncorrected, 8 operational error.
 //
 // Memory: proportional to the volume's size (one bit per block and per inode), as e2fsck.
-// Thread safety: run on a volume no other process has open.
+// Other processes: a read-only check may run while other instances have the volume open.
+// Beside a live writer it checks the writer's live state (nothing is replayed) and holds
+// the volume's metadata lock shared while it reads, so it checks one state — their
+// metadata changes wait until it ends. A repair claims the volume exclusively: EBUSY
+// while any instance has it open.
 #pragma once
 
 #include <cstdint>

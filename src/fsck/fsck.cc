@@ -594,8 +594,16 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   FsckOptions check_only = options;
   check_only.repair = false;
   Checker checker(core, report, check_only);
-  checker.run();
-  fsck::check_error_record(core, report);
+  {
+    // A read-only check may run beside a live writer (any process): it holds the metadata
+    // lock shared while it reads, so that it checks one state, not bitmaps, trees and
+    // counts of different moments. (A repair holds the volume alone, and its passes take
+    // the lock themselves.)
+    std::shared_lock<fs::MetaLock> one_state;
+    if (!options.repair) one_state = std::shared_lock<fs::MetaLock>(core.meta_lock);
+    checker.run();
+    fsck::check_error_record(core, report);
+  }
   if (options.repair) {
     // The structural repair (repair.h), then the checker's own repairs (orphans, link
     // counts, leaks), then a check of the result, which decides what was repaired.
