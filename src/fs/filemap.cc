@@ -335,6 +335,13 @@ Status MapEditor::raw_update(const Extent& e) {
   return Status::ok();
 }
 
+Status MapEditor::adopt(const Extent& x) {
+  PMEMFS_TRY(add_extent(x));
+  winode_.blocks += x.block_count;
+  sync_node_blocks();
+  return Status::ok();
+}
+
 Status MapEditor::add_extent(const Extent& x) {
   auto continues = [](const Extent& a, const Extent& b) {
     return end_of(a) == b.logical_block && a.physical_block + a.block_count == b.physical_block &&
