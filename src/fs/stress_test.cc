@@ -46,7 +46,11 @@ namespace pmemfs {
 namespace {
 
 constexpr int kWorkers = 4;
+#if defined(PMEMFS_SANITIZED)
+constexpr int kDefaultKills = 100;  // each process starts ~10x slower under the sanitizers
+#else
 constexpr int kDefaultKills = 300;
+#endif
 constexpr int kNames = 8;       // files f0..f7 per worker
 constexpr int kDirs = 3;        // directories d0..d2 per worker
 constexpr int kFailExit = 99;   // a worker found a violation (its message is in its fail file)
