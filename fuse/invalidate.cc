@@ -3,12 +3,15 @@
 
 #include <fuse_lowlevel.h>
 
+#include <chrono>
+
 namespace pmemfs::fused {
 
-void Invalidator::start(fuse_session* session) {
+void Invalidator::start(fuse_session* session, Source source) {
   std::lock_guard<std::mutex> g(lock_);
   if (thread_.joinable()) return;
   session_ = session;
+  source_ = std::move(source);
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
 }
@@ -40,7 +43,17 @@ std::uint64_t Invalidator::delivered() const {
 void Invalidator::run() {
   std::unique_lock<std::mutex> lk(lock_);
   for (;;) {
-    wake_.wait(lk, [&] { return stopping_ || !inodes_.empty() || !entries_.empty(); });
+    wake_.wait_for(lk, std::chrono::milliseconds(kPollMs),
+                   [&] { return stopping_ || !inodes_.empty() || !entries_.empty(); });
+    if (source_ && !stopping_) {
+      std::vector<std::uint64_t> more_inodes;
+      std::vector<Entry> more_entries;
+      lk.unlock();
+      source_(&more_inodes, &more_entries);
+      lk.lock();
+      inodes_.insert(inodes_.end(), more_inodes.begin(), more_inodes.end());
+      for (Entry& e : more_entries) entries_.push_back(std::move(e));
+    }
     std::deque<std::uint64_t> inodes;
     std::deque<Entry> entries;
     inodes.swap(inodes_);

@@ -6,10 +6,10 @@
 // ANCHORS.md). So changes are queued here and a thread of its own, which never runs a
 // handler, calls fuse_lowlevel_notify_inval_inode / _inval_entry for them.
 //
-// Today nothing feeds it: one process at a time writes a volume (the instance lock), so
-// the daemon is the only writer and every change goes through it. When several processes
-// share a volume (issue 14), the daemon will learn from the library which inodes and
-// entries others changed since a journal sequence, and hand them to changed().
+// What other processes change (they share the volume through the library) reaches it from
+// a source the thread polls every kPollMs: the daemon's source asks Volume::changes_since
+// which inodes and directories others changed and turns them into inodes and the names the
+// kernel may have cached in those directories (docs/design.md, "The FUSE daemon").
 //
 // Thread safety: changed() from any thread; start()/stop() from the owner.
 #pragma once
@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,6 +26,9 @@
 struct fuse_session;
 
 namespace pmemfs::fused {
+
+// How often the thread asks its source what others changed.
+inline constexpr int kPollMs = 50;
 
 class Invalidator {
  public:
@@ -39,8 +43,12 @@ class Invalidator {
   Invalidator(const Invalidator&) = delete;
   Invalidator& operator=(const Invalidator&) = delete;
 
-  // Starts the thread that delivers notifications for `session`.
-  void start(fuse_session* session);
+  // What others changed since the last call: appends inodes and entries to invalidate.
+  using Source = std::function<void(std::vector<std::uint64_t>* inodes, std::vector<Entry>* entries)>;
+
+  // Starts the thread that delivers notifications for `session`, polling `source` (may
+  // be empty) every kPollMs.
+  void start(fuse_session* session, Source source = {});
   // Delivers what is queued, then stops the thread (before the session is destroyed).
   void stop();
   // Queues invalidations: the attributes and cached data of `inodes`, and the cached
@@ -55,6 +63,7 @@ class Invalidator {
   void run();
 
   fuse_session* session_ = nullptr;
+  Source source_;
   mutable std::mutex lock_;
   std::condition_variable wake_;
   std::deque<std::uint64_t> inodes_;

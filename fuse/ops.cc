@@ -91,6 +91,42 @@ void NodeTable::clear() {
   }
 }
 
+std::vector<std::uint64_t> NodeTable::inos() {
+  std::vector<std::uint64_t> out;
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> g(s.lock);
+    for (const auto& [ino, n] : s.nodes) out.push_back(ino);
+  }
+  return out;
+}
+
+void Names::remember(std::uint64_t parent, const std::string& name) {
+  Shard& s = shards_[parent % kShards];
+  std::lock_guard<std::mutex> g(s.lock);
+  s.names[parent].insert(name);
+}
+
+std::vector<std::string> Names::take(std::uint64_t parent) {
+  Shard& s = shards_[parent % kShards];
+  std::lock_guard<std::mutex> g(s.lock);
+  auto it = s.names.find(parent);
+  if (it == s.names.end()) return {};
+  std::vector<std::string> out(it->second.begin(), it->second.end());
+  s.names.erase(it);
+  return out;
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> Names::take_all() {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> g(s.lock);
+    for (auto& [parent, set] : s.names)
+      for (const auto& n : set) out.emplace_back(parent, n);
+    s.names.clear();
+  }
+  return out;
+}
+
 std::size_t NodeTable::size() {
   std::size_t n = 0;
   for (Shard& s : shards_) {
@@ -192,7 +228,23 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // Locks are the kernel's own (local to this machine): no POSIX or flock handlers.
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-  d.invalidator.start(d.session);
+  // What other processes change: polled by the invalidator's thread (never a handler).
+  (void)d.volume->changes_since(&d.changes_cursor);  // from now on
+  Daemon* dp = &d;
+  d.invalidator.start(d.session, [dp](std::vector<std::uint64_t>* inodes, std::vector<Invalidator::Entry>* entries) {
+    auto batch = dp->volume->changes_since(&dp->changes_cursor);
+    if (!batch.is_ok()) return;
+    if (batch->everything) {
+      *inodes = dp->nodes.inos();
+      for (auto& [parent, name] : dp->names.take_all()) entries->push_back({parent, std::move(name)});
+      return;
+    }
+    *inodes = std::move(batch->inodes);
+    for (std::uint64_t dir : batch->directories) {
+      inodes->push_back(dir);  // its attributes and cached readdir
+      for (auto& name : dp->names.take(dir)) entries->push_back({dir, std::move(name)});
+    }
+  });
 }
 
 void op_destroy(void* userdata) {
@@ -211,7 +263,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!stat.is_ok()) return reply_status(req, stat.status());
     fuse_entry_param e;
     int err = 0;
-    if (make_entry(d, *stat, &e, &err)) return (void)fuse_reply_entry(req, &e);
+    if (make_entry(d, *stat, &e, &err)) {
+      d.names.remember(parent, name);
+      return (void)fuse_reply_entry(req, &e);
+    }
     if (err != ESTALE) return (void)fuse_reply_err(req, err);
   }
   fuse_reply_err(req, ESTALE);
@@ -267,24 +322,28 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
   InodeRef dir;
   if (!ref_or_reply(req, parent, &dir)) return;
+  daemon_of(req).names.remember(parent, name);
   reply_entry(req, daemon_of(req).volume->mknod_at(dir, name, mode, requester(req)));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   InodeRef dir;
   if (!ref_or_reply(req, parent, &dir)) return;
+  daemon_of(req).names.remember(parent, name);
   reply_entry(req, daemon_of(req).volume->mkdir_at(dir, name, mode, requester(req)));
 }
 
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   InodeRef dir;
   if (!ref_or_reply(req, parent, &dir)) return;
+  daemon_of(req).names.remember(parent, name);
   reply_entry(req, daemon_of(req).volume->symlink_at(dir, name, target, requester(req)));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
   InodeRef target, dir;
   if (!ref_or_reply(req, ino, &target) || !ref_or_reply(req, parent, &dir)) return;
+  daemon_of(req).names.remember(parent, name);
   reply_entry(req, daemon_of(req).volume->link_at(target, dir, name));
 }
 
@@ -351,6 +410,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fuse_entry_param e;
   int err = 0;
   if (!make_entry(d, stat, &e, &err)) return (void)fuse_reply_err(req, err);
+  d.names.remember(parent, name);
   auto* f = new File(std::move(*file));
   set_open_reply(d, fi->flags, fi, f);
   if (fuse_reply_create(req, &e, fi) != 0) {
@@ -437,6 +497,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
       int err = 0;
       if (!make_entry(d, dp.stat, &e, &err)) continue;  // gone meanwhile: skip it
     }
+    if (!dot) d.names.remember(ino, dp.entry.name);
     if (!add(dp.entry.name, e.attr, &e, dp.entry.next_cookie)) {
       if (!dot) d.nodes.forget(dp.stat.ino, 1);  // not sent: the kernel takes no reference
       break;

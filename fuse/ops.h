@@ -8,7 +8,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "daemon.h"
 #include "invalidate.h"
@@ -29,6 +33,8 @@ class NodeTable {
   Result<InodeRef> ref(std::uint64_t ino);
   void clear();
   std::size_t size();
+  // Every inode the kernel holds (for "everything changed").
+  std::vector<std::uint64_t> inos();
 
  private:
   struct Node {
@@ -45,10 +51,31 @@ class NodeTable {
   std::array<Shard, kShards> shards_;
 };
 
+// The names the kernel may hold a cached lookup of, per directory: what lookups, creations
+// and readdirplus answered. When another process changes a directory, these are the
+// entries to invalidate (the kernel caches no negative lookups: ENOENT is not cached).
+class Names {
+ public:
+  void remember(std::uint64_t parent, const std::string& name);
+  // The names remembered in `parent` (forgotten: a later lookup remembers them again).
+  std::vector<std::string> take(std::uint64_t parent);
+  std::vector<std::pair<std::uint64_t, std::string>> take_all();
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  struct Shard {
+    std::mutex lock;
+    std::unordered_map<std::uint64_t, std::unordered_set<std::string>> names;
+  };
+  std::array<Shard, kShards> shards_;
+};
+
 struct Daemon {
   Volume* volume = nullptr;
   MountOptions options;
   NodeTable nodes;
+  Names names;
+  std::uint64_t changes_cursor = 0;  // Volume::changes_since (the invalidator's thread)
   Invalidator invalidator;
   fuse_session* session = nullptr;
 };

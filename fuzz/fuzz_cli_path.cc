@@ -5,7 +5,7 @@
 //  - a volume operand's path is normalized: starts with '/', no "//", no "/./", no
 //    trailing '/' (except "/" itself), and normalizing it again changes nothing;
 //  - the backing part contains no ":/" (the split is at the FIRST ":/");
-//  - display() parses back to the same volume and path.
+//  - display() parses back to the same volume, path and trailing '/' (never on "/").
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -38,7 +38,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(normalize_volume_path(p) == p);
   check(op->volume.find(":/") == std::string::npos);
   auto again = parse_operand(op->display());
-  check(again.is_ok() && again->volume == op->volume && again->path == p);
+  check(again.is_ok() && again->volume == op->volume && again->path == p &&
+        again->trailing_slash == op->trailing_slash);
+  check(!op->trailing_slash || p != "/");
+  check(op->api_path() == (op->trailing_slash ? p + "/" : p));
   (void)base_name(p);
   (void)join_path(p, "x");
   return 0;

@@ -4,10 +4,12 @@
 # `fuzz` preset; GCC's TSan runtime (libtsan2) comes with build-essential. fuse3 (the
 # kernel's helper and /etc/fuse.conf), sqlite3, rsync, fio, tar and git are the real
 # programs the FUSE mount's tests and demo run (tests/fuse/, scripts/demo.sh).
+# libpmemobj-dev and libsqlite3-dev are kv_bench's baselines (bench/kv_bench.cc).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
       libxxhash-dev libpmem2-dev libfuse3-dev fuse3 libndctl-dev libdaxctl-dev
+      libpmemobj-dev libsqlite3-dev
       sqlite3 rsync fio tar
       clang libclang-rt-14-dev)
 missing=()

@@ -3,11 +3,17 @@
 #include <fmt/format.h>
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <ctime>
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -136,12 +142,22 @@ Result<Volume*> VolumeSet::get(const std::string& backing) {
     // The library's messages name the path; say which volume when one does not.
     if (s.message().find(backing) == std::string::npos) s = s.with_context("volume " + backing);
     if (s.errnum() == EROFS && !e.writable) {
-      s = Status::error(EROFS, s.message() + " (the journal needs recovery, which writes; run "
-                                            "`pmemfs fsck --repair " + backing + "` or any verb that changes the volume)");
+      s = Status::error(EROFS, s.message() + " (run `pmemfs fsck --repair " + backing +
+                                            "` or any verb that changes the volume, then read it again)");
     }
     return s;
   }
   e.volume = std::move(opened).value();
+  // Damage a running pmemfs met and recorded (the error record): say so at every open,
+  // as ext4's "mounting fs with errors, running e2fsck is recommended".
+  const VolumeInfo info = e.volume->info();
+  if (info.damage_recorded > 0)
+    std::fprintf(stderr,
+                 "pmemfs: WARNING: %s: pmemfs met damage in this volume %u time%s (the first at offset %llu, %s); "
+                 "run `pmemfs fsck %s`\n",
+                 backing.c_str(), info.damage_recorded, info.damage_recorded == 1 ? "" : "s",
+                 static_cast<unsigned long long>(info.damage_first_offset),
+                 format_time_ns(info.damage_first_time_ns, false).c_str(), backing.c_str());
   return e.volume.get();
 }
 
@@ -164,9 +180,15 @@ std::vector<Operand> parse_operands(const std::string& verb, const std::vector<s
       return {};
     }
     if (volume_only && !op->in_volume()) {
-      usage_failure(verb, fmt::format("EINVAL: '{}' is a host path; this verb takes VOLUME:/PATH "
-                                      "(e.g. vol.img:{})",
-                                      text, text.starts_with('/') ? text : "/" + text));
+      // A backing named alone ("vol.img") most likely means its root.
+      struct stat st {};
+      const bool backing = ::stat(text.c_str(), &st) == 0 && (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode));
+      usage_failure(verb, backing ? fmt::format("EINVAL: '{}' is a host path; this verb takes VOLUME:/PATH: did you "
+                                                "mean '{}:/' (the volume's root)?",
+                                                text, text)
+                                  : fmt::format("EINVAL: '{}' is a host path; this verb takes VOLUME:/PATH "
+                                                "(e.g. vol.img:/{})",
+                                                text, text.starts_with('/') ? text.substr(1) : text));
       *ok = false;
       return {};
     }
@@ -259,6 +281,192 @@ std::string format_time_ns(std::int64_t ns, bool with_ns) {
   char zone[16];
   std::strftime(zone, sizeof zone, "%z", &tm);
   return fmt::format("{}.{:09} {}", buf, frac, zone);
+}
+
+Result<std::int64_t> parse_time(const std::string& text) {
+  auto bad = [&] {
+    return Status::error(EINVAL, fmt::format("'{}' is not a time (@SECONDS[.FRACTION] or \"YYYY-MM-DD[ HH:MM[:SS]]\")", text));
+  };
+  // A fraction ".ddd" → ns; *end at the first character after it.
+  auto fraction = [](const char* p, const char** end) {
+    std::int64_t ns = 0, scale = 100000000;
+    if (*p == '.') {
+      ++p;
+      while (*p >= '0' && *p <= '9') {
+        ns += (*p - '0') * scale;
+        scale /= 10;
+        ++p;
+      }
+    }
+    *end = p;
+    return ns;
+  };
+  if (!text.empty() && text[0] == '@') {
+    const char* p = text.c_str() + 1;
+    bool negative = *p == '-';
+    if (negative) ++p;
+    if (*p < '0' || *p > '9') return bad();
+    std::int64_t secs = 0;
+    while (*p >= '0' && *p <= '9') {
+      if (secs > (std::numeric_limits<std::int64_t>::max() / 1000000000 - 9) / 10) return bad();
+      secs = secs * 10 + (*p - '0');
+      ++p;
+    }
+    const char* end = nullptr;
+    std::int64_t ns = fraction(p, &end);
+    if (*end != '\0') return bad();
+    return negative ? -(secs * 1000000000 + ns) : secs * 1000000000 + ns;
+  }
+  std::tm tm {};
+  int n = 0;
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &year, &mon, &day, &n) != 3) return bad();
+  const char* p = text.c_str() + n;
+  std::int64_t ns = 0;
+  if (*p == ' ' || *p == 'T') {
+    int m = 0;
+    if (std::sscanf(p + 1, "%2d:%2d%n", &hour, &min, &m) != 2) return bad();
+    p += 1 + m;
+    if (*p == ':') {
+      int k = 0;
+      if (std::sscanf(p + 1, "%2d%n", &sec, &k) != 1) return bad();
+      p += 1 + k;
+      const char* end = nullptr;
+      ns = fraction(p, &end);
+      p = end;
+    }
+  }
+  if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return bad();
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  tm.tm_isdst = -1;
+  std::time_t t = std::mktime(&tm);
+  if (t == static_cast<std::time_t>(-1) && !(year == 1969 && mon == 12 && day == 31)) return bad();
+  return static_cast<std::int64_t>(t) * 1000000000 + ns;
+}
+
+std::uint32_t process_umask() {
+  mode_t m = ::umask(0);
+  ::umask(m);
+  return static_cast<std::uint32_t>(m) & 0777;
+}
+
+std::string short_human(std::uint64_t bytes) {
+  static const char kUnits[] = {'K', 'M', 'G', 'T', 'P', 'E'};
+  if (bytes < 1024) return fmt::format("{}", bytes);
+  double v = static_cast<double>(bytes);
+  int u = -1;
+  while (v >= 1024.0 && u < 5) {
+    v /= 1024.0;
+    ++u;
+  }
+  // Rounded up, as ls and du do: 1025 bytes is "1.1K", never "1.0K".
+  if (v < 10.0) {
+    double tenths = std::ceil(v * 10.0 - 1e-9) / 10.0;
+    if (tenths < 10.0) return fmt::format("{:.1f}{}", tenths, kUnits[u]);
+    v = tenths;
+  }
+  double whole = std::ceil(v - 1e-9);
+  if (whole >= 1024.0 && u < 5) return fmt::format("1.0{}", kUnits[u + 1]);
+  return fmt::format("{:.0f}{}", whole, kUnits[u]);
+}
+
+namespace {
+
+std::vector<char> name_buffer(int which) {
+  long n = ::sysconf(which);
+  return std::vector<char>(n > 0 ? static_cast<std::size_t>(n) : 16384);
+}
+
+}  // namespace
+
+std::string user_name(std::uint32_t uid) {
+  static std::map<std::uint32_t, std::string> cache;
+  if (auto it = cache.find(uid); it != cache.end()) return it->second;
+  std::vector<char> buf = name_buffer(_SC_GETPW_R_SIZE_MAX);
+  passwd pw {};
+  passwd* found = nullptr;
+  std::string name = std::to_string(uid);
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) name = found->pw_name;
+  cache[uid] = name;
+  return name;
+}
+
+std::string group_name(std::uint32_t gid) {
+  static std::map<std::uint32_t, std::string> cache;
+  if (auto it = cache.find(gid); it != cache.end()) return it->second;
+  std::vector<char> buf = name_buffer(_SC_GETGR_R_SIZE_MAX);
+  group gr {};
+  group* found = nullptr;
+  std::string name = std::to_string(gid);
+  if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) name = found->gr_name;
+  cache[gid] = name;
+  return name;
+}
+
+namespace {
+
+// A decimal id below UINT32_MAX (which the API reserves for "unchanged").
+bool parse_id(const std::string& text, std::uint32_t* id) {
+  if (text.empty() || text.size() > 10) return false;
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (v >= UINT32_MAX) return false;
+  *id = static_cast<std::uint32_t>(v);
+  return true;
+}
+
+}  // namespace
+
+Result<std::uint32_t> parse_user(const std::string& text) {
+  std::vector<char> buf = name_buffer(_SC_GETPW_R_SIZE_MAX);
+  passwd pw {};
+  passwd* found = nullptr;
+  if (::getpwnam_r(text.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->pw_uid;
+  std::uint32_t id = 0;
+  if (parse_id(text, &id)) return id;
+  return Status::error(EINVAL, fmt::format("invalid user '{}': no such user on this host, and not a number below {}",
+                                           text, UINT32_MAX));
+}
+
+Result<std::uint32_t> parse_group(const std::string& text) {
+  std::vector<char> buf = name_buffer(_SC_GETGR_R_SIZE_MAX);
+  group gr {};
+  group* found = nullptr;
+  if (::getgrnam_r(text.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->gr_gid;
+  std::uint32_t id = 0;
+  if (parse_id(text, &id)) return id;
+  return Status::error(EINVAL, fmt::format("invalid group '{}': no such group on this host, and not a number below {}",
+                                           text, UINT32_MAX));
+}
+
+void walk_tree(Volume& volume, const std::string& dir, int depth, const std::function<bool(const WalkEntry&)>& visit,
+               const std::function<void(const std::string&, const Status&)>& failed) {
+  auto entries = read_whole_dir(volume, dir, false);
+  if (!entries.is_ok()) {
+    failed(dir, entries.status());
+    return;
+  }
+  std::sort(entries->begin(), entries->end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  for (const DirEntry& e : *entries) {
+    WalkEntry w;
+    w.path = join_path(dir, e.name);
+    w.depth = depth + 1;
+    auto st = volume.lstat(w.path);
+    if (!st.is_ok()) {
+      failed(w.path, st.status());
+      continue;
+    }
+    w.st = *st;
+    if (visit(w) && S_ISDIR(w.st.mode)) walk_tree(volume, w.path, w.depth, visit, failed);
+  }
 }
 
 void add_emulated_pmem_flag(CLI::App* cmd, bool* flag) {

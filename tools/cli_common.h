@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,7 +63,8 @@ class VolumeSet {
   explicit VolumeSet(DeviceOptions device) : device_(device) {}
   void want(const std::string& backing, bool writable);
   // The open volume (opened on first use). A read-only open of a volume whose journal
-  // needs recovery fails with EROFS; the message then says how to recover it.
+  // needs recovery reads the recovered state from a private view (volume.h) and leaves the
+  // backing as it is.
   Result<Volume*> get(const std::string& backing);
   // Whether two backing paths name the same volume.
   bool same(const std::string& a, const std::string& b);
@@ -100,5 +102,38 @@ std::string format_time_ns(std::int64_t ns, bool with_ns);
 
 // Adds --emulated-pmem to `cmd`, storing into *flag.
 void add_emulated_pmem_flag(CLI::App* cmd, bool* flag);
+
+// A time for touch -d: "@SECONDS[.FRACTION]" (since the epoch) or local
+// "YYYY-MM-DD[ HH:MM[:SS[.FRACTION]]]" (also with 'T' between date and time); ns since the
+// epoch. EINVAL naming the text otherwise.
+Result<std::int64_t> parse_time(const std::string& text);
+// The process's umask (new files get 0666 & ~umask, directories 0777 & ~umask).
+std::uint32_t process_umask();
+
+// ls -h / du -h style sizes: "512", "4.0K", "12K", "1.5M" (powers of 1024, rounded up,
+// one decimal below 10, as GNU ls).
+std::string short_human(std::uint64_t bytes);
+
+// The user / group name of a number (getpwuid_r / getgrgid_r of this host), or the number
+// itself when the host has no such user (a volume can come from another machine).
+std::string user_name(std::uint32_t uid);
+std::string group_name(std::uint32_t gid);
+// A user / group given by name or number ("root", "1000"). EINVAL naming it when this
+// host knows no such name.
+Result<std::uint32_t> parse_user(const std::string& text);
+Result<std::uint32_t> parse_group(const std::string& text);
+
+// Walks the tree below `dir` (not `dir` itself), depth first, entries of a directory in
+// name order: visit(path, entry's lstat, depth ≥ 1) for each; returns false from visit to
+// skip a directory's contents. Symlinks are not followed. A directory that cannot be
+// read is reported through `failed` (path, status) and skipped.
+struct WalkEntry {
+  std::string path;
+  Stat st;
+  int depth = 0;
+};
+void walk_tree(Volume& volume, const std::string& dir, int depth,
+               const std::function<bool(const WalkEntry&)>& visit,
+               const std::function<void(const std::string&, const Status&)>& failed);
 
 }  // namespace pmemfs::cli

@@ -35,7 +35,7 @@ Status write_stdout(const std::byte* data, std::size_t size) {
 
 // Copies one file to stdout. A failure writing stdout is returned with `stdout_failed` set.
 Status cat_one(Volume& volume, const Operand& op, std::vector<std::byte>& buf, bool* stdout_failed) {
-  auto file = volume.open_file(op.path, O_RDONLY);
+  auto file = volume.open_file(op.api_path(), O_RDONLY);
   if (!file.is_ok()) return in_volume(file.status(), op.volume, op.path);
   for (;;) {
     auto n = file->read(buf);

@@ -124,6 +124,12 @@ class FdWriter : public Writer {
     if (::close(fd) != 0) return host_error(errno, "close " + path_);
     return Status::ok();
   }
+  // Gives the descriptor up without closing it (standard output).
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;
@@ -433,11 +439,73 @@ bool inside(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
+// `cp - VOL:/FILE` (standard input into a file) and `cp VOL:/FILE -` (a file to standard
+// output): one source, one destination, no -r.
+int copy_stream(const CpArgs& args, const Operand& src, const Operand& dst) {
+  if (args.recursive) return usage_failure("cp", "'-' (standard input or output) does not go with -r");
+  const bool from_stdin = src.text == "-";
+  const Operand& vol_op = from_stdin ? dst : src;
+  if (!vol_op.in_volume())
+    return usage_failure("cp", "with '-' the other operand must be VOLUME:/PATH (for host files use cat or cp(1))");
+  DeviceOptions device;
+  device.emulated_pmem = args.emulated_pmem;
+  VolumeSet volumes(device);
+  volumes.want(vol_op.volume, from_stdin);
+  auto volume = volumes.get(vol_op.volume);
+  if (!volume.is_ok()) return report_failure("cp", volume.status());
+  VolumeSide side(**volume, vol_op.volume);
+  std::vector<std::byte> buf(kChunkBytes);
+  if (from_stdin) {
+    auto existing = side.stat(vol_op.api_path());
+    if (existing.is_ok() && existing->kind == Kind::kDir)
+      return report_failure("cp", Status::error(EISDIR, vol_op.display() + ": is a directory; name the file that "
+                                                                         "standard input goes to"));
+    if (!existing.is_ok() && vol_op.trailing_slash)
+      return report_failure("cp", Status::error(ENOTDIR, vol_op.display() + ": not a directory"));
+    auto writer = side.open_write(vol_op.api_path(), 0666 & ~process_umask());
+    if (!writer.is_ok()) return report_failure("cp", writer.status());
+    for (;;) {
+      ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return report_failure("cp", host_error(errno, "read standard input"));
+      if (n == 0) break;
+      Status w = (*writer)->write(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+      if (!w.is_ok()) return report_failure("cp", side.name(w, vol_op.path));
+    }
+    Status c = (*writer)->close();
+    if (!c.is_ok()) return report_failure("cp", side.name(c, vol_op.path));
+    return kExitOk;
+  }
+  auto node = side.stat(vol_op.api_path());
+  if (!node.is_ok()) return report_failure("cp", node.status());
+  if (node->kind != Kind::kFile)
+    return report_failure("cp", Status::error(EISDIR, vol_op.display() + ": not a regular file; only a file goes to "
+                                                                       "standard output"));
+  auto reader = side.open_read(vol_op.api_path());
+  if (!reader.is_ok()) return report_failure("cp", reader.status());
+  for (std::uint64_t offset = 0;;) {
+    auto n = (*reader)->pread(buf, offset);
+    if (!n.is_ok()) return report_failure("cp", side.name(n.status(), vol_op.path));
+    if (*n == 0) break;
+    FdWriter out(STDOUT_FILENO, "standard output");
+    Status w = out.write(std::span<const std::byte>(buf.data(), *n));
+    (void)out.release();
+    if (!w.is_ok()) return report_failure("cp", w);
+    offset += *n;
+  }
+  return kExitOk;
+}
+
 int run_cp(const CpArgs& args) {
   bool parsed = false;
   std::vector<Operand> ops = parse_operands("cp", args.operands, false, &parsed);
   if (!parsed) return kExitUsage;
   if (ops.size() < 2) return usage_failure("cp", "need a source and a destination");
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].text != "-") continue;
+    if (ops.size() != 2) return usage_failure("cp", "'-' (standard input or output) takes exactly one other operand");
+    return copy_stream(args, ops[0], ops[1]);
+  }
   bool any_volume = false;
   for (const Operand& op : ops) any_volume = any_volume || op.in_volume();
   if (!any_volume) {
@@ -472,8 +540,20 @@ int run_cp(const CpArgs& args) {
 
   auto to = side_of(dst);
   if (!to.is_ok()) return report_failure("cp", to.status());
-  auto dst_node = (*to)->stat(dst.path);
+  auto dst_node = (*to)->stat(dst.in_volume() ? dst.api_path() : dst.path);
   bool into_dir = dst_node.is_ok() && dst_node->kind == Kind::kDir;
+  // "DST/" names a directory (cp(1)): an existing one to copy into, or — for a directory
+  // copied with -r — the new directory; never a file called DST.
+  if (dst.trailing_slash && !into_dir) {
+    bool all_dirs = args.recursive && dst_node.errnum() == ENOENT;
+    for (const Operand& src : ops) {
+      auto from = side_of(src);
+      auto node = from.is_ok() ? (*from)->lstat(src.in_volume() ? src.api_path() : src.path) : Result<Node>(from.status());
+      all_dirs = all_dirs && node.is_ok() && node->kind == Kind::kDir;
+    }
+    if (!all_dirs || ops.size() > 1)
+      return report_failure("cp", Status::error(ENOTDIR, dst.display() + ": not a directory"));
+  }
   if (ops.size() > 1 && !into_dir) {
     return report_failure("cp", Status::error(ENOTDIR, dst.display() + ": target of several sources is not a "
                                                                        "directory"));
@@ -495,7 +575,8 @@ int run_cp(const CpArgs& args) {
       continue;
     }
     // With -r a symlink operand is copied as a symlink; without, it is followed (cp(1)).
-    auto node = args.recursive ? (*from)->lstat(src.path) : (*from)->stat(src.path);
+    const std::string src_path = src.in_volume() ? src.api_path() : src.path;
+    auto node = args.recursive && !src.trailing_slash ? (*from)->lstat(src_path) : (*from)->stat(src_path);
     if (!node.is_ok()) {
       ok = false;
       report_failure("cp", (*from)->name(node.status(), src.path));
@@ -528,12 +609,15 @@ int run_cp(const CpArgs& args) {
 
 void register_cp(CLI::App& app) {
   auto* cmd = app.add_subcommand("cp", "Copy files and trees into, out of and between volumes");
-  set_usage(cmd, "pmemfs cp [-r] SRC... DST");
+  set_usage(cmd, "pmemfs cp [-r] SRC... DST | pmemfs cp - VOLUME:/FILE | pmemfs cp VOLUME:/FILE -");
   cmd->footer(std::string(
                   "Any direction: host to volume, volume to host, volume to volume (the same\n"
                   "volume or another); at least one operand is VOLUME:/PATH. If DST is an existing\n"
                   "directory, each SRC is copied into it under its own name; otherwise DST is the\n"
-                  "new name (an existing file is overwritten). Directories need -r; they are\n"
+                  "new name (an existing file is overwritten). DST ending in '/' must be a\n"
+                  "directory (cp -r of one directory creates it). `cp - VOLUME:/FILE` writes\n"
+                  "standard input into FILE (new files get 0666 less the umask), `cp VOLUME:/FILE -`\n"
+                  "writes FILE to standard output. Directories need -r; they are\n"
                   "copied with their modes, symlinks inside them as symlinks, hard links as\n"
                   "separate files; special files (FIFOs, devices, sockets) are skipped with an\n"
                   "error. A symlink operand is followed without -r and copied as a link with -r.\n"

@@ -61,6 +61,8 @@ int run_df(const DfArgs& args) {
         {"free_inodes", fs->free_inodes},
         {"inode_use_percent", use_percent(used_inodes, fs->total_inodes)},
         {"max_name_bytes", fs->max_name_bytes},
+        {"journal_replay_pending", info.journal_replay_pending},
+        {"damage_recorded", info.damage_recorded},
     };
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
@@ -86,7 +88,9 @@ void register_df(CLI::App& app) {
       "rounded up, as df(1). --json keys: volume, label, uuid, backing, power_safe,\n"
       "device_bytes, block_bytes, total_blocks, used_blocks, free_blocks, total_bytes,\n"
       "used_bytes, free_bytes, use_percent, total_inodes, used_inodes, free_inodes,\n"
-      "inode_use_percent, max_name_bytes.\n"
+      "inode_use_percent, max_name_bytes, journal_replay_pending (a crash left committed\n"
+      "transactions that the next writable open applies; the figures include them),\n"
+      "damage_recorded (times pmemfs met damage here: run fsck).\n"
       "Exit codes: 0 ok, 1 the volume could not be opened, 2 usage error.\n");
   static DfArgs args;
   cmd->add_option("VOLUME", args.volume, "backing of the volume")->required();

@@ -111,6 +111,7 @@ int run_info(const InfoArgs& args) {
 void register_info(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("info", "Show what a backing path is and what durable means there");
+  set_usage(cmd, "pmemfs info [--json] [--emulated-pmem] PATH");
   cmd->footer(
       "Backings (the same volume format on each):\n"
       "  device-dax     /dev/daxX.Y; CPU cache flushes + sfence; durable against power loss\n"

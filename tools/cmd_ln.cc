@@ -43,10 +43,10 @@ int run_ln(const LnArgs& args) {
   if (!volume.is_ok()) return report_failure("ln", volume.status());
   Volume& v = **volume;
   // Like ln(1): a LINK that is an existing directory receives the link under TARGET's name.
-  std::string link_path = link.path;
-  auto st = v.stat(link.path);
+  std::string link_path = link.api_path();
+  auto st = v.stat(link.api_path());
   if (st.is_ok() && S_ISDIR(st->mode)) link_path = join_path(link.path, base_name(target.path));
-  Status s = args.symbolic ? v.symlink(target.path, link_path) : v.link(target.path, link_path);
+  Status s = args.symbolic ? v.symlink(target.path, link_path) : v.link(target.api_path(), link_path);
   if (!s.is_ok()) return report_failure("ln", in_volume(s, link.volume, link_path));
   return kExitOk;
 }

@@ -62,7 +62,7 @@ int run_mkdir(const MkdirArgs& args) {
       report_failure("mkdir", volume.status());
       continue;
     }
-    Status s = args.parents ? make_parents(**volume, op.path) : (*volume)->mkdir(op.path, kDirMode);
+    Status s = args.parents ? make_parents(**volume, op.path) : (*volume)->mkdir(op.api_path(), kDirMode);
     if (!s.is_ok()) {
       ok = false;
       report_failure("mkdir", in_volume(s, op.volume, op.path));

@@ -1,4 +1,5 @@
 // pmemfs mv VOL:/SRC... VOL:/DST — renames within one volume (Volume::rename, volume.h).
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -39,7 +40,7 @@ int run_mv(const MvArgs& args) {
   if (!volume.is_ok()) return report_failure("mv", volume.status());
   Volume& v = **volume;
   // Like mv(1): into an existing directory, keeping the name.
-  auto dst_st = v.stat(dst.path);
+  auto dst_st = v.stat(dst.api_path());
   bool into_dir = dst_st.is_ok() && S_ISDIR(dst_st->mode);
   if (ops.size() > 1 && !into_dir) {
     return report_failure("mv", Status::error(ENOTDIR, dst.display() + ": target of several sources "
@@ -48,8 +49,17 @@ int run_mv(const MvArgs& args) {
   unsigned flags = args.no_clobber ? kRenameNoReplace : 0;
   bool ok = true;
   for (const Operand& src : ops) {
-    std::string to = into_dir ? join_path(dst.path, base_name(src.path)) : dst.path;
-    Status s = v.rename(src.path, to, flags);
+    std::string to = into_dir ? join_path(dst.path, base_name(src.path)) : dst.api_path();
+    // rename(2) of a file onto itself (or onto another name of it) succeeds and does
+    // nothing; mv(1) refuses it, and so does this (`mv v:/a v:/` moves a onto itself).
+    auto from_st = v.lstat(src.api_path());
+    auto to_st = v.lstat(to);
+    if (from_st.is_ok() && to_st.is_ok() && from_st->ino == to_st->ino) {
+      ok = false;
+      report_failure("mv", Status::error(EINVAL, fmt::format("{} and {}:{} are the same file", src.display(), dst.volume, to)));
+      continue;
+    }
+    Status s = v.rename(src.api_path(), to, flags);
     if (!s.is_ok()) {
       ok = false;
       report_failure("mv", s.with_context(src.display() + " -> " + dst.volume + ":" + to));

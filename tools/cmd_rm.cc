@@ -63,9 +63,10 @@ bool remove_one(Volume& volume, const Operand& op, const RmArgs& args) {
                                                              "(use mkfs --force to empty a volume)"));
     return false;
   }
-  auto st = volume.lstat(op.path);
+  // A trailing '/' says "a directory": rm of "file/" is ENOTDIR, as rm(1).
+  auto st = volume.lstat(op.api_path());
   if (!st.is_ok()) return remover.fail(st.status(), op.path);
-  if (!S_ISDIR(st->mode)) return remover.check(volume.unlink(op.path), op.path);
+  if (!S_ISDIR(st->mode)) return remover.check(volume.unlink(op.api_path()), op.path);
   if (!args.recursive) {
     report_failure("rm", Status::error(EISDIR, op.display() + ": is a directory (use -r)"));
     return false;

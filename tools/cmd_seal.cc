@@ -41,7 +41,7 @@ Result<Opened> open_file(const char* verb, const SealArgs& args, bool writable, 
   o.volumes = std::make_unique<VolumeSet>(device);
   o.volumes->want(op.volume, writable);
   PMEMFS_ASSIGN_OR_RETURN(Volume * v, o.volumes->get(op.volume));
-  auto f = v->open_file(op.path, writable ? O_RDWR : O_RDONLY);
+  auto f = v->open_file(op.api_path(), writable ? O_RDWR : O_RDONLY);  // a trailing / is ENOTDIR
   if (!f.is_ok()) return in_volume(f.status(), op.volume, op.path);
   o.file = std::move(*f);
   return o;

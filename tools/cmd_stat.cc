@@ -91,7 +91,7 @@ int run_stat(const StatArgs& args) {
       report_failure("stat", volume.status());
       continue;
     }
-    auto st = args.dereference ? (*volume)->stat(op.path) : (*volume)->lstat(op.path);
+    auto st = args.dereference ? (*volume)->stat(op.api_path()) : (*volume)->lstat(op.api_path());
     if (!st.is_ok()) {
       ok = false;
       report_failure("stat", in_volume(st.status(), op.volume, op.path));
@@ -99,7 +99,7 @@ int run_stat(const StatArgs& args) {
     }
     std::string target;
     if (S_ISLNK(st->mode)) {
-      auto link = (*volume)->readlink(op.path);
+      auto link = (*volume)->readlink(op.api_path());
       if (!link.is_ok()) {
         ok = false;
         report_failure("stat", in_volume(link.status(), op.volume, op.path));

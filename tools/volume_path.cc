@@ -14,7 +14,7 @@ const char* const kOperandHelp =
 
 std::string Operand::display() const {
   if (!in_volume()) return path;
-  return volume + ":" + path;
+  return volume + ":" + api_path();
 }
 
 std::string normalize_volume_path(std::string_view path) {
@@ -48,7 +48,9 @@ Result<Operand> parse_operand(std::string_view text) {
                                      "': no volume before ':/' (write VOLUME:/PATH, e.g. vol.img:/a)");
   }
   op.volume = std::string(text.substr(0, split));
-  op.path = normalize_volume_path(text.substr(split + 1));
+  std::string_view in = text.substr(split + 1);
+  op.path = normalize_volume_path(in);
+  op.trailing_slash = op.path != "/" && (in.ends_with('/') || in.ends_with("/."));
   return op;
 }
 

@@ -19,7 +19,10 @@
 //
 // The in-volume part is normalized lexically: repeated '/' are collapsed, "." components
 // and a trailing '/' are dropped ("vol://a/./b/" is "vol:/a/b"). ".." is left to the
-// volume, which resolves it as POSIX does (it may cross symlinks).
+// volume, which resolves it as POSIX does (it may cross symlinks). A trailing '/' (or a
+// final "/.") is remembered: as in POSIX, it says the last component must be a directory
+// ("vol:/f/" of a file is ENOTDIR; `cp x vol:/new/` does not create a file "new"), and
+// api_path() hands it to the library.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -35,10 +38,13 @@ struct Operand {
   std::string text;    // the operand as given
   std::string volume;  // backing path; empty for a host path
   std::string path;    // normalized in-volume path ("/a/b"), or the host path as given
+  bool trailing_slash = false;  // a volume path given with a trailing '/' (not the root)
 
   bool in_volume() const { return !volume.empty(); }
-  // "VOLUME:/PATH" for a volume operand, the host path otherwise.
+  // "VOLUME:/PATH" for a volume operand (with its trailing '/'), the host path otherwise.
   std::string display() const;
+  // The path to hand to the library: `path`, plus the trailing '/' it was given with.
+  std::string api_path() const { return trailing_slash ? path + "/" : path; }
 };
 
 // Splits `text` by the rule above. EINVAL for an empty operand or one with nothing before

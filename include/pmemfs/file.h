@@ -27,11 +27,6 @@
 
 namespace pmemfs {
 
-struct SealOptions {
-  // Called now and then during a long seal (zeroing or moving data): bytes done of total.
-  std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> progress;
-};
-
 // File::extents returns at most this many entries per call (page with `from_offset`).
 inline constexpr std::size_t kMaxExtentsPerCall = 4096;
 
@@ -88,7 +83,7 @@ class File {
   // ENOSPC (not enough free space to fill it: nothing changed), EROFS, EIO, EAGAIN (frozen).
   Status seal(const SealOptions& options = {});
   // Makes the block map changeable again. EBUSY (naming the process) while any mapping or
-  // lease holds the file; EBADF, EROFS, EIO as seal. Unsealing an unsealed file does
+  // lease holds the file (breakable ones are asked to let go first: pmemfs/mapping.h); EBADF, EROFS, EIO as seal. Unsealing an unsealed file does
   // nothing.
   Status unseal();
 
@@ -105,14 +100,15 @@ class File {
   // the end of file without extend, unguarded on a file that is not sealed and contiguous,
   // device-dax and a file whose blocks are not in aligned units: seal it), EFBIG (past
   // kMaxFileBytes), ETXTBSY (extend on a sealed file), ENOSPC (no room to allocate, or
-  // kMaxPins reached), ENOMEM (no address space), EIO.
+  // kMaxPins reached), ENOMEM (no address space), EIO. EINVAL also for breakable together
+  // with unguarded (an unguarded mapping cannot be revoked).
   Result<Mapping> map(std::uint64_t offset, std::uint64_t length, Access access,
                       const MapOptions& options = {});
   // Pins the block map of [offset, offset + length) (rounded out to whole blocks) without
   // mapping it: the blocks there stay where extents() says until the lease ends (release,
   // this File's close, or the process's end). Holes stay holes (a write may fill them).
   // Errors: EBADF (closed), EINVAL (length 0), EFBIG (past kMaxFileBytes), ENOSPC (kMaxPins).
-  Result<Lease> lease(std::uint64_t offset, std::uint64_t length);
+  Result<Lease> lease(std::uint64_t offset, std::uint64_t length, const LeaseOptions& options = {});
   // Where the bytes are: the extents and holes from file offset `from_offset` on (at most
   // max_entries; ask again from the end of the last one), up to the end of file, then any
   // blocks allocated past it (kExtentPastEof). EBADF, EINVAL (max_entries 0 or above

@@ -36,9 +36,18 @@
 // the File closes (like mmap(2) after close(2)). A file unlinked while mapped or leased
 // keeps its blocks until the last mapping or lease of it goes (as an open file does).
 //
-// Breaks: a conflicting operation does not wait for a holder to let go; it fails with
-// EBUSY naming the holder's process (the runtime's pin table has the shared half of a
-// break protocol, not yet offered here: docs/design.md, "Mappings and leases").
+// Breakable mappings and leases (MapOptions::breakable / LeaseOptions::breakable): when
+// an operation of any process needs the range (a truncate below it, a punch, a zero range,
+// an unseal), the holder is notified — on_break runs on the volume's runtime thread, once
+// per request — and has the breaker's lease-break time (OpenOptions::lease_break_ms of the
+// breaking instance) to release. If a breakable *mapping* is not released in time, its
+// library revokes it: the range becomes inaccessible (loads and stores fault), revoked()
+// turns true, the pin ends, and the operation proceeds. A *lease* cannot be revoked by
+// the library (a DMA engine may still hold the addresses): an unreleased breakable lease
+// makes the operation fail with EBUSY after the break time, as does any holder that
+// cannot respond (stopped, hung). A non-breakable pin makes it fail with EBUSY at once,
+// naming the holder's process. A dead holder's pins vanish at once. docs/design.md,
+// "Lease breaks".
 //
 // Freeze (Volume::freeze): every writable mapping is write-protected until thaw; a store
 // into it meanwhile waits in the fault until the volume thaws, as a store into a
@@ -55,6 +64,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "pmemfs/device.h"
@@ -87,6 +97,15 @@ struct MapOptions {
   bool extend = false;
   // Sealed, contiguous files only: no guard regions and no system call (see above).
   bool unguarded = false;
+  // Breakable (see above; not with unguarded). on_break runs on the runtime thread.
+  bool breakable = false;
+  std::function<void()> on_break;
+};
+
+struct LeaseOptions {
+  // Breakable (see above). on_break runs on the runtime thread.
+  bool breakable = false;
+  std::function<void()> on_break;
 };
 
 // The backing's persist primitives, as plain function pointers (the same shape as
@@ -122,6 +141,8 @@ class Mapping {
   bool guarded() const { return guarded_; }
   // mmap calls it took (0 unguarded, 1 for a contiguous file, one per piece otherwise).
   std::uint32_t map_calls() const { return map_calls_; }
+  // A breakable mapping its library revoked (the range now faults; the pin is gone).
+  bool revoked() const;
 
   // Make stores to [addr, addr+len) durable. addr must lie in the mapping (not checked on
   // this path). EIO when msync fails (ordinary files only; the bytes may not be durable).

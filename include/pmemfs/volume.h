@@ -33,6 +33,9 @@
 // call; an operation that fails changes nothing. A damaged volume gives EUCLEAN with a
 // message naming the structure and its byte offset. After a failed persist or failed
 // verification the instance is poisoned: later changes fail with EIO (reads still work).
+// A failed verification on a writable instance is also recorded in the volume (the error
+// record: VolumeInfo::damage_recorded) at the end of the operation that met it (a read
+// that met it: at the next change, sync() or close), so the next open can warn.
 #pragma once
 
 #include <cstdint>
@@ -82,7 +85,8 @@ struct FormatOptions {
   // Bytes of volume per inode (0 = 16 KiB, as ext4).
   std::uint64_t bytes_per_inode = 0;
   std::string label;
-  // Overwrite a backing that holds a pmemfs volume or a known file system signature.
+  // Overwrite a backing that holds a pmemfs volume or a known file system signature, or
+  // (a regular file) any non-zero byte: without it, a file that holds data is refused.
   bool force = false;
   DeviceOptions device;
 };
@@ -92,6 +96,10 @@ struct OpenOptions {
   // While another process has the volume frozen (freeze()), an operation that would
   // change it waits for the thaw; false: it fails at once with EAGAIN instead.
   bool wait_when_frozen = true;
+  // How long an operation of this instance that needs blocks held by a breakable mapping
+  // or lease of another process (pmemfs/mapping.h) gives the holder to let go, in ms
+  // (1..600000; pmemfs/mapping.h kDefaultLeaseBreakMs when 0).
+  std::uint32_t lease_break_ms = 0;
   DeviceOptions device;
 };
 
@@ -112,6 +120,12 @@ struct ChangeBatch {
   std::vector<std::uint64_t> inodes;
   // Directories whose entries changed (names added, removed or replaced), sorted.
   std::vector<std::uint64_t> directories;
+};
+
+// File::seal, Volume::seal.
+struct SealOptions {
+  // Called now and then during a long seal (zeroing or moving data): bytes done of total.
+  std::function<void(std::uint64_t done_bytes, std::uint64_t total_bytes)> progress;
 };
 
 struct BackupOptions {
@@ -166,6 +180,17 @@ struct VolumeInfo {
   std::uint64_t inode_count = 0;
   std::uint64_t transactions_replayed = 0;  // by recovery at this open
   bool read_only = false;
+  // A read-only instance of a volume whose journal held committed transactions not yet
+  // applied (a crash): they were replayed into a private, in-memory copy-on-write view,
+  // so this instance reads the recovered state while the backing is left exactly as it
+  // was; the next writable open (or fsck --repair) replays them for good.
+  bool journal_replay_pending = false;
+  // Damage a running pmemfs met in this volume (a verification that failed) and recorded
+  // in the volume state, as ext4 records its error state: how many times (0 = none), and
+  // the first one's byte offset and time. Run `pmemfs fsck`; `fsck --repair` clears it.
+  std::uint32_t damage_recorded = 0;
+  std::uint64_t damage_first_offset = 0;
+  std::int64_t damage_first_time_ns = 0;
 };
 
 
@@ -259,7 +284,8 @@ class Volume {
  public:
   // Formats `path` as a new volume and opens it.
   // Errors: those of probe_device(); EEXIST when the backing holds a pmemfs volume or a
-  // known file system signature and !force (message names what was found); EINVAL (size:
+  // known file system signature, or is a regular file holding any non-zero byte, and
+  // !force (message names what was found, or the first non-zero byte); EINVAL (size:
   // too small, above 64 TiB, or size given for a device); ENOSPC; EIO; EBUSY when any
   // instance has the volume open (nothing is changed and the file is not resized, unless
   // that instance opened it in the instant between this call's resize and its claim:
@@ -272,15 +298,26 @@ class Volume {
   // $PMEMFS_RUNTIME_DIR, default /dev/shm), and metadata operations stay atomic, durable
   // and isolated across all of them. The first instance after everyone left replays the
   // journal (recovery) and frees orphans; later ones join the live state.
+  // A read-only open never writes the backing. While a writable instance (any process) is
+  // attached, it reads the live state (the writer applies every commit in place; nothing
+  // is replayed). Otherwise committed transactions a crash left in the journal are
+  // replayed into a private view (in memory, copy-on-write over the mapping, at most
+  // device::kMaxPrivateViewBytes of copies: the blocks the records name, in 4 KiB pieces
+  // on files and in the device's 2 MiB or 1 GiB pieces on device-dax), so it reads the
+  // recovered state; info().journal_replay_pending says so. When a writer attaches later,
+  // the instance drops its copies and reads the live state again (docs/design.md,
+  // "Reading after a crash").
   // Errors: those of probe_device(); EUCLEAN (no valid superblock, damaged journal — the
-  // message names the structure and offset); EROFS (recovery needed on a read-only open);
-  // ENOTSUP (unknown incompatible feature); EIO; EBUSY when mkfs or fsck --repair holds
-  // the volume, when kMaxProcesses (64) instances are attached, or when the runtime state
-  // is damaged while instances are attached (the message names its file); EACCES when a
-  // writable open may not write the runtime state. A read-only open that may not write
-  // the runtime state opens uncoordinated, with a warning in info().device.warning. A
-  // volume with unknown read-only-compatible features opens read-only whatever was
-  // asked; info().read_only says so.
+  // message names the structure and offset); EROFS (a read-only open whose replay would
+  // need more private copies than that bound; open it writable once); ENOTSUP (unknown
+  // incompatible feature); EIO; EBUSY when mkfs or fsck --repair holds the volume, when
+  // kMaxProcesses (64) instances are attached, or when the runtime state is damaged while
+  // instances are attached (the message names its file); EACCES when a writable open may
+  // not write the runtime state. A read-only open that may not write the runtime state
+  // opens uncoordinated, with a warning in info().device.warning (it cannot tell whether a
+  // writer is attached: it replays what the journal holds into a private view). A volume
+  // with unknown read-only-compatible features opens read-only whatever was asked;
+  // info().read_only says so.
   static Result<std::unique_ptr<Volume>> open(const std::string& path,
                                               const OpenOptions& options = {});
 
@@ -317,6 +354,10 @@ class Volume {
   Status utimens(std::string_view path, std::int64_t atime_ns, std::int64_t mtime_ns);
   // EISDIR, EFBIG (above the maximum file size), ENOSPC, ETXTBSY (sealed).
   Status truncate(std::string_view path, std::uint64_t size_bytes);
+  // File::seal / File::unseal of the regular file at `path` (pmemfs/file.h), plus the
+  // errors of opening it for writing (ENOENT, EISDIR, EACCES, …).
+  Status seal(std::string_view path, const SealOptions& options = {});
+  Status unseal(std::string_view path);
 
   // Entries after `cookie` (0 = from the start; "." and ".." come first), at most
   // max_entries. Cookies stay valid while the directory changes: an entry present for the

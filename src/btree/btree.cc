@@ -1204,6 +1204,48 @@ Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
   });
 }
 
+Result<bool> salvage(journal::MetaReader& r, const Context& c, const TreeRef& t,
+                     const std::function<void(std::uint64_t block)>& node,
+                     const std::function<void(std::uint64_t key, std::span<const std::byte> value)>& visit,
+                     const std::function<void(std::uint64_t block, const Status& why)>& bad) {
+  PMEMFS_TRY(check_ref(c, t));
+  if (t.depth == 0) return true;
+  Context media_only = c;
+  media_only.cache = nullptr;
+  std::unordered_set<std::uint64_t> seen;
+  std::vector<Node> nodes(t.depth);
+  bool whole = true;
+  // Depth first; one buffer per level (a child's visit reuses its sibling's).
+  std::function<void(std::uint64_t, const Expect&, std::uint32_t)> walk = [&](std::uint64_t block, const Expect& e,
+                                                                              std::uint32_t d) {
+    Node& n = nodes[d];
+    if (!seen.insert(block).second) {
+      whole = false;
+      if (bad) bad(block, tree_error(t, fmt::format("node at block {} is reached twice", block)));
+      return;
+    }
+    Status s = read_node(r, media_only, t, block, e, n);
+    if (!s.is_ok()) {
+      whole = false;
+      if (bad) bad(block, s);
+      return;
+    }
+    if (node) node(block);
+    if (n.level() == 0) {
+      if (visit)
+        for (std::uint32_t i = 0; i < n.count(); ++i) visit(n.leaf_key(i), {n.value(i), n.value_len(i)});
+      return;
+    }
+    for (std::uint32_t i = 0; i < n.count(); ++i) {
+      // The parent's bytes stay in nodes[d] while its children use the deeper buffers.
+      const Expect ce = child_expect(n, i, e, block);
+      walk(n.child(i), ce, d + 1);
+    }
+  };
+  walk(t.root_block, root_expect(t), 0);
+  return whole;
+}
+
 // ------------------------------------------------------------------------ NodeCache
 
 struct NodeCache::Slot {

@@ -249,4 +249,16 @@ Status destroy(journal::Transaction& tx, const Context& c, TreeRef& t, NodeSourc
 Status verify(journal::MetaReader& r, const Context& c, const TreeRef& t,
               const std::function<void(std::uint64_t block)>& node, const Visitor& visit);
 
+// Repair (fsck --repair): walks what can be trusted of a possibly damaged tree. Every node
+// is read from media and verified as verify() reads it (checksum, header, structure, the
+// level and key range its parent gives); a node that fails, or is reached a second time,
+// is skipped with everything below it, and `bad` hears of it (its block and why). `node`
+// hears of every node that verified, `visit` of every entry of a verified leaf, in key
+// order. Returns true when nothing was skipped; EUCLEAN only for a bad TreeRef (a root
+// outside the data area, a depth past kMaxDepth), which leaves nothing to walk.
+Result<bool> salvage(journal::MetaReader& r, const Context& c, const TreeRef& t,
+                     const std::function<void(std::uint64_t block)>& node,
+                     const std::function<void(std::uint64_t key, std::span<const std::byte> value)>& visit,
+                     const std::function<void(std::uint64_t block, const Status& why)>& bad);
+
 }  // namespace pmemfs::btree

@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string_view>
+#include <unordered_set>
 
 #include "device/sysfs.h"
 
@@ -450,6 +452,118 @@ std::unique_ptr<Device> Device::wrap_memory(std::byte* base, std::uint64_t size_
   info.durable_against = "nothing (caller-owned memory)";
   describe_persister(info, persister);
   return dev;
+}
+
+// ---- the private view (make_private_view)
+
+struct Device::PrivateView {
+  std::byte* base = nullptr;
+  std::uint64_t size = 0;
+  std::uint64_t chunk = 0;  // bytes copied at once: the mapping's granularity
+  std::uint64_t limit = 0;
+  std::mutex lock;
+  std::unordered_set<std::uint64_t> copied;  // chunk indexes already private
+  std::uint64_t bytes = 0;
+  bool exhausted = false;
+
+  // Makes every chunk touching [addr, addr + len) private: copies its bytes into fresh
+  // anonymous memory and moves that over the shared mapping (mremap), so later stores go
+  // to the copy. 0 or an errno (ENOMEM past the limit; the kernel's refusal otherwise).
+  int privatize(const void* addr, std::size_t len) {
+    if (len == 0) return 0;
+    auto* p = static_cast<const std::byte*>(addr);
+    if (p < base || static_cast<std::uint64_t>(p - base) > size || len > size - static_cast<std::uint64_t>(p - base))
+      return EINVAL;
+    const std::uint64_t first = static_cast<std::uint64_t>(p - base) / chunk;
+    const std::uint64_t last = (static_cast<std::uint64_t>(p - base) + len - 1) / chunk;
+    std::lock_guard<std::mutex> g(lock);
+    for (std::uint64_t c = first; c <= last; ++c) {
+      if (copied.count(c) != 0) continue;
+      const std::uint64_t off = c * chunk;
+      const std::size_t n = static_cast<std::size_t>(std::min(chunk, size - off));
+      if (bytes + n > limit) {
+        exhausted = true;
+        return ENOMEM;
+      }
+      void* tmp = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (tmp == MAP_FAILED) return errno;
+      std::memcpy(tmp, base + off, n);
+      void* at = ::mremap(tmp, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, base + off);
+      if (at == MAP_FAILED) {
+        const int err = errno;
+        ::munmap(tmp, n);
+        return err;
+      }
+      copied.insert(c);
+      bytes += n;
+    }
+    return 0;
+  }
+};
+
+namespace {
+
+Device::PrivateView* view_of(void* ctx) { return static_cast<Device::PrivateView*>(ctx); }
+
+int view_flush(void*, const void*, std::size_t) { return 0; }
+void view_drain(void*) {}
+int view_memcpy(void* ctx, void* dst, const void* src, std::size_t len) {
+  if (const int err = view_of(ctx)->privatize(dst, len); err != 0) return err;
+  std::memcpy(dst, src, len);
+  return 0;
+}
+int view_memset(void* ctx, void* dst, int byte, std::size_t len) {
+  if (const int err = view_of(ctx)->privatize(dst, len); err != 0) return err;
+  std::memset(dst, byte, len);
+  return 0;
+}
+// Ordinary stores into private copies: nothing is flushed or fenced (nothing in a view is
+// durable), so this table issues no flush, fence or non-temporal store at all.
+constexpr persist::Ops kViewOps = {view_flush, view_drain, view_flush, view_memcpy, view_memset};
+
+}  // namespace
+
+Status Device::make_private_view(std::uint64_t max_private_bytes) {
+  if (!read_only_ || mapped_bytes_ == 0)
+    return Status::error(EINVAL, fmt::format("{}: a private view needs a read-only mapping this process made", info_.path));
+  if (view_) return Status::ok();
+  auto view = std::make_unique<PrivateView>();
+  view->base = base_;
+  view->size = info_.size_bytes;
+  view->chunk = std::max<std::uint64_t>(info_.alignment_bytes, kPageBytes);
+  view->limit = max_private_bytes;
+  view_ = std::move(view);
+  persister_ = persist::Persister(&kViewOps, view_.get(), persist::Granularity::kByte,
+                                  "private view (copy-on-write in memory, not durable)");
+  return Status::ok();
+}
+
+Status Device::release_private_copies() {
+  if (!view_) return Status::ok();
+  std::lock_guard<std::mutex> g(view_->lock);
+  for (auto it = view_->copied.begin(); it != view_->copied.end();) {
+    const std::uint64_t off = *it * view_->chunk;
+    const std::size_t n = static_cast<std::size_t>(std::min(view_->chunk, view_->size - off));
+    void* p = ::mmap(base_ + off, n, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, static_cast<off_t>(off));
+    if (p == MAP_FAILED)
+      return errno_status(errno, info_.path, fmt::format("cannot map bytes {} to {} of the backing again over their "
+                                                         "private copy", off, off + n));
+    view_->bytes -= n;
+    it = view_->copied.erase(it);
+  }
+  return Status::ok();
+}
+
+std::uint64_t Device::private_bytes() const {
+  if (!view_) return 0;
+  std::lock_guard<std::mutex> g(view_->lock);
+  return view_->bytes;
+}
+
+bool Device::private_view_exhausted() const {
+  if (!view_) return false;
+  std::lock_guard<std::mutex> g(view_->lock);
+  return view_->exhausted;
 }
 
 Device::~Device() {

@@ -18,6 +18,9 @@
 
 namespace pmemfs::device {
 
+// A private view holds at most this many bytes of private copies (make_private_view).
+inline constexpr std::uint64_t kMaxPrivateViewBytes = std::uint64_t{256} << 20;
+
 class Device {
  public:
   // Opens and maps `path` (see probe_device() for the errors).
@@ -59,6 +62,35 @@ class Device {
   // Adds a line to info().warning.
   void warn(const std::string& text);
 
+  // Turns a read-only mapping this Device made into a private view: from now on its
+  // persister() writes into private, anonymous copies of the chunks it touches — never
+  // into the backing — so a read-only instance can replay its journal and read the
+  // recovered state while the backing stays byte-identical. Copy-on-write in chunks of
+  // the mapping's granularity (alignment_bytes(): 4 KiB for files, the device's 2 MiB or
+  // 1 GiB for device-dax, which the kernel maps only shared and splits only there); a
+  // chunk is copied at its first write (never again), so memory follows the bytes
+  // written: a journal's replay touches at most the blocks its records name. At most
+  // `max_private_bytes` of copies: a write that would need more fails with ENOMEM
+  // (private_view_exhausted() then says so) and changes nothing. Flushes and drains do
+  // nothing on a view: nothing in it is durable, and it dies with the Device.
+  // EINVAL when the Device is writable or wraps memory it did not map (wrap_memory).
+  // Not thread-safe against concurrent writers of the view (recovery is single-threaded);
+  // readers may read it from any thread.
+  Status make_private_view(std::uint64_t max_private_bytes = kMaxPrivateViewBytes);
+  bool private_view() const { return view_ != nullptr; }
+  // Gives the copies back: every chunk made private is mapped from the backing again
+  // (shared, read-only, MAP_FIXED over the copy: a reader on another thread meets either
+  // the copy or the backing, never a hole), so this Device reads what the backing holds
+  // now. For a read-only instance whose replay a writer has since made on the backing
+  // (fs/shared.cc, VolumeCore::leave_view_if_stale). The view stays: a later write would
+  // copy again. Errors: what mmap says (the copies not yet given back stay).
+  Status release_private_copies();
+  // Bytes of private copies made so far; whether a write was refused for want of room.
+  std::uint64_t private_bytes() const;
+  bool private_view_exhausted() const;
+
+  struct PrivateView;  // device.cc
+
  private:
   Device() = default;
 
@@ -68,6 +100,7 @@ class Device {
   int fd_ = -1;
   bool read_only_ = false;
   persist::Persister persister_;
+  std::unique_ptr<PrivateView> view_;
 };
 
 }  // namespace pmemfs::device

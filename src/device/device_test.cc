@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "testutil/testutil.h"
 
@@ -222,6 +223,100 @@ TEST(device_open, ReadOnlyMapsTheBytes) {
   ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
   EXPECT_TRUE(dev.value()->read_only());
   EXPECT_EQ(static_cast<char>(dev.value()->base()[8 * kMiB - 1]), 'x');
+}
+
+// A private view (the read-only replay of a crashed volume's journal): writes through its
+// persister land in private copies of the pages they touch, readable through base();
+// the file (0444, opened read-only) keeps every byte; the copies are counted and bounded;
+// a second Device sees the file, not the view.
+TEST(device_private_view, WritesStayPrivateAndTheFileIsUnchanged) {
+  TempDir dir("/tmp");
+  std::string path = dir.file("vol");
+  testutil::write_file(path, 8 * kMiB, 'x');
+  ::chmod(path.c_str(), 0444);
+  DeviceOptions options;
+  options.read_only = true;
+  auto dev = Device::open(path, options);
+  ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+  Device& d = **dev;
+  EXPECT_FALSE(d.private_view());
+  ASSERT_TRUE(d.make_private_view(3 * 4096).is_ok());
+  EXPECT_TRUE(d.private_view());
+  EXPECT_TRUE(d.read_only());
+  const std::string a(100, 'a');
+  // 100 bytes across the first page boundary: two pages copied.
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 4096 - 50, a.data(), a.size()), 0);
+  EXPECT_EQ(d.private_bytes(), 2u * 4096);
+  EXPECT_EQ(static_cast<char>(d.base()[4096 - 51]), 'x');
+  EXPECT_EQ(static_cast<char>(d.base()[4096 - 50]), 'a');
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 49]), 'a');
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 50]), 'x');
+  // The same pages again cost nothing; a memset into a third page fills the bound.
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 10, a.data(), a.size()), 0);
+  EXPECT_EQ(d.persister().memset_persist(d.base() + 5 * kMiB, 'z', 64), 0);
+  EXPECT_EQ(d.private_bytes(), 3u * 4096);
+  EXPECT_FALSE(d.private_view_exhausted());
+  // A fourth page is past the bound: refused, nothing written there.
+  EXPECT_EQ(d.persister().memset_persist(d.base() + 7 * kMiB, 'z', 64), ENOMEM);
+  EXPECT_TRUE(d.private_view_exhausted());
+  EXPECT_EQ(static_cast<char>(d.base()[7 * kMiB]), 'x');
+  EXPECT_EQ(d.private_bytes(), 3u * 4096);
+  // The file is untouched, and another mapping of it sees the file.
+  EXPECT_EQ(testutil::read_file(path), std::string(8 * kMiB, 'x'));
+  auto other = Device::open(path, options);
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  EXPECT_EQ(static_cast<char>((*other)->base()[4096]), 'x');
+  EXPECT_EQ(static_cast<char>(d.base()[4096]), 'a');
+}
+
+// The copies given back: the view then reads the file as it is now, including what
+// another writer changed under a copied page meanwhile, and a later write copies again.
+TEST(device_private_view, CopiesGivenBackReadTheFileAgain) {
+  TempDir dir("/tmp");
+  std::string path = dir.file("vol");
+  testutil::write_file(path, 8 * kMiB, 'x');
+  DeviceOptions options;
+  options.read_only = true;
+  auto dev = Device::open(path, options);
+  ASSERT_TRUE(dev.is_ok()) << dev.status().to_string();
+  Device& d = **dev;
+  ASSERT_TRUE(d.make_private_view().is_ok());
+  const std::string a(64, 'a');
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 4096, a.data(), a.size()), 0);
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 3 * kMiB, a.data(), a.size()), 0);
+  EXPECT_EQ(d.private_bytes(), 2u * 4096);
+  // Another writer changes the file under both copied pages.
+  const int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "W", 1, 4096 + 1), 1);
+  ASSERT_EQ(::pwrite(fd, "W", 1, 3 * kMiB), 1);
+  ::close(fd);
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'a') << "a copy follows the file";
+  ASSERT_TRUE(d.release_private_copies().is_ok());
+  EXPECT_EQ(d.private_bytes(), 0u);
+  EXPECT_EQ(static_cast<char>(d.base()[4096]), 'x');
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'W');
+  EXPECT_EQ(static_cast<char>(d.base()[3 * kMiB]), 'W');
+  EXPECT_EQ(static_cast<char>(d.base()[3 * kMiB + 1]), 'x');
+  // Still a view: a write copies again, and the file stays as the other writer left it.
+  EXPECT_EQ(d.persister().memcpy_persist(d.base() + 4096, a.data(), a.size()), 0);
+  EXPECT_EQ(d.private_bytes(), 4096u);
+  EXPECT_EQ(static_cast<char>(d.base()[4096 + 1]), 'a');
+  std::string expect(8 * kMiB, 'x');
+  expect[4096 + 1] = 'W';
+  expect[3 * kMiB] = 'W';
+  EXPECT_EQ(testutil::read_file(path), expect);
+}
+
+TEST(device_private_view, OnlyForReadOnlyMappingsThisProcessMade) {
+  TempDir dir("/tmp");
+  std::string path = make_volume_file(dir, "vol", 8 * kMiB);
+  auto writable = Device::open(path, {});
+  ASSERT_TRUE(writable.is_ok()) << writable.status().to_string();
+  EXPECT_EQ((*writable)->make_private_view().errnum(), EINVAL);
+  std::vector<std::byte> memory(8 * kMiB);
+  auto wrapped = Device::wrap_memory(memory.data(), memory.size(), persist::cpu_persister());
+  EXPECT_EQ(wrapped->make_private_view().errnum(), EINVAL);
 }
 
 TEST(device_open, SparseFileIsUsableButWarned) {

@@ -166,7 +166,13 @@ struct VolumeState {
   std::uint64_t free_blocks;     // data-area blocks not allocated
   std::uint64_t free_inodes;
   std::uint64_t next_generation; // generation of the next inode allocated
-  std::uint64_t reserved[8];     // zero
+  // The error record (as ext4's error state): damage a running instance met (a failed
+  // verification), so that the next open warns and fsck is asked for. fsck --repair
+  // clears it. Written through the journal, like every byte of this struct.
+  std::uint32_t error_count;        // times damage was recorded (saturating); 0 = none
+  std::uint32_t first_error_time;   // when the first was, seconds since the epoch
+  std::uint64_t first_error_offset; // byte offset of the structure found damaged first
+  std::uint64_t reserved[6];     // zero
 };
 
 // ---------------------------------------------------------------------------- orphans

@@ -27,6 +27,10 @@ PMEMFS_PIN_OFFSET(Superblock, reserved, 288);
 PMEMFS_PIN_SIZE(VolumeState, 128);
 PMEMFS_PIN_OFFSET(VolumeState, free_blocks, 40);
 PMEMFS_PIN_OFFSET(VolumeState, next_generation, 56);
+PMEMFS_PIN_OFFSET(VolumeState, error_count, 64);
+PMEMFS_PIN_OFFSET(VolumeState, first_error_time, 68);
+PMEMFS_PIN_OFFSET(VolumeState, first_error_offset, 72);
+PMEMFS_PIN_OFFSET(VolumeState, reserved, 80);
 
 PMEMFS_PIN_SIZE(JournalCheckpoint, 64);
 PMEMFS_PIN_SIZE(JournalHeader, 192);

@@ -43,6 +43,7 @@
 #include "device/prefault.h"
 #include "fs/locks.h"
 #include "fs/shared.h"
+#include "runtime/pins.h"
 #include "runtime/runtime.h"
 #include "format/format.h"
 #include "journal/journal.h"
@@ -144,6 +145,32 @@ class DentryCache {
   std::atomic<std::uint64_t> hits_{0};
 };
 static_assert(DentryCache::kSlots == std::size_t{1} << 12, "slot_of takes the top 12 bits");
+
+// How a read-only instance reads a volume whose journal may hold committed transactions
+// not yet checkpointed. Decided in one place, read_only_replay(), after the instance has
+// attached to the volume's runtime state and while it holds the attach lock (so no
+// writer can attach meanwhile).
+enum class ReadOnlyReplay : std::uint8_t {
+  // The device is writable (a writable instance, or memory a caller wraps: tests, the
+  // crash simulator): recovery replays into the media, as it always has.
+  kInPlace,
+  // A writable instance (any process) is attached and alive: it applied every commit in
+  // place (the ring's tail is only not yet checkpointed), so the mapping already holds
+  // the live state. The instance joins the shared journal state and replays nothing.
+  kLive,
+  // No live writer (a crash left committed transactions, or none are left): recovery
+  // replays into a private copy-on-write view of the mapping (Device::make_private_view)
+  // with a journal state of its own, never the shared one: the instance reads the
+  // recovered state, the backing is never written, and the next writable open replays
+  // for good. Also what an uncoordinated reader (a private runtime: it may not write the
+  // runtime state) does, since it cannot tell whether a writer is attached.
+  kPrivateView,
+};
+ReadOnlyReplay read_only_replay(const device::Device& dev, const runtime::Runtime& rt);
+
+// The byte offset a damage message names: the number after its last "offset " ("volume
+// offset N" preferred, for the journal's "ring offset R (volume offset N)"); 0 if none.
+std::uint64_t offset_in_message(std::string_view message);
 
 // Current time in ns since the epoch (CLOCK_REALTIME).
 std::int64_t now_ns();
@@ -257,6 +284,26 @@ struct VolumeCore {
   std::unordered_map<std::uint64_t, SpeculativeRange> speculative;
   bool read_only = false;
   journal::RecoveryStats recovery;
+  // A read-only instance that replayed committed transactions into a private view
+  // (ReadOnlyReplay::kPrivateView): the media still needs that replay. Cleared when a
+  // writer has since made it (leave_view_if_stale).
+  std::atomic<bool> replay_pending{false};
+  // What the runtime state said when the view was made (the invalidation log's head and
+  // epoch, whether the shared journal was recovered): a change means a writer has been
+  // here since.
+  struct ViewBasis {
+    std::uint64_t inval_head = 0;
+    std::uint64_t inval_epoch = 0;
+    std::uint32_t journal_recovered = 0;
+  } view_basis;
+  // On an instance with replay_pending, at every take of meta_lock (catch_up): when a
+  // writer has attached since the view was made (one is attached now, or the runtime
+  // state moved: it recovered the journal in place, committed, or recovered after a dead
+  // process), the backing holds the replay the view made, and what the writer changed
+  // after it. The private copies are given back (Device::release_private_copies), every
+  // DRAM copy dropped, and the instance reads the live state from then on.
+  void leave_view_if_stale();
+  bool writer_since_view() const;
 
   MetaLock meta_lock;
   InodeLocks inode_locks;
@@ -269,8 +316,30 @@ struct VolumeCore {
   Status check_writable() const;
   // A failed verification poisons the instance: later changes fail with EIO rather than
   // build on a broken state. Returns `s` unchanged. fsck turns this off to keep repairing.
+  // On a writable instance the damage is also recorded durably in the volume state's
+  // error record (format.h VolumeState::error_count …) by record_damage(), at the end of
+  // the transaction that met it, or — met by a reader — at the next transaction, sync()
+  // or close: the next open warns, and fsck --repair clears it.
   Status note_corruption(Status s) const;
   bool poison_on_corruption = true;
+  mutable std::atomic<bool> damage_pending{false};
+  mutable std::atomic<std::uint64_t> damage_offset{0};  // the first damage not yet recorded
+  // Writes the pending damage into the error record in a transaction of its own (allowed
+  // on an instance poisoned by damage only). The caller holds meta_lock exclusively and no
+  // transaction. Best effort: nothing when the state itself fails verification (that is
+  // the damage, and fsck finds it) or the write fails.
+  void record_damage_locked();
+  // The same, taking meta_lock (Volume::sync, close).
+  void record_damage();
+
+  // The volume state's error record as the media holds it (zeros when the state does not
+  // verify).
+  struct ErrorRecord {
+    std::uint32_t count = 0;
+    std::int64_t first_time_ns = 0;
+    std::uint64_t first_offset = 0;
+  };
+  ErrorRecord error_record() const;
 
   // ---- inodes (inode.cc)
   std::uint64_t inode_offset(std::uint64_t ino) const;
@@ -281,6 +350,10 @@ struct VolumeCore {
   void store_inode(journal::Transaction& tx, format::Inode& inode) const;
   // Verifies fields of an in-memory inode (also run before every store).
   Status verify_inode(const format::Inode& inode, std::uint64_t offset) const;
+  // Repair: the checks of verify_inode but the magic and the checksum (store_inode's
+  // own), and the magic and checksum an inode's bytes should carry.
+  Status verify_inode_fields(const format::Inode& inode, std::uint64_t offset) const;
+  void seal_inode(format::Inode& inode) const;
   // Allocates and initializes an inode (nlink 0; the caller links it).
   Result<format::Inode> new_inode(journal::Transaction& tx, std::uint32_t mode,
                                   std::uint32_t uid, std::uint32_t gid,
@@ -462,6 +535,9 @@ struct VolumeCore {
                      std::uint64_t ino, std::uint8_t type);
   Result<std::vector<DirEntry>> dir_list(journal::MetaReader& r, const format::Inode& dir,
                                          std::uint64_t cookie, std::size_t max) const;
+  // Repair: whether `key` lies in the hash range of `name` (a lookup of the name can find
+  // it there).
+  bool dir_key_matches(std::string_view name, std::uint64_t key) const;
 
   // ---- file block maps (filemap.cc; the editing interface is fs/filemap.h)
   // Limits: a file has at most kMaxExtentsPerFile extents (EFBIG beyond); one extent
@@ -517,6 +593,7 @@ struct VolumeCore {
   // (an error, a poisoned instance) are freed by the next writable open (the intent).
   // Errors as set_size, plus EISDIR, EROFS, EIO.
   Status file_truncate(std::uint64_t ino, std::uint64_t size);
+  Status file_truncate_once(std::uint64_t ino, std::uint64_t size, std::vector<runtime::PinRef>* to_break);
 
   // ---- seal, mappings, leases (fs/seal.cc, fs/pin.cc; pmemfs/file.h, pmemfs/mapping.h)
   // Blocks per unit a mapping must cover: device-dax's alignment, else 1.
@@ -526,13 +603,26 @@ struct VolumeCore {
   Result<pmemfs::Mapping> map_file(std::uint64_t ino, bool file_writable, std::uint64_t offset,
                                    std::uint64_t length, Access access, const MapOptions& options);
   Result<pmemfs::Lease> lease_file(std::uint64_t ino, std::uint64_t handle_id, std::uint64_t offset,
-                                   std::uint64_t length);
+                                   std::uint64_t length, const LeaseOptions& options);
   Result<std::vector<ExtentInfo>> file_extents(std::uint64_t ino, std::uint64_t from_offset,
                                                std::size_t max_entries);
   // EBUSY naming the holder's process when any mapping or lease (this process's too)
   // holds a block of `inode` in [first, end). Under meta_lock held exclusively (a
-  // MetaTx), so that no pin is added meanwhile. `what` names the operation.
-  Status check_pins(const format::Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what);
+  // MetaTx), so that no pin is added meanwhile. `what` names the operation. When every
+  // such pin is breakable and `to_break` is given, they are listed there and the result
+  // is EAGAIN: the caller ends its transaction and its inode lock, calls break_pins, and
+  // tries again.
+  Status check_pins(const format::Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what,
+                    std::vector<runtime::PinRef>* to_break = nullptr);
+  // Asks the holders of `pins` to let go and waits up to lease_break_ms (plus the time a
+  // holder's library takes to revoke): OK when every one is gone, else EBUSY naming the
+  // holder that did not answer (its break request withdrawn). No lock may be held.
+  Status break_pins(const std::vector<runtime::PinRef>& pins, std::string_view what);
+  std::uint32_t lease_break_ms = kDefaultLeaseBreakMs;
+  // The runtime thread's part of a break: runs on_break of this process's pins that were
+  // asked to let go, revokes breakable mappings whose deadline passed. Returns the ms
+  // until the next deadline (at most `idle_ms`).
+  int answer_breaks(int idle_ms);
   // Whether any pin holds a block of `inode` in [first, end) (takes meta_lock shared).
   bool pinned(const format::Inode& inode, std::uint64_t first, std::uint64_t end);
   // Ends a Mapping's or Lease's record (unmaps, releases the pin, closes the inode).
@@ -628,6 +718,10 @@ class VolumeOpener {
                                                         const OpenOptions& options);
   // core_of's way in (Volume's friend).
   static VolumeCore& core(Volume& volume) { return *volume.core_; }
+  // As open_for_check, writable, and without requiring a readable root directory: for
+  // fsck --repair, which rebuilds a damaged root (src/fsck/repair*.cc).
+  static Result<std::unique_ptr<Volume>> open_for_repair(std::unique_ptr<device::Device> device,
+                                                         const OpenOptions& options);
 };
 
 }  // namespace pmemfs::fs

@@ -114,6 +114,10 @@ void touch_dir(format::Inode& dir, std::int64_t delta_entries) {
 
 }  // namespace
 
+bool VolumeCore::dir_key_matches(std::string_view name, std::uint64_t key) const {
+  return (key & ~kCollisionMask) == hash_base(sb, name);
+}
+
 DentryCache::DentryCache()
     : dirs_(new std::atomic<std::uint64_t>[kSlots]),
       slots_(static_cast<Slot*>(::operator new(kSlots * sizeof(Slot), std::align_val_t{64}))) {

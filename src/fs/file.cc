@@ -908,7 +908,7 @@ Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, bool z
 // A full intent table makes the transaction that needs a slot wait for one (it is
 // abandoned, nothing of it on media, and done again).
 Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
-                        std::uint64_t offset, std::uint64_t end) {
+                        std::uint64_t offset, std::uint64_t end, std::vector<runtime::PinRef>* to_break) {
   core.settle_abandoned(ino);
   const std::uint64_t alloc_first = offset / kBlockBytes;
   const std::uint64_t alloc_end = ceil_blocks(end);
@@ -938,7 +938,7 @@ Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bo
       // under a mapping or lease.
       if (kind != FallocKind::kAllocate) {
         Status p = core.check_pins(inode, offset / kBlockBytes, ceil_blocks(end),
-                                   kind == FallocKind::kPunch ? "punch hole" : "zero range");
+                                   kind == FallocKind::kPunch ? "punch hole" : "zero range", to_break);
         if (!p.is_ok()) return fail(p);
       }
       const std::uint64_t old_size = inode.size_bytes;
@@ -1052,6 +1052,15 @@ namespace fs {
 void VolumeCore::end_speculative(std::uint64_t ino) { trim_speculative_locked(*this, ino); }
 
 Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
+  for (;;) {
+    std::vector<runtime::PinRef> to_break;
+    Status s = file_truncate_once(ino, size, &to_break);
+    if (to_break.empty()) return s;
+    PMEMFS_TRY(break_pins(to_break, "truncate"));  // no lock held: the holder may need them
+  }
+}
+
+Status VolumeCore::file_truncate_once(std::uint64_t ino, std::uint64_t size, std::vector<runtime::PinRef>* to_break) {
   if (size > format::kMaxFileBytes)
     return Status::error(EFBIG, fmt::format("truncate to {}: past the maximum file size", size));
   std::unique_lock<fs::InodeLock> il(inode_locks.of(ino));
@@ -1086,7 +1095,7 @@ Status VolumeCore::file_truncate(std::uint64_t ino, std::uint64_t size) {
       // Shrinking frees the blocks past the new end and zeroes the rest of the new last
       // block through the journal: not under a mapping or lease.
       if (size < old_size && (inode.flags & format::kInodeSealed) == 0)
-        PMEMFS_TRY(check_pins(inode, size / kBlockBytes, kMaxFileBlocks, "truncate"));
+        PMEMFS_TRY(check_pins(inode, size / kBlockBytes, kMaxFileBlocks, "truncate", to_break));
       // The size change, the new last block's tail zeroed, and as many blocks past the
       // new end freed as fit; what is left is recorded (kIntentTrim) in the same
       // transaction, for the steps below or, after a crash, the next open.
@@ -1303,9 +1312,17 @@ Status File::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
   if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
     return Status::error(EFBIG, fmt::format("fallocate: {} + {} is past the maximum file size", offset, length));
   const FallocKind kind = punch ? FallocKind::kPunch : zero ? FallocKind::kZero : FallocKind::kAllocate;
-  std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
-  trim_speculative_locked(*core_, ino_);
-  return fallocate_locked(*core_, ino_, kind, keep, offset, offset + length);
+  for (;;) {
+    std::vector<runtime::PinRef> to_break;
+    Status s;
+    {
+      std::unique_lock<fs::InodeLock> il(core_->inode_locks.of(ino_));
+      trim_speculative_locked(*core_, ino_);
+      s = fallocate_locked(*core_, ino_, kind, keep, offset, offset + length, &to_break);
+    }
+    if (to_break.empty()) return s;
+    PMEMFS_TRY(core_->break_pins(to_break, punch ? "punch hole" : "zero range"));
+  }
 }
 
 Result<Stat> File::stat() {

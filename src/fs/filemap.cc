@@ -331,6 +331,13 @@ Status MapEditor::raw_update(const Extent& e) {
   return Status::ok();
 }
 
+Status MapEditor::adopt(const Extent& x) {
+  PMEMFS_TRY(add_extent(x));
+  winode_.blocks += x.block_count;
+  sync_node_blocks();
+  return Status::ok();
+}
+
 Status MapEditor::add_extent(const Extent& x) {
   std::optional<Extent> prev;
   if (x.logical_block > 0) {

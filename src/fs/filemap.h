@@ -149,6 +149,10 @@ class MapEditor : public MapView {
 
   // Moves a small tree back into the inode. Call once at the end of each edit.
   Status finish();
+  // Repair (fsck --repair rebuilding a damaged map): maps extent x, whose blocks the file
+  // already owns (they are not allocated here), into a hole, merging with neighbours that
+  // continue it; inode.blocks counts them. EUCLEAN when x overlaps a mapped extent.
+  Status adopt(const format::Extent& x);
 
  private:
   struct Placement {

@@ -47,12 +47,21 @@ std::uint64_t VolumeCore::inode_offset(std::uint64_t ino) const {
   return sb.itable_block * format::kBlockBytes + ino * format::kInodeBytes;
 }
 
+Status VolumeCore::verify_inode_fields(const format::Inode& inode, std::uint64_t offset) const {
+  return fs::verify_inode_fields(*this, inode, offset);
+}
+
+void VolumeCore::seal_inode(format::Inode& inode) const {
+  inode.magic = format::kInodeMagic;
+  inode.checksum = inode_checksum(inode, seed);
+}
+
 Status VolumeCore::verify_inode(const format::Inode& inode, std::uint64_t offset) const {
   if (inode.magic != format::kInodeMagic)
     return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: bad magic", inode.ino, offset));
   if (inode.checksum != inode_checksum(inode, seed))
     return Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: checksum mismatch", inode.ino, offset));
-  return verify_inode_fields(*this, inode, offset);
+  return fs::verify_inode_fields(*this, inode, offset);
 }
 
 // verify_inode's checks of everything but the magic and the checksum (store_inode has
@@ -168,7 +177,7 @@ void VolumeCore::store_inode(journal::Transaction& tx, format::Inode& inode) con
   inode.magic = format::kInodeMagic;
   inode.checksum = inode_checksum(inode, seed);
   std::uint64_t off = inode_offset(inode.ino);
-  Status s = verify_inode_fields(*this, inode, off);
+  Status s = fs::verify_inode_fields(*this, inode, off);
   if (!s.is_ok()) {
     // Writing an inode that fails verification is a bug in pmemfs, not bad media.
     std::fprintf(stderr, "pmemfs: refusing to write an invalid inode: %s\n", s.to_string().c_str());

@@ -128,11 +128,14 @@ Result<Resolver::Parent> Resolver::parent(std::string_view path) {
   Parent p;
   p.dir = dir;
   p.name.assign(last.data(), last.size());
+  p.trailing_slash = path.back() == '/';
   if (is_dot_name(last)) return p;
   PMEMFS_ASSIGN_OR_RETURN(VolumeCore::DirProbe found, core_.dir_probe(r_, dir, last));
   if (found.found) {
     PMEMFS_ASSIGN_OR_RETURN(p.target, load_named(dir, last, found.entry.ino));
     p.exists = true;
+    if (p.trailing_slash && !S_ISDIR(p.target.mode))
+      return Status::error(ENOTDIR, fmt::format("{}: not a directory", std::string(path)));
   } else {
     p.free_key = found.free_key;
   }
@@ -269,7 +272,7 @@ Result<File> Volume::open_file(std::string_view path, int flags, std::uint32_t m
     PMEMFS_TRY(core.check_writable());
     Resolver res(core, mtx.tx());
     PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
-    if (fs::is_dot_name(p.name)) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
+    if (fs::is_dot_name(p.name) || p.trailing_slash) return Status::error(EISDIR, fmt::format("{}: is a directory", std::string(path)));
     if (p.exists) {
       if (flags & O_EXCL) return Status::error(EEXIST, fmt::format("{}: already exists", std::string(path)));
       format::Inode target = p.target;
@@ -381,6 +384,7 @@ Status Volume::link(std::string_view existing, std::string_view new_path) {
   if (target.nlink >= format::kMaxLinks) return Status::error(EMLINK, fmt::format("link {}: {} links already", std::string(existing), target.nlink));
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(new_path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("link {}: already exists", std::string(new_path)));
+  if (p.trailing_slash) return Status::error(ENOENT, fmt::format("link {}: a trailing '/' names a directory", std::string(new_path)));
   PMEMFS_TRY(core.dir_insert(mtx.tx(), p.dir, p.name, target.ino, fs::dirent_type(target.mode), p.free_key));
   if (p.dir.ino == target.ino) return Status::error(EPERM, "link: cannot link a directory into itself");
   ++target.nlink;
@@ -401,6 +405,7 @@ Status Volume::symlink(std::string_view target, std::string_view link_path) {
   Resolver res(core, mtx.tx());
   PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(link_path));
   if (fs::is_dot_name(p.name) || p.exists) return Status::error(EEXIST, fmt::format("symlink {}: already exists", std::string(link_path)));
+  if (p.trailing_slash) return Status::error(ENOENT, fmt::format("symlink {}: a trailing '/' names a directory", std::string(link_path)));
   PMEMFS_ASSIGN_OR_RETURN(format::Inode inode, fs::create_in(core, mtx.tx(), p.dir, p.name, S_IFLNK | 0777, p.free_key));
   PMEMFS_TRY(fs::write_symlink_target(core, mtx.tx(), inode, target));
   core.store_inode(mtx.tx(), inode);

@@ -27,8 +27,16 @@ class Resolver {
     format::Inode target{};  // that entry's inode (not followed) when exists
     std::uint64_t free_key = 0;  // when !exists: the key inserting `name` takes (dir_insert's
                                  // hint while dir is unchanged; 0 = none)
+    // The path ends in '/' (POSIX: the last component must be a directory). When it
+    // exists it is one (parent() refuses anything else); when it does not, only a
+    // directory may be made under that name: callers that create or move anything else
+    // there fail (open O_CREAT EISDIR, symlink and link ENOENT, rename ENOTDIR), as
+    // Linux does.
+    bool trailing_slash = false;
   };
-  // The parent directory of `path` and its last component. EBUSY for the root itself.
+  // The parent directory of `path` and its last component. EBUSY for the root itself;
+  // ENOTDIR when `path` ends in '/' and names something that is not a directory (a
+  // symlink is not followed: "link/" of a link is ENOTDIR, as unlink(2) and rename(2)).
   Result<Parent> parent(std::string_view path);
 
  private:

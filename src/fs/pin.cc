@@ -73,19 +73,90 @@ PersistGranularity granularity_of(const persist::Persister& p) {
 
 // ---------------------------------------------------------------------------- conflicts
 
-Status VolumeCore::check_pins(const Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what) {
+Status VolumeCore::check_pins(const Inode& inode, std::uint64_t first, std::uint64_t end, std::string_view what,
+                              std::vector<runtime::PinRef>* to_break) {
   if (first >= end) return Status::ok();
   runtime::Pins pins(*runtime);
   if (!pins.any()) return Status::ok();
   const auto held = pins.overlapping(inode.ino, inode.generation, first, end, true);
   if (held.empty()) return Status::ok();
-  const runtime::PinEntry* e = pins.entry(held.front());
+  const runtime::PinEntry* blocking = nullptr;
+  for (const runtime::PinRef& r : held) {
+    const runtime::PinEntry* e = pins.entry(r);
+    if (e != nullptr && (e->flags & runtime::kPinBreakable) == 0) {
+      blocking = e;
+      break;
+    }
+  }
+  if (blocking == nullptr && to_break != nullptr) {
+    *to_break = held;
+    return Status::error(EAGAIN, fmt::format("{}: inode {}: breakable pins to break first", what, inode.ino));
+  }
+  const runtime::PinEntry* e = blocking != nullptr ? blocking : pins.entry(held.front());
   const int pid = e != nullptr ? e->pid.load() : 0;
   const bool mapping = e != nullptr && (e->flags & runtime::kPinMapping) != 0;
   return Status::error(EBUSY, fmt::format("{}: inode {}: blocks {}..{} are held by a {} of process {}{}", what,
                                           inode.ino, e != nullptr ? e->first_block : first,
                                           e != nullptr ? e->end_block : end, mapping ? "mapping" : "lease", pid,
                                           pid == runtime->pid() ? " (this process)" : ""));
+}
+
+// How long past the break time a breaker waits for the holder's library to revoke.
+constexpr std::uint32_t kRevokeGraceMs = 1000;
+
+Status VolumeCore::break_pins(const std::vector<runtime::PinRef>& refs, std::string_view what) {
+  runtime::Pins pins(*runtime);
+  for (const runtime::PinRef& r : refs) (void)pins.request_break(r, lease_break_ms);
+  for (const runtime::PinRef& r : refs) {
+    if (pins.wait_gone(r, lease_break_ms + kRevokeGraceMs)) continue;
+    const runtime::PinEntry* e = pins.entry(r);
+    const int pid = e != nullptr ? e->pid.load() : 0;
+    const bool mapping = e != nullptr && (e->flags & runtime::kPinMapping) != 0;
+    for (const runtime::PinRef& x : refs) pins.cancel_break(x);
+    return Status::error(EBUSY, fmt::format("{}: process {} did not release its breakable {} within {} ms{}", what,
+                                            pid, mapping ? "mapping" : "lease", lease_break_ms,
+                                            mapping ? " (stopped or hung?)" : " (a lease is never revoked)"));
+  }
+  return Status::ok();
+}
+
+int VolumeCore::answer_breaks(int idle_ms) {
+  runtime::Pins pins(*runtime);
+  if (!pins.any()) return idle_ms;
+  const auto breaking = pins.own_breaking();
+  if (breaking.empty()) return idle_ms;
+  int next = idle_ms;
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard<std::mutex> g(pin_lock);
+    const std::int64_t now = runtime::Pins::clock_ns();  // the deadlines' clock, not the file times'
+    for (const runtime::PinRef& ref : breaking) {
+      const runtime::PinEntry* e = pins.entry(ref);
+      if (e == nullptr) continue;
+      PinRecord* rec = nullptr;
+      for (PinRecord* r : pin_records)
+        if (r->in_table && r->ref.index == ref.index && r->ref.id == ref.id) rec = r;
+      if (rec == nullptr) continue;
+      const std::int64_t deadline = e->break_deadline_ns.load();
+      if (rec->notified_deadline != deadline) {
+        rec->notified_deadline = deadline;
+        if (rec->on_break) callbacks.push_back(rec->on_break);
+      }
+      if (now >= deadline) {
+        // Not released in time: a mapping is revoked (its range faults from now on) and
+        // its pin ends; a lease is left to the breaker's timeout.
+        if (rec->region != nullptr && rec->region->revoke().is_ok()) {
+          rec->revoked = true;
+          pins.release(rec->ref);
+          rec->in_table = false;
+        }
+      } else {
+        next = std::min<int>(next, static_cast<int>((deadline - now) / 1000000) + 1);
+      }
+    }
+  }
+  for (auto& cb : callbacks) cb();
+  return next;
 }
 
 bool VolumeCore::pinned(const Inode& inode, std::uint64_t first, std::uint64_t end) {
@@ -175,6 +246,9 @@ Result<pmemfs::Mapping> VolumeCore::map_file(std::uint64_t ino, bool file_writab
   const bool sealed = (inode.flags & format::kInodeSealed) != 0;
   if (options.unguarded && !sealed)
     return Status::error(EINVAL, fmt::format("map: inode {}: an unguarded mapping needs a sealed file", ino));
+  if (options.unguarded && options.breakable)
+    return Status::error(EINVAL, fmt::format("map: inode {}: an unguarded mapping cannot be breakable (it cannot be "
+                                             "revoked)", ino));
   if (end_off > inode.size_bytes) {
     if (write && options.extend && sealed)
       return Status::error(ETXTBSY, fmt::format("map: inode {} is sealed: its size cannot change", ino));
@@ -236,7 +310,10 @@ Result<pmemfs::Mapping> VolumeCore::map_file(std::uint64_t ino, bool file_writab
   std::uint32_t flags = runtime::kPinMapping;
   if (write) flags |= runtime::kPinWritable;
   if (direct) flags |= runtime::kPinUnguarded;
+  if (options.breakable && !direct) flags |= runtime::kPinBreakable;
   PMEMFS_ASSIGN_OR_RETURN(std::unique_ptr<PinRecord> rec, add_pin(*this, inode, first, end, flags));
+  rec->breakable = options.breakable && !direct;
+  rec->on_break = options.on_break;
   pmemfs::Mapping m;
   std::byte* start = nullptr;
   if (direct) {
@@ -286,7 +363,7 @@ Result<pmemfs::Mapping> VolumeCore::map_file(std::uint64_t ino, bool file_writab
 // ---------------------------------------------------------------------------- lease
 
 Result<pmemfs::Lease> VolumeCore::lease_file(std::uint64_t ino, std::uint64_t handle_id, std::uint64_t offset,
-                                             std::uint64_t length) {
+                                             std::uint64_t length, const LeaseOptions& options) {
   if (length == 0) return Status::error(EINVAL, fmt::format("lease: inode {}: length 0", ino));
   if (offset > format::kMaxFileBytes || length > format::kMaxFileBytes - offset)
     return Status::error(EFBIG, fmt::format("lease: inode {}: {} + {} is past the maximum file size", ino, offset, length));
@@ -295,8 +372,11 @@ Result<pmemfs::Lease> VolumeCore::lease_file(std::uint64_t ino, std::uint64_t ha
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("lease: inode {} is a directory", ino));
   if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("lease: inode {} is not a regular file", ino));
   PMEMFS_ASSIGN_OR_RETURN(std::unique_ptr<PinRecord> rec,
-                          add_pin(*this, inode, offset / kBlockBytes, ceil_div(offset + length, kBlockBytes), 0));
+                          add_pin(*this, inode, offset / kBlockBytes, ceil_div(offset + length, kBlockBytes),
+                                  options.breakable ? runtime::kPinBreakable : 0));
   rec->lease_owner = handle_id;
+  rec->breakable = options.breakable;
+  rec->on_break = options.on_break;
   pmemfs::Lease l;
   l.ino_ = ino;
   l.offset_ = offset;
@@ -399,6 +479,8 @@ Status Mapping::sync() const {
   return result(fns_.persist(fns_.ctx, data_, length_));
 }
 
+bool Mapping::revoked() const { return pin_ != nullptr && pin_->revoked.load(); }
+
 Status Mapping::error(int err) {
   return Status::error(err, "persist through a mapping failed: the bytes may not be durable");
 }
@@ -451,6 +533,16 @@ Status File::unseal() {
   return core_->unseal_file(ino_);
 }
 
+Status Volume::seal(std::string_view path, const SealOptions& options) {
+  PMEMFS_ASSIGN_OR_RETURN(File f, open_file(path, O_RDWR));
+  return f.seal(options);
+}
+
+Status Volume::unseal(std::string_view path) {
+  PMEMFS_ASSIGN_OR_RETURN(File f, open_file(path, O_RDWR));
+  return f.unseal();
+}
+
 Result<Mapping> File::map(std::uint64_t offset, std::uint64_t length, Access access, const MapOptions& options) {
   if (core_ == nullptr) return closed();
   std::optional<fs::WriteGate> gate;
@@ -463,9 +555,9 @@ Result<Mapping> File::map(std::uint64_t offset, std::uint64_t length, Access acc
   return m;
 }
 
-Result<Lease> File::lease(std::uint64_t offset, std::uint64_t length) {
+Result<Lease> File::lease(std::uint64_t offset, std::uint64_t length, const LeaseOptions& options) {
   if (core_ == nullptr) return closed();
-  PMEMFS_ASSIGN_OR_RETURN(Lease l, core_->lease_file(ino_, handle_id_, offset, length));
+  PMEMFS_ASSIGN_OR_RETURN(Lease l, core_->lease_file(ino_, handle_id_, offset, length, options));
   l.core_ = core_;
   return l;
 }

@@ -8,7 +8,9 @@
 // close can end the leases taken through it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "fs/core.h"
@@ -27,6 +29,10 @@ struct PinRecord {
   std::uint64_t lease_owner = 0;  // the File's handle id; 0 for a mapping
   bool writable = false;
   std::unique_ptr<map::Region> region;  // null for a lease or an unguarded mapping
+  bool breakable = false;
+  std::function<void()> on_break;
+  std::int64_t notified_deadline = 0;   // the break request on_break last ran for
+  std::atomic<bool> revoked{false};     // a breakable mapping its library revoked
 };
 
 // Allocates file blocks [first, end) written: holes get zeroed blocks, unwritten blocks

@@ -88,6 +88,10 @@ Status fs::rename_resolved(fs::VolumeCore& core, MetaTx& mtx, Resolver::Parent& 
   if ((flags & kRenameNoReplace) && dst.exists)
     return Status::error(EEXIST, fmt::format("rename {}: already exists", std::string(to)));
   bool src_dir = S_ISDIR(src.target.mode);
+  // "to/" names a directory: only a directory moves there (a trailing '/' on an existing
+  // name that is not a directory was refused by parent()), as rename(2).
+  if (dst.trailing_slash && !src_dir && !(flags & kRenameExchange))
+    return Status::error(ENOTDIR, fmt::format("rename {}: not a directory", std::string(to)));
   const bool same_parent = src.dir.ino == dst.dir.ino;
 
   // Renaming a directory into its own subtree would detach it from the root.

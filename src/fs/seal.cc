@@ -391,24 +391,39 @@ Status VolumeCore::seal_file(std::uint64_t ino, const SealOptions& options) {
   return fill_range(*this, ino, 0, n, true, 0, &options);
 }
 
+namespace {
+Status unseal_once(VolumeCore& core, std::uint64_t ino, std::vector<runtime::PinRef>* to_break);
+}  // namespace
+
 Status VolumeCore::unseal_file(std::uint64_t ino) {
-  std::unique_lock<InodeLock> il(inode_locks.of(ino));
+  for (;;) {
+    std::vector<runtime::PinRef> to_break;
+    Status s = unseal_once(*this, ino, &to_break);
+    if (to_break.empty()) return s;
+    PMEMFS_TRY(break_pins(to_break, "unseal"));
+  }
+}
+
+namespace {
+Status unseal_once(VolumeCore& core, std::uint64_t ino, std::vector<runtime::PinRef>* to_break) {
+  std::unique_lock<InodeLock> il(core.inode_locks.of(ino));
   {
-    MetaTx mtx(*this);
+    MetaTx mtx(core);
     journal::Transaction& tx = mtx.tx();
-    PMEMFS_TRY(check_writable());
-    PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_inode(tx, ino));
+    PMEMFS_TRY(core.check_writable());
+    PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
     if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("unseal: inode {} is a directory", ino));
     if ((inode.flags & format::kInodeSealed) == 0) return Status::ok();
-    PMEMFS_TRY(check_pins(inode, 0, kMaxFileBlocks, "unseal"));
+    PMEMFS_TRY(core.check_pins(inode, 0, kMaxFileBlocks, "unseal", to_break));
     inode.flags &= ~format::kInodeSealed;
     inode.ctime_ns = now_ns();
-    store_inode(tx, inode);
+    core.store_inode(tx, inode);
     PMEMFS_TRY(mtx.commit());
   }
   // Blocks kept past the end for device-dax's unit go the way of any blocks past the end.
-  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_now(*this, ino));
-  return trim_from(*this, ino, ceil_div(inode.size_bytes, kBlockBytes));
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, load_now(core, ino));
+  return trim_from(core, ino, ceil_div(inode.size_bytes, kBlockBytes));
 }
+}  // namespace
 
 }  // namespace pmemfs::fs

@@ -310,6 +310,7 @@ void VolumeCore::drop_all_copies() {
 }
 
 void VolumeCore::catch_up() {
+  if (replay_pending.load(std::memory_order_acquire)) leave_view_if_stale();
   const runtime::InvalLog& log = runtime->seg().inval;
   std::uint64_t head = log.head.load(std::memory_order_acquire);
   std::uint64_t epoch = log.epoch.load(std::memory_order_acquire);
@@ -344,6 +345,37 @@ void VolumeCore::catch_up() {
   }
   epoch_seen.store(epoch, std::memory_order_release);
   inval_seen.store(head, std::memory_order_release);
+}
+
+// ---------------------------------------------------------------------------- a private view
+
+bool VolumeCore::writer_since_view() const {
+  if (runtime->is_private()) return false;  // uncoordinated: nothing tells
+  const runtime::Segment& seg = runtime->seg();
+  if (seg.inval.head.load() != view_basis.inval_head || seg.inval.epoch.load() != view_basis.inval_epoch ||
+      seg.journal.recovered.load() != view_basis.journal_recovered)
+    return true;
+  // A writer attached and has not committed yet: its open made the replay in place (or
+  // joined a state that was current), so the backing holds what the view holds.
+  for (std::uint32_t s = 0; s < runtime->high_slot(); ++s) {
+    if (s == runtime->slot()) continue;
+    const runtime::ProcessSlot& slot = seg.slots[s];
+    if (runtime::word_state(slot.state.load()) == runtime::kSlotLive && (slot.flags.load() & runtime::kSlotWritable) != 0)
+      return true;
+  }
+  return false;
+}
+
+void VolumeCore::leave_view_if_stale() {
+  if (!writer_since_view()) return;
+  // Several readers of this process may arrive together: one gives the copies back, the
+  // others wait for it (catch_up's lock), and none reads a copy after.
+  std::lock_guard<std::mutex> g(catch_up_lock);
+  if (!replay_pending.load(std::memory_order_relaxed)) return;
+  // A failure leaves the view (and replay_pending) as it is: tried again at the next take.
+  if (!device->release_private_copies().is_ok()) return;
+  drop_all_copies();
+  replay_pending.store(false, std::memory_order_release);
 }
 
 void VolumeCore::after_dead_owner() {
@@ -507,10 +539,13 @@ RuntimeThread::~RuntimeThread() {
 void RuntimeThread::run() {
   runtime::ProcessSlot& slot = core_.runtime->my_slot();
   std::uint32_t seen = slot.notify.load();
+  int wait_ms = kIdleCheckMs;
   while (!stop_.load()) {
-    runtime::futex_wait(&slot.notify, seen, kIdleCheckMs);
+    runtime::futex_wait(&slot.notify, seen, wait_ms);
     seen = slot.notify.load();
     if (stop_.load()) break;
+    // Breaks asked of this process's pins: on_break now, revocation at the deadline.
+    wait_ms = core_.answer_breaks(kIdleCheckMs);
     core_.thaw_if_requested();
     core_.follow_freeze();
     // A failure here (a poisoned instance) leaves the rest for the next attach.

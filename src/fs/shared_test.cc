@@ -300,6 +300,103 @@ TEST_F(SharedVolume, OrphansOnlyADeadProcessHeldAreFreed) {
   close(ready[1]);
 }
 
+// A read-only open decides between the live state and a private replay by whether a
+// writer is attached (fs::read_only_replay). A writer process with commits its journal
+// has not checkpointed: a reader opened beside it replays nothing and follows what the
+// writer changes after. The writer is killed (and the reader closes): a reader opened now
+// replays privately, without marking the journal recovered, so a writer that attaches
+// then replays it for good; the private reader gives its copies back and reads the live
+// state.
+TEST_F(SharedVolume, AReadOnlyOpenReadsALiveWritersStateAndReplaysOnlyAfterACrash) {
+  a_.reset();
+  b_.reset();
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  const pid_t pid = spawn([&](Volume& v) {
+    char c = 'y';
+    if (!v.mkdir("/d").is_ok() || !write_file(v, "/d/one", "1").is_ok()) return false;
+    if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) return false;
+    if (!write_file(v, "/d/two", "2").is_ok()) return false;
+    if (write(ready[1], &c, 1) != 1) return false;
+    pause();  // holds the volume, its commits not checkpointed, until killed
+    return true;
+  });
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  auto live = open(/*read_only=*/true);
+  ASSERT_NE(live, nullptr);
+  EXPECT_FALSE(live->info().journal_replay_pending) << "a reader beside a live writer replayed its journal";
+  EXPECT_EQ(live->info().transactions_replayed, 0u);
+  EXPECT_EQ(read_all(*live, "/d/one"), "1");
+  ASSERT_EQ(write(go[1], &c, 1), 1);
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  EXPECT_EQ(read_all(*live, "/d/two"), "2") << "the reader does not follow the writer";
+
+  kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGKILL);
+  live.reset();  // the last instance: the runtime state goes, as after a crash of all
+  auto crashed = open(/*read_only=*/true);
+  ASSERT_NE(crashed, nullptr);
+  EXPECT_TRUE(crashed->info().journal_replay_pending) << "the killed writer's commits were checkpointed after all";
+  EXPECT_GT(crashed->info().transactions_replayed, 0u);
+  EXPECT_EQ(names(*crashed, "/d"), (std::set<std::string>{".", "..", "one", "two"}));
+
+  auto writer = open();
+  ASSERT_NE(writer, nullptr);
+  EXPECT_GT(writer->info().transactions_replayed, 0u) << "the reader marked the journal recovered: nobody replays it";
+  ASSERT_TRUE(write_file(*writer, "/d/one", "one again").is_ok());
+  ASSERT_TRUE(writer->mkdir("/e").is_ok());
+  EXPECT_EQ(read_all(*crashed, "/d/one"), "one again") << "the private view did not give way to the writer";
+  EXPECT_TRUE(crashed->stat("/e").is_ok());
+  EXPECT_FALSE(crashed->info().journal_replay_pending);
+  crashed.reset();
+  writer.reset();
+  EXPECT_EQ(fsck_now().exit_code, 0);
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+}
+
+// A read-only check beside a writer that keeps changing the volume checks one state: it
+// holds the metadata lock shared while it reads, so no commit lands part way through it.
+// Without that it reads bitmaps, trees and counts of different moments and reports damage
+// that is not there.
+TEST_F(SharedVolume, AReadOnlyCheckBesideABusyWriterSeesOneState) {
+  a_.reset();
+  b_.reset();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t pid = spawn([&](Volume& v) {
+    char c = 'y';
+    if (write(ready[1], &c, 1) != 1) return false;
+    for (std::uint64_t i = 0;; ++i) {
+      const std::string d = fmt::format("/d{}", i % 8);
+      (void)v.mkdir(d);
+      (void)write_file(v, fmt::format("{}/f{}", d, i % 50), std::string(100 + (i * 37) % 9000, 'x'));
+      if (i % 3 == 0) (void)v.unlink(fmt::format("{}/f{}", d, (i + 25) % 50));
+      if (i % 5 == 0) (void)v.rename(fmt::format("{}/f{}", d, (i + 10) % 50), fmt::format("/d{}/g{}", (i + 1) % 8, i % 50));
+    }
+    return true;
+  });
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int damaged = 0;
+  for (int i = 0; i < 15; ++i) {
+    FsckReport r = fsck_now();
+    if (r.exit_code != 0) {
+      ++damaged;
+      ADD_FAILURE() << "check " << i << " beside the writer: exit " << r.exit_code << ": "
+                    << (r.problems.empty() ? std::string() : r.problems.front().structure + ": " + r.problems.front().message);
+    }
+  }
+  kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGKILL);
+  EXPECT_EQ(damaged, 0);
+  EXPECT_EQ(fsck_now().exit_code, 0) << "after the writer was killed";
+  close(ready[0]);
+  close(ready[1]);
+}
+
 TEST_F(SharedVolume, TheRuntimeSegmentGoesWithTheLastInstance) {
   const std::string seg_dir = runtime_dir_.path();
   auto count = [&] {
@@ -424,6 +521,49 @@ TEST_F(SharedVolume, ABackupWhileAnotherProcessWritesIsAConsistentVolume) {
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
   EXPECT_EQ((*v)->info().transactions_replayed, 0u) << "a frozen copy needs no recovery";
   for (int i = 0; i < 20; ++i) EXPECT_EQ(read_all(**v, fmt::format("/base{}", i)), std::string(10000 + i, 'x'));
+}
+
+}  // namespace
+}  // namespace pmemfs
+
+namespace pmemfs {
+namespace {
+
+// A process that may not write the device opens the volume read-only only, and cannot
+// touch the runtime state (the segment has the backing's owner and mode).
+TEST_F(SharedVolume, AProcessThatMayNotWriteTheDeviceOnlyReads) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  ASSERT_TRUE(write_file(*a_, "/shared", "readable").is_ok());
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(runtime_dir_.path().c_str(), 01777), 0);
+  ASSERT_EQ(chmod(path_.c_str(), 0644), 0);
+  std::vector<std::string> segments;
+  for (const auto& e : std::filesystem::directory_iterator(runtime_dir_.path())) segments.push_back(e.path());
+  ASSERT_EQ(segments.size(), 1u);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(10);
+    OpenOptions oo;
+    oo.device.emulated_pmem = true;
+    auto rw = Volume::open(path_, oo);
+    if (rw.is_ok() || rw.errnum() != EACCES) _exit(11);
+    oo.read_only = true;
+    auto ro = Volume::open(path_, oo);
+    if (!ro.is_ok()) {
+      std::fprintf(stderr, "read-only open: %s\n", ro.status().to_string().c_str());
+      _exit(12);
+    }
+    if (read_all(**ro, "/shared") != "readable") _exit(13);
+    if ((*ro)->mkdir("/nope", 0755).errnum() != EROFS) _exit(14);
+    // The segment: neither writable nor replaceable by this user.
+    if (::open(segments[0].c_str(), O_RDWR) >= 0 || errno != EACCES) _exit(15);
+    if (::unlink(segments[0].c_str()) == 0) _exit(16);
+    _exit(0);
+  }
+  EXPECT_EQ(wait_exit(pid), 0);
+  // The writers carry on, unaffected.
+  ASSERT_TRUE(write_file(*b_, "/after", "x").is_ok());
+  EXPECT_EQ(read_all(*a_, "/after"), "x");
 }
 
 }  // namespace

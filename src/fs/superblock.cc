@@ -93,6 +93,16 @@ Result<SuperblockChoice> read_superblock(const std::byte* base, std::uint64_t de
   return c;
 }
 
+bool has_pmemfs_magic(const std::byte* base, std::uint64_t size) {
+  const std::pair<std::uint64_t, std::uint64_t> where[] = {{0, format::kSuperblockMagic},
+                                                           {format::kBlockBytes, format::kSuperblockMagic},
+                                                           {format::kStateBlock * format::kBlockBytes, format::kStateMagic},
+                                                           {format::kJournalStartBlock * format::kBlockBytes, format::kJournalMagic}};
+  for (const auto& [off, magic] : where)
+    if (off + 8 <= size && std::memcmp(base + off, &magic, 8) == 0) return true;
+  return false;
+}
+
 std::string detect_signature(const std::byte* base, std::uint64_t size) {
   auto at = [&](std::uint64_t off, const void* magic, std::size_t n) {
     return off + n <= size && std::memcmp(base + off, magic, n) == 0;

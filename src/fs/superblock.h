@@ -30,6 +30,11 @@ struct SuperblockChoice {
 // message gives both reasons); ENOTSUP for unknown incompat features.
 Result<SuperblockChoice> read_superblock(const std::byte* base, std::uint64_t device_bytes);
 
+// Whether the backing carries any pmemfs magic where a volume has one (a superblock copy
+// in block 0 or 1, the volume state in block 2, the journal header in block 3): a pmemfs
+// volume, valid or damaged, rather than something else.
+bool has_pmemfs_magic(const std::byte* base, std::uint64_t size);
+
 // "a pmemfs volume", "an ext4 file system", … or "" when nothing known is found.
 std::string detect_signature(const std::byte* base, std::uint64_t size);
 

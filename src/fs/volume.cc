@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "format/checksum.h"
 #include "fs/core.h"
@@ -67,10 +68,25 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
   if (!warning.empty()) core->device->warn(warning);
   core->meta_lock.bind(core.get());
   core->inode_locks.bind(core.get(), core->runtime.get());
+  // A read-only instance: read the live state, or replay into a private view (core.h).
+  // Decided under the attach lock, so no writer attaches between this and the journal's
+  // open.
+  if (read_only && fs::read_only_replay(*core->device, *core->runtime) == fs::ReadOnlyReplay::kPrivateView) {
+    PMEMFS_TRY(core->device->make_private_view());
+    const runtime::Segment& seg = core->runtime->seg();
+    core->view_basis.inval_head = seg.inval.head.load();
+    core->view_basis.inval_epoch = seg.inval.epoch.load();
+    core->view_basis.journal_recovered = seg.journal.recovered.load();
+  }
   journal::JournalOptions jo;
   jo.lazy_checkpoints = true;
   jo.checkpoint_at_close = core->device->fd() >= 0;
-  jo.runtime = core->runtime.get();
+  // A read-only instance that replays into a private view keeps the journal's state to
+  // itself (a private runtime): its replay is not the volume's, and the shared state must
+  // not say "recovered" because of it, so that the next writable instance replays for
+  // good.
+  jo.replay_into_view = core->device->private_view();
+  jo.runtime = jo.replay_into_view ? nullptr : core->runtime.get();
   // Every change to metadata is a journal record: its apply drops the DRAM copies of what
   // it overwrites (nodes by block, inodes by their table block), here and, through the
   // invalidation log, in every other process.
@@ -93,7 +109,16 @@ Result<std::shared_ptr<VolumeCore>> build_core(std::unique_ptr<device::Device> d
     c->drop_all_copies();
     c->runtime->seg().inval.epoch.fetch_add(1);
   };
-  PMEMFS_ASSIGN_OR_RETURN(core->journal, journal::Journal::open(*core->device, core->sb, &core->recovery, jo));
+  auto journal = journal::Journal::open(*core->device, core->sb, &core->recovery, jo);
+  if (!journal.is_ok() && core->device->private_view_exhausted())
+    return Status::error(EROFS, fmt::format("{}: the journal holds committed transactions whose replay into a private "
+                                            "view needs more than {} MiB of copies (the backing maps in {} KiB "
+                                            "chunks); a writable open replays them for good",
+                                            core->device->info().path, device::kMaxPrivateViewBytes >> 20,
+                                            std::max<std::uint64_t>(core->device->info().alignment_bytes, 4096) >> 10));
+  if (!journal.is_ok()) return journal.status();
+  core->journal = std::move(journal).value();
+  core->replay_pending = core->device->private_view() && core->recovery.transactions_replayed > 0;
   // Prefault where writes go (the journal ring now, data runs as they are allocated) on
   // byte-addressable backings this process mapped; see device/prefault.h.
   const device::Device& dev_ref = *core->device;
@@ -185,9 +210,34 @@ Status add_intent_table(VolumeCore& core) {
   return add_incompat_bit(core, format::kFeatureIncompatIntents);
 }
 
+}  // namespace
+
+// The one decision of how a read-only instance meets a journal that may need replay
+// (core.h). The caller holds the runtime's attach lock: a writer slot seen live here has
+// finished its open (recovered the journal in place), and none can attach before the
+// journal opens. A live writer is asked through its liveness lock (slot_alive): a slot a
+// killed writer left marked live does not count.
+fs::ReadOnlyReplay fs::read_only_replay(const device::Device& dev, const runtime::Runtime& rt) {
+  if (!dev.read_only() || dev.fd() < 0) return ReadOnlyReplay::kInPlace;
+  if (rt.is_private()) return ReadOnlyReplay::kPrivateView;  // uncoordinated: cannot tell
+  const runtime::Segment& seg = rt.seg();
+  for (std::uint32_t s = 0; s < rt.high_slot(); ++s) {
+    if (s == rt.slot()) continue;
+    const runtime::ProcessSlot& slot = seg.slots[s];
+    if (runtime::word_state(slot.state.load()) != runtime::kSlotLive) continue;
+    if ((slot.flags.load() & runtime::kSlotWritable) == 0) continue;
+    if (rt.slot_alive(s)) return ReadOnlyReplay::kLive;
+  }
+  return ReadOnlyReplay::kPrivateView;
+}
+
+namespace {
+
 // Superblock, journal recovery, the root directory; on a writable instance of a volume
-// made before the orphan list or the intent table, those.
-Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options) {
+// made before the orphan list, the intent table or lazy inode groups, those. A read-only instance reads the recovered state
+// (read_only_replay).
+Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> dev, const OpenOptions& options,
+                                              bool check_root = true) {
   auto chosen = fs::read_superblock(dev->base(), dev->size());
   if (!chosen.is_ok()) return chosen.status().with_context(dev->info().path);
   const fs::SuperblockChoice& choice = *chosen;
@@ -199,7 +249,12 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
                                             "not know; open it read-only",
                                             dev->info().path, choice.sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
   bool read_only = options.read_only || dev->read_only() || choice.force_read_only;
-  PMEMFS_ASSIGN_OR_RETURN(auto core, assemble(std::move(dev), choice.sb, read_only));
+  std::shared_ptr<VolumeCore> core;
+  if (check_root) {
+    PMEMFS_ASSIGN_OR_RETURN(core, assemble(std::move(dev), choice.sb, read_only));
+  } else {
+    PMEMFS_ASSIGN_OR_RETURN(core, build_core(std::move(dev), choice.sb, read_only));
+  }
   if (!read_only && !core->has_orphan_list()) PMEMFS_TRY(add_orphan_list(*core));
   if (!read_only && !fs::has_xattrs(*core)) PMEMFS_TRY(fs::add_xattr_root(*core));
   if (!read_only && !core->has_intent_table()) PMEMFS_TRY(add_intent_table(*core));
@@ -222,6 +277,56 @@ Result<std::shared_ptr<VolumeCore>> open_core(std::unique_ptr<device::Device> de
     core->balloc = std::make_unique<alloc::BlockAllocator>(core->sb);
   }
   return core;
+}
+
+// mkfs over a regular file that holds data but no signature detect_signature() knows
+// (a disk image, a database, a user's file given by mistake): refused without force,
+// naming the first non-zero byte, before anything is created or grown. Holes (SEEK_DATA)
+// are skipped; a file with a known signature is left to VolumeOpener::format's message.
+Status refuse_unknown_data(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return Status::ok();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return Status::ok();  // the open that follows says why
+  std::vector<std::byte> buf(std::size_t{1} << 20);
+  auto read_at = [&](std::uint64_t off, std::size_t len) -> std::size_t {
+    std::size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pread(fd, buf.data() + done, len - done, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  };
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  Status result = Status::ok();
+  std::size_t head = read_at(0, std::min<std::uint64_t>(size, 128 * 1024));
+  if (!fs::detect_signature(buf.data(), head).empty()) {
+    ::close(fd);
+    return Status::ok();
+  }
+  for (off_t data = ::lseek(fd, 0, SEEK_DATA); data >= 0 && result.is_ok();) {
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size);
+    for (auto off = static_cast<std::uint64_t>(data); off < static_cast<std::uint64_t>(hole) && result.is_ok();) {
+      const std::size_t n = read_at(off, static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), static_cast<std::uint64_t>(hole) - off)));
+      if (n == 0) break;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (buf[i] != std::byte{0}) {
+          result = Status::error(EEXIST, fmt::format("{} holds data (a non-zero byte at offset {}) and no file system "
+                                                     "signature pmemfs knows; use --force to overwrite it",
+                                                     path, off + i));
+          break;
+        }
+      }
+      off += n;
+    }
+    if (static_cast<std::uint64_t>(hole) >= size) break;
+    data = ::lseek(fd, hole, SEEK_DATA);
+  }
+  ::close(fd);
+  return result;
 }
 
 // The end of every open: what only the first process attached to a volume does (free the
@@ -258,11 +363,16 @@ Status check_format_options(const FormatOptions& options) {
 Volume::Volume(std::shared_ptr<fs::VolumeCore> core) : core_(std::move(core)) {}
 
 fs::VolumeCore& fs::core_of(Volume& volume) { return VolumeOpener::core(volume); }
-Volume::~Volume() = default;
+
+Volume::~Volume() {
+  // Damage a reader met is recorded at the latest when the volume closes.
+  if (core_) core_->record_damage();
+}
 
 Result<std::unique_ptr<Volume>> Volume::format(const std::string& path, const FormatOptions& options) {
   // Checked before anything is created, so a refused format leaves no file behind.
   PMEMFS_TRY(check_format_options(options));
+  if (!options.force) PMEMFS_TRY(refuse_unknown_data(path));
   if (options.size_bytes != 0) {
     struct stat st{};
     bool exists = ::stat(path.c_str(), &st) == 0;
@@ -366,8 +476,12 @@ Result<std::unique_ptr<Volume>> Volume::open(const std::string& path, const Open
 
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::Device> dev,
                                                        const OpenOptions& options) {
+  if (options.lease_break_ms > kMaxLeaseBreakMs)
+    return Status::error(EINVAL, fmt::format("open: lease_break_ms {} is above the most, {}", options.lease_break_ms,
+                                             kMaxLeaseBreakMs));
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
   core->wait_when_frozen = options.wait_when_frozen;
+  core->lease_break_ms = options.lease_break_ms == 0 ? kDefaultLeaseBreakMs : options.lease_break_ms;
   // After recovery: the orphan list verified and, writable, every orphan freed (a crash
   // left them, or a process that had them open ended without closing them) — by the
   // first writable instance to attach after the volume was last left by everyone.
@@ -377,11 +491,25 @@ Result<std::unique_ptr<Volume>> fs::VolumeOpener::open(std::unique_ptr<device::D
 
 Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_check(std::unique_ptr<device::Device> dev,
                                                                  const OpenOptions& options) {
+  if (options.lease_break_ms > kMaxLeaseBreakMs)
+    return Status::error(EINVAL, fmt::format("open: lease_break_ms {} is above the most, {}", options.lease_break_ms,
+                                             kMaxLeaseBreakMs));
   PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options));
   // fsck reads every node and inode from media, each time, never a DRAM copy.
   core->bctx.cache = nullptr;
   core->inode_cache_enabled = false;
   PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));
+  return std::unique_ptr<Volume>(new Volume(std::move(core)));
+}
+
+Result<std::unique_ptr<Volume>> fs::VolumeOpener::open_for_repair(std::unique_ptr<device::Device> dev,
+                                                                  const OpenOptions& options) {
+  if (options.read_only || dev->read_only()) return Status::error(EINVAL, "open_for_repair: a repair writes");
+  PMEMFS_ASSIGN_OR_RETURN(auto core, open_core(std::move(dev), options, /*check_root=*/false));
+  core->bctx.cache = nullptr;
+  core->inode_cache_enabled = false;
+  core->poison_on_corruption = false;  // the repair reads damage on purpose
+  PMEMFS_TRY(finish_open(*core, /*reap_orphans=*/false));  // the repair rebuilds the orphan list
   return std::unique_ptr<Volume>(new Volume(std::move(core)));
 }
 
@@ -399,7 +527,10 @@ Result<StatFs> Volume::statfs() {
   return s;
 }
 
-Status Volume::sync() { return core_->journal->checkpoint(); }
+Status Volume::sync() {
+  core_->record_damage();
+  return core_->journal->checkpoint();
+}
 
 VolumeInfo Volume::info() const {
   const auto& core = *core_;
@@ -413,6 +544,11 @@ VolumeInfo Volume::info() const {
   v.inode_count = core.sb.inode_count;
   v.transactions_replayed = core.recovery.transactions_replayed;
   v.read_only = core.read_only;
+  v.journal_replay_pending = core.replay_pending;
+  const fs::VolumeCore::ErrorRecord e = core.error_record();
+  v.damage_recorded = e.count;
+  v.damage_first_offset = e.first_offset;
+  v.damage_first_time_ns = e.first_time_ns;
   return v;
 }
 

@@ -12,7 +12,8 @@
 // Repairs (only with options.repair, each in its own journal transaction): a damaged
 // orphan list is rebuilt from the inodes without links; inodes without links that the
 // list misses are put on it; every orphan is then freed in bounded steps; wrong link
-// counts are set, leaked blocks freed, a bad superblock copy rewritten.
+// counts are set, leaked blocks freed, a bad superblock copy rewritten. They run after the
+// structural repair of fsck/repair*.cc (repair.h), and a last check decides the verdict.
 #include "pmemfs/fsck.h"
 
 #include <dirent.h>
@@ -29,6 +30,7 @@
 #include "fs/xattr.h"
 #include "fs/superblock.h"
 #include "fsck/fsck_extra.h"
+#include "fsck/repair.h"
 #include "pmemfs/volume.h"
 
 namespace pmemfs {
@@ -523,6 +525,7 @@ void finish(FsckReport& report) {
 
 Result<FsckReport> check_volume(const std::string& path, const FsckOptions& options) {
   FsckReport report;
+  format::Superblock sb{};  // the copy chosen
   // Superblock copies first, on the raw device: a volume with one bad copy still opens.
   {
     DeviceOptions dopt = options.device;
@@ -539,6 +542,14 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
       return Status::error(EROFS, fmt::format("{}: the volume uses read-only-compatible features {:#x} this fsck does "
                                               "not know: it can check it but not repair it",
                                               path, choice->sb.feature_ro_compat & ~format::kFeatureRoCompatKnown));
+    if (!choice.is_ok() && !fs::has_pmemfs_magic(dev->base(), dev->size())) {
+      // Not a damaged volume: not a pmemfs volume at all (exit 8, nothing to repair).
+      std::string what = fs::detect_signature(dev->base(), dev->size());
+      return Status::error(EINVAL, fmt::format("{}: not a pmemfs volume (no pmemfs superblock, volume state or journal "
+                                               "in blocks 0 to 3{})",
+                                               path,
+                                               what.empty() ? "" : "; it holds " + what));
+    }
     if (!choice.is_ok()) {
       report.problems.push_back(FsckProblem{"superblock", 0, choice.status().message(), false});
       finish(report);
@@ -547,6 +558,7 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
     if (!choice->other_valid)
       report.problems.push_back(FsckProblem{fmt::format("superblock copy {}", 1 - choice->copy),
                                             (1 - choice->copy) * format::kBlockBytes, choice->other_problem, false});
+    sb = choice->sb;
   }
   OpenOptions oo;
   oo.read_only = !options.repair;
@@ -557,13 +569,17 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   auto dev = device::Device::open(path, dopt);
   if (!dev.is_ok()) return dev.status();
   PMEMFS_TRY((*dev)->claim(/*exclusive=*/options.repair));
-  auto vol = fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
+  // A repair first makes the journal open (repair.h), then opens without needing the root.
+  if (options.repair) PMEMFS_TRY(fsck::repair_journal(**dev, sb, report));
+  auto vol = options.repair ? fs::VolumeOpener::open_for_repair(std::move(dev).value(), oo)
+                            : fs::VolumeOpener::open_for_check(std::move(dev).value(), oo);
   if (!vol.is_ok()) {
-    if (vol.errnum() == EROFS) {
-      report.problems.push_back(FsckProblem{"journal", 0,
-          "the journal holds a committed transaction that needs recovery; run with --repair (or open the volume) to replay it", false});
-    } else if (vol.errnum() == kErrCorrupt) {
-      report.problems.push_back(FsckProblem{"volume", 0, vol.status().message(), false});
+    if (vol.errnum() == kErrCorrupt) {
+      const std::string& m = vol.status().message();
+      std::uint64_t off = fs::offset_in_message(m);
+      const bool journal = m.rfind("journal", 0) == 0;
+      if (journal && off == 0) off = sb.journal_block * format::kBlockBytes;
+      report.problems.push_back(FsckProblem{journal ? "journal" : "volume", off, m, false});
     } else {
       return vol.status();
     }
@@ -574,7 +590,9 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
   if (options.repair && core.read_only)
     return Status::error(EROFS, "the volume uses read-only-compatible features this fsck does not know: it cannot repair it");
   core.poison_on_corruption = false;  // fsck reads damage on purpose and repairs afterwards
-  report.journal_replayed = core.recovery.transactions_replayed > 0;
+  report.transactions_replayed += core.recovery.transactions_replayed;
+  report.journal_replay_pending = core.replay_pending;
+  report.journal_replayed = report.journal_replayed || (core.recovery.transactions_replayed > 0 && !core.replay_pending);
   if (options.repair) {
     // Rewrite a bad superblock copy from the good one.
     for (auto& p : report.problems) {
@@ -583,8 +601,30 @@ Result<FsckReport> check_volume(const std::string& path, const FsckOptions& opti
       if (fs::write_superblock(*core.device, core.sb, copy).is_ok()) p.repaired = true;
     }
   }
-  Checker checker(core, report, options);
-  checker.run();
+  FsckOptions check_only = options;
+  check_only.repair = false;
+  Checker checker(core, report, check_only);
+  {
+    // A read-only check may run beside a live writer (any process): it holds the metadata
+    // lock shared while it reads, so that it checks one state, not bitmaps, trees and
+    // counts of different moments. (A repair holds the volume alone, and its passes take
+    // the lock themselves.)
+    std::shared_lock<fs::MetaLock> one_state;
+    if (!options.repair) one_state = std::shared_lock<fs::MetaLock>(core.meta_lock);
+    checker.run();
+    fsck::check_error_record(core, report);
+  }
+  if (options.repair) {
+    // The structural repair (repair.h), then the checker's own repairs (orphans, link
+    // counts, leaks), then a check of the result, which decides what was repaired.
+    Status s = fsck::repair_volume(core, report);
+    if (!s.is_ok()) report.problems.push_back(FsckProblem{"repair", fs::offset_in_message(s.message()), "the repair stopped: " + s.to_string(), false});
+    FsckReport fixups;
+    Checker(core, fixups, options).run();
+    FsckReport after;
+    Checker(core, after, check_only).run();
+    fsck::finish_repair(core, report, after);
+  }
   finish(report);
   return report;
 }

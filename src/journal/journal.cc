@@ -211,6 +211,9 @@ struct Journal::Impl {
   std::uint8_t uuid[16] = {};
   std::uint64_t seed = 0;
   bool read_only = false;
+  bool replay_into_view = false;  // JournalOptions::replay_into_view
+  bool stop_at_damage = false;    // JournalOptions::stop_at_damage
+  mutable Status scan_damage;     // what scan() stopped at, with stop_at_damage
 
   // The runtime state this journal shares with every process of the volume (a private
   // one when the caller gave none).
@@ -301,6 +304,11 @@ struct Journal::Impl {
   std::atomic<bool> poisoned{false};
   std::mutex poison_mutex;
   std::string poison_why;  // guarded by poison_mutex
+  // Poisoned only because a caller met damage (poison_for_damage), never because a
+  // persist failed: the media holds what the journal wrote, so the error record may still
+  // be committed (Transaction::commit_error_record). Guarded by poison_mutex.
+  bool poisoned_by_damage_only = false;
+  bool allow_error_record = false;  // this transaction is the error record; under `mutex`
 
   ~Impl() {
     for (StagedBlock& b : staged) delete_block_buffer(b.data);
@@ -308,9 +316,14 @@ struct Journal::Impl {
     if (scratch != nullptr) delete_block_buffer(scratch);
   }
 
-  void set_poison(const std::string& why) {
+  void set_poison(const std::string& why, bool damage = false) {
     std::lock_guard<std::mutex> lock(poison_mutex);
-    if (!poisoned.load(std::memory_order_relaxed)) poison_why = why;
+    if (!poisoned.load(std::memory_order_relaxed)) {
+      poison_why = why;
+      poisoned_by_damage_only = damage;
+    } else if (!damage) {
+      poisoned_by_damage_only = false;
+    }
     poisoned.store(true, std::memory_order_release);
     // The other processes learn it from this process's slot: it will not finish the work
     // its intents record, so they do (fs/intent.cc).
@@ -410,7 +423,9 @@ Status Journal::prepare_inplace(std::uint64_t offset, std::uint64_t len) {
   if (!j.lazy || len == 0) return Status::ok();
   if (Journal::active_planted_bugs().skip_inplace_checkpoint) return Status::ok();
   const std::uint64_t first = offset / kBlockBytes, last = (offset + len - 1) / kBlockBytes;
-  bool hit = false;
+  // A large range (a mapping of a big file) is not scanned block by block: a checkpoint,
+  // when anything is in the ring, costs the same whatever the range's size.
+  bool hit = last - first + 1 > kInplaceScanMaxBlocks;
   for (std::uint64_t b = first; b <= last && !hit; ++b) hit = j.maybe_logged(b);
   if (!hit) return Status::ok();
   // This thread may hold a Transaction (a small write copies inside one): it has the lock.
@@ -428,6 +443,7 @@ void Journal::recover_abandoned() {
 }
 
 void Journal::poison(const std::string& why) { impl_->set_poison(why); }
+void Journal::poison_for_damage(const std::string& why) { impl_->set_poison(why, /*damage=*/true); }
 bool Journal::poisoned() const { return impl_->poisoned.load(std::memory_order_acquire); }
 std::uint64_t Journal::last_sequence() const {
   return impl_->last_sequence.load(std::memory_order_acquire);
@@ -474,6 +490,21 @@ Status Journal::format(const device::Device& device, std::uint64_t first_block,
     return Status::error(EIO, fmt::format("journal format at offset {}: persist failed: {}",
                                           first_block * kBlockBytes, errno_text(err)));
   }
+  return Status::ok();
+}
+
+Status Journal::rewrite_header(const device::Device& device, const format::Superblock& sb) {
+  if (device.read_only()) return Status::error(EROFS, "journal header rewrite: the device is read-only");
+  JournalHeader h{};
+  std::memcpy(&h, device.base() + sb.journal_block * kBlockBytes, sizeof h);
+  h.magic = format::kJournalMagic;
+  std::memcpy(h.uuid, sb.uuid, sizeof(h.uuid));
+  h.self_block = sb.journal_block;
+  h.ring_bytes = (sb.journal_blocks - 1) * kBlockBytes;
+  std::memset(h.reserved0, 0, sizeof(h.reserved0));
+  h.checksum = header_checksum(h);
+  if (device.persister().memcpy_persist(device.base() + sb.journal_block * kBlockBytes, &h, 64) != 0)
+    return Status::error(EIO, fmt::format("journal header at offset {}: persist failed", sb.journal_block * kBlockBytes));
   return Status::ok();
 }
 
@@ -524,6 +555,8 @@ Result<std::unique_ptr<Journal>> Journal::open(device::Device& device, const for
   std::memcpy(j.uuid, sb.uuid, sizeof(j.uuid));
   j.seed = format::volume_seed(sb.uuid);
   j.read_only = device.read_only();
+  j.replay_into_view = options.replay_into_view;
+  j.stop_at_damage = options.stop_at_damage;
   j.scratch = new_block_buffer();
 
   j.lazy = options.lazy_checkpoints;
@@ -648,8 +681,9 @@ Status Journal::Impl::recover(const JournalCheckpoint& checkpoint, RecoveryStats
     PMEMFS_TRY(scan(checkpoint.tail_bytes, checkpoint.sequence + 1, &found, &end_tail));
   }
   const std::uint64_t last = checkpoint.sequence + found.size();
+  if (!scan_damage.is_ok()) stats->damage = scan_damage.message();
   if (!found.empty()) {
-    if (read_only) {
+    if (read_only && !replay_into_view) {
       return Status::error(EROFS,
                            fmt::format("{}: transaction {} is committed but not applied; "
                                        "recovery needs write access (open the volume "
@@ -778,7 +812,12 @@ Status Journal::Impl::scan(std::uint64_t tail, std::uint64_t first_sequence,
     bool ok = false;
     bool wrap = false;
     FoundTx tx{};
-    PMEMFS_TRY(probe(pos, expect, &ok, &wrap, &tx));
+    Status probed = probe(pos, expect, &ok, &wrap, &tx);
+    if (!probed.is_ok()) {
+      if (!stop_at_damage) return probed;
+      scan_damage = probed;  // the end of the log, for a repair
+      return Status::ok();
+    }
     if (!ok) return Status::ok();
     if (wrap) {
       pos = 0;
@@ -790,7 +829,10 @@ Status Journal::Impl::scan(std::uint64_t tail, std::uint64_t first_sequence,
     *end_tail = pos;
     ++expect;
   }
-  return corrupt(fmt::format("{}: the log does not end", where(tail)));
+  Status endless = corrupt(fmt::format("{}: the log does not end", where(tail)));
+  if (!stop_at_damage) return endless;
+  scan_damage = endless;
+  return Status::ok();
 }
 
 int Journal::Impl::apply_records(const std::byte* body, std::uint32_t record_count, bool defer) {
@@ -1122,7 +1164,7 @@ Status Journal::Impl::commit_locked() {
   if (!empty) {
     if (poisoned.load(std::memory_order_acquire)) {
       std::lock_guard<std::mutex> lock(poison_mutex);
-      return Status::error(EIO, "journal is poisoned: " + poison_why);
+      if (!(allow_error_record && poisoned_by_damage_only)) return Status::error(EIO, "journal is poisoned: " + poison_why);
     }
     if (read_only) return Status::error(EROFS, "journal: the volume is read-only");
     std::uint32_t record_count = 0;
@@ -1292,6 +1334,16 @@ std::byte* Transaction::write(std::uint64_t offset, std::uint32_t len) {
 void Transaction::on_commit(std::function<void()> fn) {
   if (impl_ == nullptr) die_ended("on_commit");
   impl_->callbacks.push_back(std::move(fn));
+}
+
+Status Transaction::commit_error_record() {
+  if (impl_ == nullptr) die_ended("commit_error_record");
+  impl_->allow_error_record = true;
+  Status st = impl_->commit_locked();
+  impl_->allow_error_record = false;
+  impl_->end_transaction();
+  impl_ = nullptr;
+  return st;
 }
 
 Status Transaction::commit() {

@@ -122,6 +122,9 @@ struct RecoveryStats {
   std::uint64_t transactions_replayed = 0;
   std::uint64_t bytes_replayed = 0;  // record data bytes applied in place
   std::uint64_t last_sequence = 0;   // newest applied transaction after recovery
+  // JournalOptions::stop_at_damage: the damaged transaction recovery stopped at (its
+  // message names its ring and volume offsets), empty when there was none.
+  std::string damage;
 };
 
 // Test-only switches that plant known bugs, to prove the crash checker catches them
@@ -168,6 +171,16 @@ struct JournalOptions {
   // metadata (btree::NodeCache, fs::InodeCache) from outliving the bytes they copy. Must
   // not use the journal.
   std::function<void(std::uint64_t first, std::uint64_t end)> on_apply;
+  // On a read-only device whose persister writes a private view (Device::make_private_view):
+  // recovery replays the committed transactions into the view instead of failing with
+  // EROFS, so a read-only instance reads the recovered state; the backing is not written
+  // and the next writable open replays them for good. Commits are still refused (EROFS).
+  bool replay_into_view = false;
+  // Repair (fsck --repair): a transaction whose checksum holds but whose contents break
+  // the format (EUCLEAN otherwise) ends the log instead: the transactions before it are
+  // replayed, RecoveryStats::damage names it, and the caller must then reset the ring
+  // (Journal::format), since the next open would meet it again.
+  bool stop_at_damage = false;
   // Called after this journal replayed what a process that died holding the journal lock
   // may have left (the ring from the durable checkpoint), with the journal locked: every
   // DRAM copy of metadata anywhere may be stale. Must not use the journal.
@@ -191,6 +204,11 @@ class Journal {
   // persist fails.
   static Status format(const device::Device& device, std::uint64_t first_block,
                        std::uint64_t blocks, const std::uint8_t (&uuid)[16], bool zero_ring = true);
+  // Repair: rewrites the header's first 64 bytes (magic, checksum, UUID, self block, ring
+  // size) from the superblock `sb`, durably, leaving the checkpoint slots as they are, so
+  // that a header damaged there opens again with its checkpoints and pending transactions.
+  // EROFS on a read-only device; EIO when the persist fails.
+  static Status rewrite_header(const device::Device& device, const format::Superblock& sb);
 
   // Verifies the journal header of the volume described by `sb` and replays committed
   // transactions after the newest checkpoint — unless the runtime state says a process
@@ -202,8 +220,9 @@ class Journal {
   // Errors: EUCLEAN naming the structure and offset when the superblock's journal
   // geometry, the header, both checkpoint slots, or a transaction with a valid checksum
   // is damaged; EROFS when the device is read-only and a committed transaction needs
-  // replay (recovery needs write access: open the volume read-write once); EIO when a
-  // replay persist fails.
+  // replay (recovery needs write access: open the volume read-write once), unless
+  // options.replay_into_view; EIO when a replay persist fails (ENOMEM in the message when
+  // a private view ran out of room).
   static Result<std::unique_ptr<Journal>> open(device::Device& device, const format::Superblock& sb,
                                                RecoveryStats* stats = nullptr,
                                                const JournalOptions& options = {});
@@ -215,6 +234,10 @@ class Journal {
   // Every later non-empty commit fails with EIO and `why` in the message. The first
   // reason is kept.
   void poison(const std::string& why);
+  // The same for damage a caller met (a failed verification), not a failed persist: the
+  // media holds what the journal wrote, so one kind of transaction may still commit, the
+  // volume's error record (Transaction::commit_error_record). A later poison() ends that.
+  void poison_for_damage(const std::string& why);
   bool poisoned() const;
   std::uint64_t last_sequence() const;
 
@@ -224,7 +247,10 @@ class Journal {
   // new bytes (a metadata block freed and reused for data, a tail zeroed through the
   // journal). A no-op with eager checkpoints. Any thread, also one holding a Transaction.
   // EIO when the checkpoint's persist fails (the journal is then poisoned).
+  // Ranges longer than kInplaceScanMaxBlocks are not looked up block by block: they
+  // checkpoint whenever the ring holds anything since the last checkpoint.
   [[nodiscard]] Status prepare_inplace(std::uint64_t offset, std::uint64_t len);
+  static constexpr std::uint64_t kInplaceScanMaxBlocks = 1024;
   // Ring offset where the next transaction goes, and the ring's size (tests, tools).
   std::uint64_t ring_head(std::uint64_t* ring_bytes = nullptr) const;
   // Takes and releases the journal's lock: when the process that held it died (a commit
@@ -289,6 +315,9 @@ class Transaction final : public MetaReader {
   // min(kMaxTxBytes, ring/4)), EINVAL (a write outside the volume or into the
   // superblocks or the journal: a caller bug).
   [[nodiscard]] Status commit();
+  // As commit(), and also when the journal is poisoned only by poison_for_damage: for the
+  // transaction that records the damage in the volume state (fs::VolumeCore), nothing else.
+  [[nodiscard]] Status commit_error_record();
 
   // Bytes this transaction would occupy in the ring so far: TxHeader, records, data (0
   // while empty).

@@ -48,6 +48,8 @@ Result<PinRef> Pins::add(const PinSpec& spec) {
                                            kPinTableEntries));
 }
 
+std::int64_t Pins::clock_ns() { return now_ns(); }
+
 const PinEntry* Pins::entry(PinRef ref) const {
   if (ref.index >= kPinTableEntries) return nullptr;
   const PinEntry& e = table_.entries[ref.index];

@@ -73,6 +73,8 @@ class Pins {
 
   // Frees every entry held by process slot `slot` (found dead). Under the metadata lock.
   void release_slot(std::uint32_t slot);
+  // The clock of break deadlines (CLOCK_MONOTONIC, ns).
+  static std::int64_t clock_ns();
   // Whether any entry is in use (a fast check before scanning).
   bool any() const { return table_.used.load() != 0; }
 

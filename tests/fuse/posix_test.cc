@@ -611,6 +611,52 @@ TEST(FuseMountVerb, BusyVolumeAndBusyMountpoint) {
   EXPECT_NE(r.err.find("already a mount point"), std::string::npos) << r.err;
 }
 
+// Another process changes the volume through the library: the mount shows it within
+// moments although the kernel may cache attributes and names for a minute (the daemon's
+// invalidator follows Volume::changes_since).
+TEST(FuseMountVerb, ChangesByAnotherProcessReachTheMount) {
+  if (!testutil::can_mount()) GTEST_SKIP() << "needs root and /dev/fuse";
+  MountedVolume::Options o;
+  o.mount_options = {"attr_timeout=60", "entry_timeout=60"};
+  MountedVolume mv(o);
+  ASSERT_TRUE(mv.ok()) << mv.error();
+  write_all(mv.path("grows"), "abc");
+  write_all(mv.path("goes"), "x");
+  ASSERT_TRUE(mkdir(mv.path("d").c_str(), 0755) == 0);
+  write_all(mv.path("d/renamed"), "r");
+  struct stat st {};
+  ASSERT_EQ(stat(mv.path("grows").c_str(), &st), 0);  // cached for 60 s from here
+  ASSERT_EQ(st.st_size, 3);
+  ASSERT_EQ(stat(mv.path("goes").c_str(), &st), 0);
+  ASSERT_EQ(stat(mv.path("d/renamed").c_str(), &st), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    OpenOptions oo;
+    oo.device.emulated_pmem = true;
+    auto v = Volume::open(mv.volume(), oo);
+    if (!v.is_ok()) _exit(1);
+    auto f = (*v)->open_file("/grows", O_WRONLY);
+    const std::string more = "defgh";
+    if (!f.is_ok() || !f->pwrite(std::as_bytes(std::span(more.data(), more.size())), 3).is_ok()) _exit(2);
+    if (!(*v)->unlink("/goes").is_ok()) _exit(3);
+    if (!(*v)->rename("/d/renamed", "/d/other").is_ok()) _exit(4);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {  // up to 5 s; normally one poll (50 ms)
+    const bool grown = stat(mv.path("grows").c_str(), &st) == 0 && st.st_size == 8;
+    const bool gone = stat(mv.path("goes").c_str(), &st) != 0 && errno == ENOENT;
+    const bool moved = stat(mv.path("d/renamed").c_str(), &st) != 0 && stat(mv.path("d/other").c_str(), &st) == 0;
+    seen = grown && gone && moved;
+    if (!seen) usleep(50000);
+  }
+  EXPECT_TRUE(seen) << "the mount still shows the old state";
+  EXPECT_EQ(read_all(mv.path("grows")), "abcdefgh");
+}
+
 TEST(FuseMountVerb, ReadOnlyMount) {
   if (!testutil::can_mount()) GTEST_SKIP() << "needs root and /dev/fuse";
   MountedVolume::Options o;

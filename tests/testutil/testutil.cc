@@ -48,13 +48,16 @@ std::string slurp_fd(int fd) {
 }
 }  // namespace
 
-CommandResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+namespace {
+
+CommandResult run_from(const std::vector<std::string>& argv, const std::string& stdin_path,
+                       const std::vector<std::string>& env) {
   // Output goes to temporary files rather than pipes, so a chatty child cannot deadlock us.
   TempDir dir;
   std::string out_path = dir.file("out"), err_path = dir.file("err");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<std::string> envs;
@@ -83,6 +86,23 @@ CommandResult run(const std::vector<std::string>& argv, const std::vector<std::s
   ::close(fo);
   ::close(fe);
   return r;
+}
+
+}  // namespace
+
+CommandResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  return run_from(argv, "/dev/null", env);
+}
+
+CommandResult run_with_input(const std::vector<std::string>& argv, const std::string& input,
+                             const std::vector<std::string>& env) {
+  TempDir dir;
+  std::string in_path = dir.file("in");
+  {
+    std::ofstream f(in_path, std::ios::binary);
+    f << input;
+  }
+  return run_from(argv, in_path, env);
 }
 
 std::string cli_path() { return PMEMFS_CLI_PATH; }

@@ -31,6 +31,9 @@ struct CommandResult {
 
 // Runs argv[0] with argv (no shell), extra environment entries "K=V" added, stdin closed.
 CommandResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+// The same with `input` as its standard input.
+CommandResult run_with_input(const std::vector<std::string>& argv, const std::string& input,
+                             const std::vector<std::string>& env = {});
 
 // Path of the built `pmemfs` CLI.
 std::string cli_path();
