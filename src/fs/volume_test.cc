@@ -748,6 +748,7 @@ TEST_F(VolumeTest, InodeGroupsAreInitialisedWhenFirstUsed) {
   put_image(path_, std::string(64ull << 20, static_cast<char>(0xa5)));
   FormatOptions fo;
   fo.device.emulated_pmem = true;
+  fo.force = true;  // the garbage is "data" to mkfs
   {
     auto v = Volume::format(path_, fo);
     ASSERT_TRUE(v.is_ok()) << v.status().to_string();
