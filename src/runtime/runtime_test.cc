@@ -26,8 +26,10 @@ namespace {
 // Instances a test abandons as a killed process would (never detached); kept reachable so
 // that the leak checker does not count what the test leaves behind on purpose.
 std::vector<Runtime*>& abandoned() {
-  static std::vector<Runtime*> all;
-  return all;
+  // Never destroyed: LeakSanitizer scans after static destructors run, and the
+  // runtimes it holds must stay reachable from a root until then.
+  static auto* all = new std::vector<Runtime*>;
+  return *all;
 }
 
 // Every test gets its own runtime directory, so segments never meet.
