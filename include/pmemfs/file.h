@@ -98,7 +98,8 @@ class File {
   // Errors: EBADF (closed; Access::kReadWrite on a File not open for writing), EROFS
   // (kReadWrite on a read-only volume), EINVAL (length 0, offset not aligned, a range past
   // the end of file without extend, unguarded on a file that is not sealed and contiguous,
-  // device-dax and a file whose blocks are not in aligned units: seal it), EFBIG (past
+  // device-dax and a file whose blocks are not in aligned units, or, read-only, a unit
+  // that mixes data with holes or unwritten blocks: seal it or map it writable), EFBIG (past
   // kMaxFileBytes), ETXTBSY (extend on a sealed file), ENOSPC (no room to allocate, or
   // kMaxPins reached), ENOMEM (no address space), EIO. EINVAL also for breakable together
   // with unguarded (an unguarded mapping cannot be revoked).

@@ -48,6 +48,8 @@ const fs::SealingBugs& fs::active_sealing_bugs() {
   return kNone;
 }
 
+std::uint64_t fs::forced_map_unit_blocks() { return 0; }
+
 const fs::XattrBugs& fs::active_xattr_bugs() {
   static constexpr XattrBugs kNone{};
   return kNone;

@@ -61,6 +61,13 @@ fs::SealingBugs& fs::sealing_bugs() {
 
 const fs::SealingBugs& fs::active_sealing_bugs() { return sealing_bugs(); }
 
+std::atomic<std::uint64_t>& fs::test_map_unit_blocks() {
+  static std::atomic<std::uint64_t> blocks{0};
+  return blocks;
+}
+
+std::uint64_t fs::forced_map_unit_blocks() { return test_map_unit_blocks().load(std::memory_order_relaxed); }
+
 fs::XattrBugs& fs::xattr_planted_bugs() {
   static XattrBugs bugs;
   return bugs;

@@ -295,10 +295,14 @@ Result<pmemfs::Mapping> VolumeCore::map_file(std::uint64_t ino, bool file_writab
     }
   }
   for (const map::Piece& p : pieces) {
-    if (p.backing_offset != map::kZeroPiece && (p.backing_offset % (unit * kBlockBytes) != 0))
+    // Device-dax maps whole units: every piece, data or zeros (holes and unwritten blocks
+    // of a read-only mapping), must start and end on one.
+    const std::uint64_t u = unit * kBlockBytes;
+    if ((p.backing_offset != map::kZeroPiece && p.backing_offset % u != 0) || p.offset % u != 0 || p.bytes % u != 0)
       return Status::error(EINVAL, fmt::format("map: inode {}: device-dax maps whole {}-byte units and the file's "
-                                               "blocks are not in such units: seal it first",
-                                               ino, unit * kBlockBytes));
+                                               "blocks at offset {} are not in such units (or mix data with holes "
+                                               "or unwritten blocks): seal it first, or map it writable",
+                                               ino, u, offset + p.offset));
     if (write) PMEMFS_TRY(journal->prepare_inplace(p.backing_offset, p.bytes));
   }
   const bool one_piece = pieces.size() == 1 && pieces[0].backing_offset != map::kZeroPiece;

@@ -53,4 +53,12 @@ struct SealingBugs {
 SealingBugs& sealing_bugs();
 const SealingBugs& active_sealing_bugs();
 
+// Test-only: when nonzero, VolumeCore::map_unit_blocks() answers this many blocks on any
+// backing (instead of device-dax's alignment, or 1), so that the device-dax unit paths —
+// seal and map-time allocation in whole units, mappings of whole units only — run on a
+// file in ctest. Settable in test builds only (pmemfs_testing: common/hooks_testing.cc);
+// forced_map_unit_blocks() is what the code reads (always 0 in the shipped library).
+std::atomic<std::uint64_t>& test_map_unit_blocks();
+std::uint64_t forced_map_unit_blocks();
+
 }  // namespace pmemfs::fs

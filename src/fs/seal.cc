@@ -146,23 +146,41 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
       grown = complete;
     }
     if (complete && lb < end) PMEMFS_TRY(ed.allocate(lb, end - lb, NewBlocks::kZeroed, &done, nullptr));
-    // The allocated prefix [lb, done): zero its unwritten pieces and turn them written.
+    // Zeroes the unwritten pieces of [from, to) on media (drained by the caller before
+    // they are turned written).
     bool zeroed = false;
-    for (std::uint64_t cur = lb; cur < done;) {
-      PMEMFS_ASSIGN_OR_RETURN(auto m, ed.lookup(cur));
-      const std::uint64_t k = std::min(m.count, done - cur);
-      if (m.physical != 0 && m.unwritten) {
-        PMEMFS_TRY(core.journal->prepare_inplace(m.physical * kBlockBytes, k * kBlockBytes));
-        if (core.persister().memset_nodrain(core.base() + m.physical * kBlockBytes, 0, k * kBlockBytes) != 0)
-          return Status::error(EIO, fmt::format("inode {}: zeroing unwritten blocks failed", ino));
-        zeroed = true;
+    auto zero_unwritten = [&](std::uint64_t from, std::uint64_t to) -> Status {
+      for (std::uint64_t cur = from; cur < to;) {
+        PMEMFS_ASSIGN_OR_RETURN(auto m, ed.lookup(cur));
+        const std::uint64_t k = std::min(m.count, to - cur);
+        if (m.physical != 0 && m.unwritten) {
+          PMEMFS_TRY(core.journal->prepare_inplace(m.physical * kBlockBytes, k * kBlockBytes));
+          if (core.persister().memset_nodrain(core.base() + m.physical * kBlockBytes, 0, k * kBlockBytes) != 0)
+            return Status::error(EIO, fmt::format("inode {}: zeroing unwritten blocks failed", ino));
+          zeroed = true;
+        }
+        cur += k;
       }
-      cur += k;
-    }
+      return Status::ok();
+    };
+    // The allocated prefix [lb, done): zero its unwritten pieces and turn them written.
+    PMEMFS_TRY(zero_unwritten(lb, done));
+    // Device-dax maps whole units. Growing the size turned the blocks past the old end of
+    // file unwritten (prepare_growth), among them those an earlier mapping's allocation
+    // kept to fill the unit that holds the old end; left so, that unit would be part data,
+    // part zeros, which no mapping of it can show (a read-only map of the file fails with
+    // EINVAL). They are zeroed and written again in the growth's last transaction, so
+    // the unit stays one piece. At most one unit, and only blocks the file already holds.
+    const std::uint64_t unit = core.map_unit_blocks();
+    const std::uint64_t tail_first = eof_block;
+    const std::uint64_t tail_end = std::min(first, ceil_div(eof_block, unit) * unit);
+    const bool fill_tail = complete && done >= end && grow_to > inode.size_bytes && unit > 1 && tail_first < tail_end;
+    if (fill_tail) PMEMFS_TRY(zero_unwritten(tail_first, tail_end));
     if (zeroed) {
       core.persister().drain();
       std::uint64_t converted = lb;
       PMEMFS_TRY(ed.convert(lb, done - lb, false, &converted));
+      if (fill_tail) PMEMFS_TRY(ed.convert(tail_first, tail_end - tail_first, false, &converted));
     }
     lb = done;
     complete = complete && lb >= end;
@@ -348,6 +366,7 @@ Result<bool> relocate_and_seal(VolumeCore& core, const Inode& file, std::uint64_
 }  // namespace
 
 std::uint64_t VolumeCore::map_unit_blocks() const {
+  if (const std::uint64_t forced = forced_map_unit_blocks(); forced != 0) return forced;
   const DeviceInfo& info = device->info();
   if (info.kind != BackingKind::kDeviceDax) return 1;
   return std::max<std::uint64_t>(1, info.alignment_bytes / kBlockBytes);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "format/format.h"
+#include "fs/pin.h"
 #include "pmemfs/file.h"
 #include "pmemfs/fsck.h"
 #include "pmemfs/mapping.h"
@@ -450,6 +451,93 @@ TEST_F(SealTest, AFreezeWriteProtectsWritableMappingsUntilTheThaw) {
   writer.join();
   EXPECT_TRUE(stored.load());
   EXPECT_EQ(static_cast<char>(m->data()[0]), 'Q');
+}
+
+
+// ---------------------------------------------------------------------------- device-dax units
+
+// Device-dax maps only whole units of its alignment. The unit is forced to 2 MiB on this
+// file backing (the test switch), so the unit paths run here as in the DAX guest.
+class DeviceDaxUnitTest : public SealTest {
+ protected:
+  static constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
+  void SetUp() override {
+    fs::test_map_unit_blocks().store(k2M / k4K);
+    SealTest::SetUp();
+  }
+  void TearDown() override {
+    SealTest::TearDown();
+    fs::test_map_unit_blocks().store(0);
+  }
+  static std::string text(const Mapping& m, std::uint64_t off, std::uint64_t n) {
+    return std::string(reinterpret_cast<const char*>(m.data()) + off, n);
+  }
+};
+
+// A file grown by a second mapping with extend over the blocks the first one kept past
+// its end (to fill its last unit) stays mappable read-only in one piece: the kept blocks
+// are zeroed and written again, not left unwritten (found in the DAX guest: a read-only
+// map of such a file on /dev/dax0.0 failed with EINVAL).
+TEST_F(DeviceDaxUnitTest, AMappingThatGrowsTheFileKeepsItsUnitsWhole) {
+  File f = create("/g", "");
+  MapOptions ext;
+  ext.extend = true;
+  const std::uint64_t first = 3 * (k2M / 2) + k4K;  // 3 MiB + 4 KiB: two units
+  auto m1 = f.map(0, first, Access::kReadWrite, ext);
+  ASSERT_TRUE(m1.is_ok()) << m1.status().to_string();
+  std::memset(m1->data(), 'a', first);
+  // Past the end, inside the last unit: not part of the file; zeros once the file grows.
+  std::memset(m1->data() + first, 'x', k4K);
+  ASSERT_TRUE(m1->persist(m1->data(), first + k4K).is_ok());
+  auto m2 = f.map(2 * k2M, k2M, Access::kReadWrite, ext);
+  ASSERT_TRUE(m2.is_ok()) << m2.status().to_string();
+  std::memset(m2->data(), 'b', k2M);
+  ASSERT_TRUE(m2->persist(m2->data(), k2M).is_ok());
+  EXPECT_EQ(f.stat()->size_bytes, 3 * k2M);
+  auto ex = f.extents();
+  ASSERT_TRUE(ex.is_ok());
+  for (const auto& e : *ex) {
+    EXPECT_EQ(e.flags & (kExtentHole | kExtentUnwritten), 0u) << "at " << e.offset_bytes;
+    if (e.offset_bytes % k2M == 0) {
+      EXPECT_EQ(e.device_offset_bytes % k2M, 0u) << "at " << e.offset_bytes;
+    }
+  }
+  auto r = f.map(0, 3 * k2M, Access::kRead);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(text(*r, 0, first), std::string(first, 'a'));
+  EXPECT_EQ(text(*r, first, 2 * k2M - first), std::string(2 * k2M - first, '\0'));
+  EXPECT_EQ(text(*r, 2 * k2M, k2M), std::string(k2M, 'b'));
+  m1->unmap();
+  m2->unmap();
+  r->unmap();
+  f.close();
+  expect_clean();
+}
+
+// Where a unit still mixes data with unwritten blocks (a truncate grew the file over a
+// mapping's kept blocks), a read-only mapping is refused with the documented EINVAL and a
+// message that says what to do; a writable mapping zeroes the blocks, and then both work.
+TEST_F(DeviceDaxUnitTest, AReadOnlyMapOfAUnitMixingDataAndZerosSaysWhatToDo) {
+  File f = create("/m", "");
+  MapOptions ext;
+  ext.extend = true;
+  auto m1 = f.map(0, k4K, Access::kReadWrite, ext);
+  ASSERT_TRUE(m1.is_ok()) << m1.status().to_string();
+  std::memset(m1->data(), 'a', k4K);
+  ASSERT_TRUE(m1->persist(m1->data(), k4K).is_ok());
+  m1->unmap();
+  ASSERT_TRUE(f.truncate(k2M).is_ok());
+  auto r = f.map(0, k2M, Access::kRead);
+  ASSERT_EQ(r.status().errnum(), EINVAL);
+  EXPECT_NE(r.status().message().find("seal it first, or map it writable"), std::string::npos)
+      << r.status().message();
+  auto w = f.map(0, k2M, Access::kReadWrite);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  w->unmap();
+  r = f.map(0, k2M, Access::kRead);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(text(*r, 0, k4K), std::string(k4K, 'a'));
+  EXPECT_EQ(text(*r, k4K, k2M - k4K), std::string(k2M - k4K, '\0'));
 }
 
 }  // namespace

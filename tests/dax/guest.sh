@@ -26,7 +26,42 @@ volume_verify() {  # target: what volume_make wrote, read from the media again
     check "volume cp out after remount" sh -c "./pmemfs cp '$t:/tree/big' /tmp/big.out && cmp /tmp/tree/big /tmp/big.out"
     check "volume fsck after remount" ./pmemfs fsck "$t"
 }
+# Seal, mappings and extents on the volume (dax_map_check over the public API), then what
+# the kernel's fs-dax huge-page faults said (a tracepoint: NOPAGE = mapped 2 MiB, FALLBACK =
+# 4 KiB pages), when the kernel has it.
+trace=/sys/kernel/tracing
+pmd_event=$trace/events/fs_dax/dax_pmd_fault_done
+trace_start() {
+    [ -d $trace/events ] || mount -t tracefs nodev $trace 2>/dev/null
+    [ -w $pmd_event/enable ] || return 0
+    echo > $trace/trace; echo 1 > $pmd_event/enable
+}
+trace_report() {  # what
+    [ -w $pmd_event/enable ] || { echo "NOTE $tag $1: no fs_dax tracepoints in this kernel"; return 0; }
+    echo 0 > $pmd_event/enable
+    echo "NOTE $tag $1: fs-dax PMD faults of all processes: $(grep -c 'NOPAGE' $trace/trace) mapped 2 MiB, $(grep -c 'FALLBACK' $trace/trace) fell back to 4 KiB"
+}
+map_prepare() {  # target kind
+    rm -rf "/tmp/expect-$tag"; mkdir -p "/tmp/expect-$tag"
+    trace_start
+    run ./dax_map_check prepare "$tag" "$1" "$2" "/tmp/expect-$tag"
+    trace_report "dax_map_check prepare"
+    check "map fsck after seal and mappings" ./pmemfs fsck "$1"
+}
+map_verify() {  # target kind: after the remount or disable/enable
+    trace_start
+    run ./dax_map_check verify "$tag" "$1" "$2" "/tmp/expect-$tag"
+    trace_report "dax_map_check verify"
+    check "map pmemfs cat /frag after remount" sh -c "./pmemfs cat '$1:/frag' | cmp - '/tmp/expect-$tag/frag'"
+    check "map pmemfs cat /grow after remount" sh -c "./pmemfs cat '$1:/grow' | cmp - '/tmp/expect-$tag/grow'"
+    check "map fsck after remount" ./pmemfs fsck "$1"
+}
 echo "NOTE region0 persistence_domain='$(cat $region/persistence_domain 2>/dev/null)'"
+# pmemfs keeps its runtime state in /dev/shm ($PMEMFS_RUNTIME_DIR), which every Linux system
+# mounts; the guest's minimal init does not.
+if ! grep -q ' /dev/shm ' /proc/mounts; then
+    mkdir -p /dev/shm && mount -t tmpfs -o mode=1777 shm /dev/shm && echo "NOTE mounted a tmpfs on /dev/shm"
+fi
 
 case "${DAX_MODE:-}" in
 fsdax)
@@ -38,6 +73,7 @@ fsdax)
     run ./dax_check info "$vol" fs-dax --emulated-pmem   # the opt-in is ignored on real DAX
     run ./dax_check write "$vol" fs-dax 1
     volume_make "$DAX_DIR/pmemfs-volume.img" --size 64M
+    map_prepare "$DAX_DIR/pmemfs-volume.img" fs-dax
     # Unmount and mount again: what is read next comes from the media, not from this mount.
     sync
     if umount "$DAX_DIR" && mount -t "$DAX_FS" -o dax /dev/pmem0 "$DAX_DIR"; then
@@ -47,6 +83,7 @@ fsdax)
     fi
     run ./dax_check verify "$vol" fs-dax 1
     volume_verify "$DAX_DIR/pmemfs-volume.img"
+    map_verify "$DAX_DIR/pmemfs-volume.img" fs-dax
     # An ordinary file beside it (the guest's /tmp is tmpfs) is not DAX.
     run ./dax_check create /tmp/plain.vol $((16 * 1024 * 1024))
     run ./dax_check info /tmp/plain.vol file
@@ -69,6 +106,7 @@ devdax)
     # A volume on the whole device (--force: the pattern above is no signature, but the
     # device is ours to overwrite), then the namespace torn down and brought back again.
     volume_make "$DAX_DEV" --force
+    map_prepare "$DAX_DEV" device-dax
     if ndctl disable-namespace namespace0.0 >/dev/null && ndctl enable-namespace namespace0.0 >/dev/null; then
         i=0; while [ ! -e "$DAX_DEV" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
         echo "CHECK $tag namespace disable/enable after the volume: ok"
@@ -76,6 +114,7 @@ devdax)
         echo "CHECK $tag namespace disable/enable after the volume: FAIL"; fail=1
     fi
     volume_verify "$DAX_DEV"
+    map_verify "$DAX_DEV" device-dax
     ;;
 *)
     echo "CHECK guest.sh: FAIL unknown DAX_MODE '${DAX_MODE:-}'"; exit 2 ;;

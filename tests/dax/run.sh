@@ -5,7 +5,11 @@
 # fsdax on xfs, devdax /dev/dax0.0 — creates/opens a volume, checks what `pmemfs info --json`
 # says, writes a pattern with every persist primitive and reads it back after a remount or
 # a namespace disable/enable; then makes a pmemfs volume there (mkfs, cp -r in, fsck) and
-# reads it back after another remount or disable/enable. Takes a few minutes; needs root.
+# reads it back after another remount or disable/enable; on that volume dax_map_check seals
+# a fragmented file, maps it (guarded and unguarded), stores through the mappings, checks
+# extents, physical addresses, alignment and huge pages (smaps), maps an unsealed file with
+# map-time allocation, and reads all of it back after the remount or disable/enable
+# (docs/testing.md, "Real DAX (guest)"). Takes a few minutes; needs root.
 # Not part of ctest.
 #
 #   tests/dax/run.sh                 build with the release preset, then boot the guest
@@ -25,16 +29,16 @@ fi
 export WORK=${WORK:-/tmp/pmemfs-dax-guest}
 
 if [ -n "${BUILD_DIR:-}" ]; then
-    cmake --build "$BUILD_DIR" --target pmemfs_cli dax_check
+    cmake --build "$BUILD_DIR" --target pmemfs_cli dax_check dax_map_check
 else
-    (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build --preset release --target pmemfs_cli dax_check)
+    (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build --preset release --target pmemfs_cli dax_check dax_map_check)
     BUILD_DIR=$ROOT/build/release
 fi
 
 PAYLOAD=$(mktemp -d "${TMPDIR:-/tmp}/pmemfs-dax-payload.XXXXXX")
 trap 'rm -rf "$PAYLOAD"' EXIT
-cp "$BUILD_DIR/tools/pmemfs" "$BUILD_DIR/tests/dax/dax_check" "$ROOT/tests/dax/guest.sh" "$PAYLOAD/"
-chmod +x "$PAYLOAD/pmemfs" "$PAYLOAD/dax_check"
+cp "$BUILD_DIR/tools/pmemfs" "$BUILD_DIR/tests/dax/dax_check" "$BUILD_DIR/tests/dax/dax_map_check" "$ROOT/tests/dax/guest.sh" "$PAYLOAD/"
+chmod +x "$PAYLOAD/pmemfs" "$PAYLOAD/dax_check" "$PAYLOAD/dax_map_check"
 
 mkdir -p "$WORK"
 LOG=$WORK/run.log
@@ -46,6 +50,8 @@ echo "===== pmemfs device checks (full log: $LOG)"
 # dax-guest.sh prints a summary after the guest's own lines; count the guest's lines only.
 GUEST_LINES=$(grep -a '^\[vm ' "$LOG" | sed -E 's/^\[vm +[0-9.]+s\] //' || true)
 grep -E 'CHECK .*(FAIL|all:)|GUEST payload' <<<"$GUEST_LINES" || true
+# What dax_map_check saw of huge pages and placement (the NOTE lines it printed).
+grep -E '^NOTE .*(smaps of the (guarded|read-only|extend)|PMD faults|2 MiB pieces|/align =|extents after the seal:)' <<<"$GUEST_LINES" || true
 n_ok=$(grep -c -E '^CHECK .*: ok' <<<"$GUEST_LINES" || true)
 n_fail=$(grep -c -E '^CHECK .*: FAIL' <<<"$GUEST_LINES" || true)
 echo "CHECK lines in the guest (with dax-guest.sh's own daxtest): $n_ok ok, $n_fail FAIL"
