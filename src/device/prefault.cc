@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/fork_gate.h"
+
 // MADV_POPULATE_WRITE is Linux 5.14; spelled out for older headers. Older kernels answer
 // EINVAL, and the Prefaulter then turns itself off.
 #ifndef MADV_POPULATE_WRITE
@@ -57,7 +59,14 @@ void Prefaulter::queue_chunks(std::uint64_t first, std::uint64_t end) {
     queued = true;
   }
   if (!queued) return;
-  if (!worker_.joinable()) worker_ = std::thread([this] { run(); });
+  if (!worker_.joinable()) {
+    // Sanitized builds: the thread's start counts as a pass (common/fork_gate.h).
+    auto starting = std::make_unique<BackgroundPass>();
+    worker_ = std::thread([this, pass = std::move(starting)]() mutable {
+      pass.reset();
+      run();
+    });
+  }
   lk.unlock();
   cv_.notify_one();
 }
@@ -67,6 +76,13 @@ void Prefaulter::run() {
   for (;;) {
     cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
     if (stop_) break;
+    // Sanitized builds: a fork waits for the pass (common/fork_gate.h). Taken without mu_
+    // held (the gate is never waited for under mu_), released under it.
+    lk.unlock();
+    BackgroundPass pass;
+    lk.lock();
+    if (stop_) break;
+    if (queue_.empty()) continue;
     const std::uint64_t c = queue_.front();
     queue_.pop_front();
     busy_ = true;

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "common/fork_gate.h"
 #include "fs/core.h"
 #include "runtime/lock.h"
 #include "runtime/pins.h"
@@ -527,7 +528,13 @@ Result<std::unique_ptr<runtime::Runtime>> attach_runtime(const device::Device& d
 // ---------------------------------------------------------------------------- runtime thread
 
 RuntimeThread::RuntimeThread(VolumeCore& core) : core_(core) {
-  thread_ = std::thread([this] { run(); });
+  // Sanitized builds: the thread's start (the sanitizer's own allocations before run())
+  // counts as a pass, so that a fork never copies an allocator lock it holds.
+  auto starting = std::make_unique<BackgroundPass>();
+  thread_ = std::thread([this, pass = std::move(starting)]() mutable {
+    pass.reset();
+    run();
+  });
 }
 
 RuntimeThread::~RuntimeThread() {
@@ -544,6 +551,7 @@ void RuntimeThread::run() {
     runtime::futex_wait(&slot.notify, seen, wait_ms);
     seen = slot.notify.load();
     if (stop_.load()) break;
+    BackgroundPass pass;  // sanitized builds: a fork waits for the pass (common/fork_gate.h)
     // Breaks asked of this process's pins: on_break now, revocation at the deadline.
     wait_ms = core_.answer_breaks(kIdleCheckMs);
     core_.thaw_if_requested();
