@@ -16,6 +16,11 @@
 //   dax_map_check verify TAG VOLUME KIND EXPECT_DIR
 //       After a remount or a namespace disable/enable: both files read back through a
 //       read-only mapping and File::pread; /frag still sealed, one aligned extent.
+//   dax_map_check lease TAG VOLUME KIND
+//       Leases across processes on /lease (see cmd_lease): EBUSY naming the holder's pid
+//       for unseal, a truncate below and a punch hole in the lease; growing the file and
+//       writes inside do not conflict; after the release, and after the holder's SIGKILL,
+//       the truncate works.
 //
 // KIND is what the volume's backing must be: device-dax, fs-dax (or emulated-pmem / file,
 // to try the program on an ordinary file). Every check prints "CHECK TAG <what>: ok" or
@@ -24,12 +29,15 @@
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -699,8 +707,186 @@ int cmd_verify(const std::string& volume, const std::string& kind, const std::st
   return g_failures == 0 ? 0 : 1;
 }
 
+// ---------------------------------------------------------------- leases across processes
+
+// A holder process with a Volume instance of its own: it takes and releases leases on
+// /lease when the parent asks (one byte a command on `cmd`, one byte an answer on `ack`).
+struct Holder {
+  pid_t pid = -1;
+  int cmd = -1;
+  int ack = -1;
+};
+
+constexpr std::uint64_t kLeaseFileBytes = 4 * kMiB;
+constexpr std::uint64_t kLeaseAt = 1 * kMiB;
+constexpr std::uint64_t kLeaseBytes = 1 * kMiB;
+constexpr std::uint64_t kSeedLease = 15;
+
+[[noreturn]] void holder_main(const std::string& volume, int cmd, int ack) {
+  auto v = Volume::open(volume);
+  if (!v.is_ok()) {
+    std::fprintf(stderr, "holder: open %s: %s\n", volume.c_str(), v.status().to_string().c_str());
+    _exit(1);
+  }
+  auto f = (*v)->open_file("/lease", O_RDONLY);
+  if (!f.is_ok()) _exit(2);
+  pmemfs::Lease lease;
+  for (;;) {
+    char c = 0;
+    if (::read(cmd, &c, 1) != 1) _exit(0);
+    char answer = 'k';
+    if (c == 'L') {
+      auto l = f->lease(kLeaseAt, kLeaseBytes);
+      if (l.is_ok()) lease = std::move(l).value();
+      else answer = 'e';
+    } else if (c == 'R') {
+      lease.release();
+    } else if (c == 'Q') {
+      _exit(0);
+    }
+    if (::write(ack, &answer, 1) != 1) _exit(3);
+  }
+}
+
+bool holder_start(const std::string& volume, Holder* h) {
+  int to_child[2], to_parent[2];
+  if (::pipe(to_child) != 0 || ::pipe(to_parent) != 0) return false;
+  std::fflush(stdout);
+  const pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    ::close(to_child[1]);
+    ::close(to_parent[0]);
+    holder_main(volume, to_child[0], to_parent[1]);
+  }
+  ::close(to_child[0]);
+  ::close(to_parent[1]);
+  *h = Holder{pid, to_child[1], to_parent[0]};
+  return true;
+}
+
+// Sends a command; true when the holder answered 'k'.
+bool holder_ask(const Holder& h, char c) {
+  char answer = 0;
+  return ::write(h.cmd, &c, 1) == 1 && ::read(h.ack, &answer, 1) == 1 && answer == 'k';
+}
+
+void holder_end(Holder* h, bool sigkill) {
+  if (h->pid <= 0) return;
+  if (sigkill) ::kill(h->pid, SIGKILL);
+  else { const char q = 'Q'; (void)!::write(h->cmd, &q, 1); }
+  int st = 0;
+  ::waitpid(h->pid, &st, 0);
+  ::close(h->cmd);
+  ::close(h->ack);
+  h->pid = -1;
+}
+
+// EBUSY whose message names the holder's process.
+void check_busy(const pmemfs::Status& s, pid_t holder, const std::string& what) {
+  const std::string name = "process " + std::to_string(holder);
+  check(s.errnum() == EBUSY && s.message().find(name) != std::string::npos,
+        fmt::format("{} fails with EBUSY naming the holder (pid {})", what, holder), s.to_string());
+}
+
+// Device offsets of the leased range, to see that nothing moved them.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> leased_layout(File& f) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  for (const ExtentInfo& e : all_extents(f))
+    if (e.offset_bytes < kLeaseAt + kLeaseBytes && e.offset_bytes + e.length_bytes > kLeaseAt)
+      out.emplace_back(e.offset_bytes, e.device_offset_bytes);
+  return out;
+}
+
+std::string ok_or(const pmemfs::Status& s) { return s.is_ok() ? "ok" : s.to_string(); }
+
+//   dax_map_check lease TAG VOLUME KIND
+// /lease (4 MiB, written, sealed): a holder process with its own Volume leases
+// [1 MiB, 2 MiB). Sealed: unseal fails with EBUSY naming it; a pwrite inside works. Once it
+// released, unseal works; leased again (unsealed now): a truncate below the lease and a
+// punch hole in it fail with EBUSY naming the holder, growing the file, a truncate above
+// the lease and a pwrite inside work and move nothing of the leased range. After the
+// release the truncate below works; leased once more and the holder SIGKILLed, the
+// truncate works at once. The file is removed at the end.
+int cmd_lease(const std::string& volume, const std::string& kind) {
+  Backing b;
+  auto vol = open_volume(volume, kind, &b);
+  if (!vol) return 1;
+  Volume& v = *vol;
+  (void)v.unlink("/lease");
+  File f = open_file(v, "/lease", O_RDWR | O_CREAT);
+  if (!f.is_open()) return 1;
+  std::vector<std::byte> data(kLeaseFileBytes);
+  for (std::uint64_t i = 0; i < data.size(); ++i) data[i] = std::byte{pattern_byte(kSeedLease, i)};
+  auto w = f.pwrite(std::span<const std::byte>(data.data(), data.size()), 0);
+  check(w.is_ok() && *w == data.size(), "lease: /lease written", w.is_ok() ? "short write" : w.status().to_string());
+  pmemfs::Status sealed = f.seal();
+  check(sealed.is_ok(), "lease: /lease sealed", sealed.to_string());
+  if (!w.is_ok() || !sealed.is_ok()) return 1;
+  const std::vector<std::byte> inside(64 * kKiB, std::byte{0xA5});
+  const std::span<const std::byte> in_span(inside.data(), inside.size());
+
+  Holder h;
+  if (!holder_start(volume, &h)) {
+    check(false, "lease: start the holder process", std::strerror(errno));
+    return 1;
+  }
+  check(holder_ask(h, 'L'), fmt::format("lease: holder pid {} (own Volume) leases [1 MiB, 2 MiB) of sealed /lease", h.pid));
+  check_busy(f.unseal(), h.pid, "lease: unseal of the sealed, leased file");
+  {
+    auto t = f.truncate(kLeaseAt / 2);
+    check(t.errnum() == ETXTBSY || t.errnum() == EBUSY, "lease: truncate of the sealed, leased file is refused",
+          ok_or(t));
+  }
+  auto pw = f.pwrite(in_span, kLeaseAt + 4096);
+  check(pw.is_ok() && *pw == inside.size(), "lease: pwrite inside the lease of the sealed file works",
+        pw.is_ok() ? "short" : pw.status().to_string());
+  check(holder_ask(h, 'R'), "lease: holder releases its lease");
+  check(f.unseal().is_ok(), "lease: unseal works after the release");
+  check(!is_sealed(v, "/lease"), "lease: /lease unsealed");
+
+  check(holder_ask(h, 'L'), "lease: holder leases [1 MiB, 2 MiB) of unsealed /lease");
+  const auto before = leased_layout(f);
+  check_busy(f.truncate(kLeaseAt / 2), h.pid, "lease: truncate below the lease");
+  check_busy(f.fallocate(pmemfs::kFallocPunchHole | pmemfs::kFallocKeepSize, kLeaseAt + 8192, 8192), h.pid,
+             "lease: punch hole in the lease");
+  check(f.truncate(kLeaseFileBytes + 2 * kMiB).is_ok(), "lease: growing the file (truncate up) does not conflict");
+  pw = f.pwrite(in_span, kLeaseFileBytes + 2 * kMiB);
+  check(pw.is_ok(), "lease: a write past the end does not conflict", pw.is_ok() ? "" : pw.status().to_string());
+  pw = f.pwrite(in_span, kLeaseAt + 128 * kKiB);
+  check(pw.is_ok() && *pw == inside.size(), "lease: pwrite inside the lease does not conflict",
+        pw.is_ok() ? "short" : pw.status().to_string());
+  {
+    auto t = f.truncate(kLeaseAt + kLeaseBytes + kMiB);
+    check(t.is_ok(), "lease: truncate above the lease does not conflict", ok_or(t));
+  }
+  const auto after = leased_layout(f);
+  check(!before.empty() && before == after, "lease: the leased range's device offsets did not move",
+        fmt::format("{} extents before, {} after", before.size(), after.size()));
+  check(holder_ask(h, 'R'), "lease: holder releases its lease again");
+  {
+    auto t = f.truncate(kLeaseAt + kLeaseBytes / 2);
+    check(t.is_ok(), "lease: truncate into the former lease works after the release", ok_or(t));
+  }
+
+  check(holder_ask(h, 'L'), "lease: holder leases [1 MiB, 2 MiB) again (now past the end: pinned as it is)");
+  check_busy(f.truncate(kLeaseAt / 2), h.pid, "lease: truncate below the lease, before the SIGKILL");
+  const pid_t killed = h.pid;
+  holder_end(&h, true);
+  {
+    auto t = f.truncate(kLeaseAt / 2);
+    check(t.is_ok(), fmt::format("lease: truncate below works once holder pid {} is SIGKILLed", killed), ok_or(t));
+  }
+  // What is left reads back: the pattern up to the new end.
+  std::vector<std::byte> want(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(kLeaseAt / 2));
+  check_pread(f, want, "lease: /lease pread after the truncates");
+  f.close();
+  check(v.unlink("/lease").is_ok(), "lease: /lease removed");
+  return g_failures == 0 ? 0 : 1;
+}
+
 int usage() {
-  std::fprintf(stderr, "usage: dax_map_check prepare|verify TAG VOLUME KIND EXPECT_DIR\n");
+  std::fprintf(stderr, "usage: dax_map_check prepare|verify TAG VOLUME KIND EXPECT_DIR | lease TAG VOLUME KIND\n");
   return 2;
 }
 
@@ -708,6 +894,10 @@ int usage() {
 
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.size() == 4 && a[0] == "lease") {
+    g_tag = a[1];
+    return cmd_lease(a[2], a[3]);
+  }
   if (a.size() != 5) return usage();
   g_tag = a[1];
   if (a[0] == "prepare") return cmd_prepare(a[2], a[3], a[4]);

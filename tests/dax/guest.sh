@@ -56,6 +56,27 @@ map_verify() {  # target kind: after the remount or disable/enable
     check "map pmemfs cat /grow after remount" sh -c "./pmemfs cat '$1:/grow' | cmp - '/tmp/expect-$tag/grow'"
     check "map fsck after remount" ./pmemfs fsck "$1"
 }
+# Leases across processes (dax_map_check lease: a holder process with its own Volume; EBUSY
+# naming its pid, released, SIGKILLed), then the example store under SIGKILL: pmemfs-kv's
+# kill driver forks a child that puts and deletes keys, kills it at random moments and,
+# after every kill, checks in a fresh Volume that every acknowledged operation is there
+# byte for byte and the unacknowledged one wholly there or wholly absent; it fscks at the
+# end. Then fsck and the store read in a new process. KV_KILLS rounds (kept short: TCG).
+KV_KILLS=${KV_KILLS:-30}
+lease_and_kv() {  # target kind
+    run ./dax_map_check lease "$tag" "$1" "$2"
+    check "lease fsck after the leases" ./pmemfs fsck "$1"
+    if ./pmemfs-kv "$1:/kv" driver --kills "$KV_KILLS" --seed 13 >/tmp/kv.out 2>&1; then
+        echo "CHECK $tag kv SIGKILL driver ($KV_KILLS kills): ok"
+    else
+        echo "CHECK $tag kv SIGKILL driver ($KV_KILLS kills): FAIL"; fail=1
+    fi
+    echo "NOTE $tag kv driver: $(grep -v '^pmemfs-kv driver: seed' /tmp/kv.out | tr '\n' ' ')"
+    check "kv fsck after the kills" ./pmemfs fsck "$1"
+    check "kv stats in a new process" ./pmemfs-kv "$1:/kv" stats
+    check "kv put after the kills" ./pmemfs-kv "$1:/kv" put after-kills dax-ok
+    check "kv get of that put" sh -c "[ \"\$(./pmemfs-kv '$1:/kv' get after-kills)\" = dax-ok ]"
+}
 echo "NOTE region0 persistence_domain='$(cat $region/persistence_domain 2>/dev/null)'"
 # pmemfs keeps its runtime state in /dev/shm ($PMEMFS_RUNTIME_DIR), which every Linux system
 # mounts; the guest's minimal init does not.
@@ -84,6 +105,7 @@ fsdax)
     run ./dax_check verify "$vol" fs-dax 1
     volume_verify "$DAX_DIR/pmemfs-volume.img"
     map_verify "$DAX_DIR/pmemfs-volume.img" fs-dax
+    lease_and_kv "$DAX_DIR/pmemfs-volume.img" fs-dax
     # An ordinary file beside it (the guest's /tmp is tmpfs) is not DAX.
     run ./dax_check create /tmp/plain.vol $((16 * 1024 * 1024))
     run ./dax_check info /tmp/plain.vol file
@@ -115,6 +137,7 @@ devdax)
     fi
     volume_verify "$DAX_DEV"
     map_verify "$DAX_DEV" device-dax
+    lease_and_kv "$DAX_DEV" device-dax
     ;;
 *)
     echo "CHECK guest.sh: FAIL unknown DAX_MODE '${DAX_MODE:-}'"; exit 2 ;;
