@@ -153,8 +153,9 @@ int main(int argc, char** argv) {
                 us[us.size() / 2], us[us.size() * 9 / 10]);
   }
   // Lease break: a child holds a breakable mapping whose on_break releases it; this process
-  // truncates below it. The truncate's time minus a truncate with no pin (same run) is the
-  // notify-to-release latency, round trip included.
+  // truncates below it. The truncate's time minus a truncate with no pin that frees the same
+  // blocks mapped by another process (same run) is the notify-to-release latency, round
+  // trip included.
   {
     auto v = open_volume(path);
     std::vector<double> with_break, plain;
@@ -189,7 +190,20 @@ int main(int argc, char** argv) {
       waitpid(pid, nullptr, 0);
       close(ready[0]);
       close(ready[1]);
+      // The baseline does what the break's truncate does but the break: it frees the blocks
+      // another process's writable mapping allocated and zeroed (that process has unmapped
+      // and exited), so it also catches up with that process's commits first.
       if (!v->truncate("/leased", 1 << 20).is_ok()) return 1;
+      const pid_t mapper = fork();
+      if (mapper == 0) {
+        auto cv = open_volume(path);
+        auto f = cv->open_file("/leased", O_RDWR);
+        if (!f.is_ok()) _exit(1);
+        auto r = f->map(0, 1 << 20, pmemfs::Access::kReadWrite, pmemfs::MapOptions{});
+        _exit(r.is_ok() ? 0 : 1);
+      }
+      int mapped = 0;
+      if (waitpid(mapper, &mapped, 0) != mapper || mapped != 0) return 1;
       t0 = Clock::now();
       if (!v->truncate("/leased", 4096).is_ok()) return 1;
       plain.push_back(seconds_since(t0) * 1e6);
