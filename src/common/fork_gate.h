@@ -9,9 +9,11 @@
 // open volume, the prefaulter) allocate while they work, and the many-process tests fork
 // while volumes are open; one such child hung in intent_shared_test under ASan.
 //
-// The sanitizer's allocator is also used by a thread's start, before its function runs:
-// a thread created beside a fork would copy the lock as well. So the creator takes a pass
-// before it creates a background thread and the thread ends it once it runs.
+// The sanitizer's allocator is also used by a thread's start, before its function runs,
+// and by its exit, after the function returned: a thread starting or ending beside a fork
+// would copy the lock as well. So the creator takes a pass before it creates a background
+// thread (the thread ends it once it runs), and the thread that joins it holds one across
+// the join.
 //
 // In builds with PMEMFS_SANITIZED each background pass holds a BackgroundPass; a
 // pthread_atfork handler waits for every pass to end and keeps new ones from starting

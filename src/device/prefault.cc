@@ -37,7 +37,12 @@ Prefaulter::~Prefaulter() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  if (worker_.joinable()) {
+    // Sanitized builds: the thread's exit (the sanitizer gives its allocator cache back)
+    // counts as a pass: the join holds one (common/fork_gate.h).
+    BackgroundPass exiting;
+    worker_.join();
+  }
 }
 
 void Prefaulter::hint_range(std::uint64_t offset, std::uint64_t len) {
