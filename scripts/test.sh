@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, builds and runs the whole default test suite:
 #  1. the release build and its ctest suite;
-#  2. the same suite under ASan+UBSan (`asan` preset, -O1), less the real programs on the
+#  2. the same suite under ASan+UBSan (`asan` preset, -Og -g1), less the real programs on the
 #     FUSE mount (ctest label `fuse_programs`: release only; the smaller mount tests run in
 #     both) and less the planted-bug sweeps (tests named Planted...Caught: they prove the
 #     crash oracles catch a planted bug, which the release stage proves; under ASan they
