@@ -600,12 +600,24 @@ TEST(ops_cli, SigkillThenReadSeesTheReplayedStateAndWritesNothing) {
     sources["big"] = big;
     write_text(host.file("tree/big"), big);
   }
-  bool hit = false;
-  for (int attempt = 0; attempt < 40 && !hit; ++attempt) {
+  // How long a whole copy takes on this machine and build (a fast machine copies it in a
+  // few milliseconds, a sanitized build in hundreds): the kills land at fractions of it.
+  std::chrono::microseconds whole{0};
+  {
     Vol vol;
-    const int delay_ms = 20 + attempt * 15;
+    const auto t0 = std::chrono::steady_clock::now();
+    ok({"cp", "-r", host.file("tree"), vol.at("/t"), "--emulated-pmem"});
+    whole = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  }
+  constexpr int kAttempts = 40;
+  bool hit = false;
+  for (int attempt = 0; attempt < kAttempts && !hit; ++attempt) {
+    Vol vol;
+    // From a third of the way in to the end, then past it (a slower run than the first).
+    const auto delay = whole / 3 + whole * attempt / kAttempts;
+    const long delay_ms = static_cast<long>(delay.count() / 1000);
     pid_t pid = spawn({"cp", "-r", host.file("tree"), vol.at("/t"), "--emulated-pmem"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    std::this_thread::sleep_for(delay);
     ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -645,7 +657,8 @@ TEST(ops_cli, SigkillThenReadSeesTheReplayedStateAndWritesNothing) {
     nlohmann::json after = parse(ok({"fsck", "--json", vol.path()}));
     EXPECT_FALSE(after["journal_replay_pending"]);
     EXPECT_EQ(after["exit_code"], 0);
-    std::printf("killed after %d ms: %d files, %d transactions replayed privately\n", delay_ms, files,
+    std::printf("killed after %ld ms (a whole copy: %ld ms): %d files, %d transactions replayed privately\n", delay_ms,
+                static_cast<long>(whole.count() / 1000), files,
                 report["transactions_replayed"].get<int>());
   }
   EXPECT_TRUE(hit) << "no kill landed while the copy was running with a journal to replay";
