@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -117,8 +118,15 @@ WriteGate::WriteGate(VolumeCore& core, Mode mode) {
   for (;;) {
     const runtime::OwnerTag holder = runtime::tag_owner(gate.owner->load());
     if (holder == rt.tag()) {
-      status_ = Status::error(EBUSY, "the volume is frozen by this instance: thaw it before changing it");
-      return;
+      if (rt.seg().freeze.owner.load() == rt.tag()) {
+        status_ = Status::error(EBUSY, "the volume is frozen by this instance: thaw it before changing it");
+        return;
+      }
+      // This instance holds the gate for a moment without a freeze of its own: its runtime
+      // thread ending the freeze of a freezer that died (thaw_abandoned), or its freeze()
+      // between taking the gate and recording itself as the freezer. Look again.
+      std::this_thread::yield();
+      continue;
     }
     const runtime::LockOutcome out = runtime::lock_shared(rt, gate, wait ? runtime::Wait::kBlock : runtime::Wait::kNoWait);
     if (out.acquired) break;
