@@ -79,7 +79,7 @@ void expect_healthy(const SweepReport& r, const VolumeWorkloadCounters& c) {
   EXPECT_GT(c.fscks, 0u);
 }
 
-// Every operation type and variant alone (the script in volume_workload.cc).
+// Every operation type and variant alone (the script in volume_model.cc).
 TEST(VolumeCrash, SingleOperations) {
   VolumeWorkloadParams params;
   params.mode = "single";

@@ -65,11 +65,6 @@ class LeaseBreak : public ::testing::Test {
     char c;
     (void)!::read(to_child_[0], &c, 1);
   }
-  int finish(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
 
   testutil::TempDir runtime_dir_{"/dev/shm"};
   testutil::TempDir dir_{"/dev/shm"};
@@ -108,7 +103,7 @@ TEST_F(LeaseBreak, AHolderThatReleasesInTimeLetsTheTruncateThrough) {
   EXPECT_LT(waited, std::chrono::seconds(30)) << "it waited for the break time, not for the release";
   tell_child();
   EXPECT_EQ(from_child(), 'r');
-  EXPECT_EQ(finish(pid), 0);
+  EXPECT_EQ(testutil::wait_exit(pid), 0);
   EXPECT_EQ(v->stat("/f")->size_bytes, k4K);
 }
 
@@ -151,7 +146,7 @@ TEST_F(LeaseBreak, AMappingNotReleasedInTimeIsRevokedAndFaults) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300)) << "revoked before the break time";
   tell_child();
   EXPECT_EQ(from_child(), 'f');
-  EXPECT_EQ(finish(pid), 0);
+  EXPECT_EQ(testutil::wait_exit(pid), 0);
 }
 
 TEST_F(LeaseBreak, AStoppedHolderMeansEbusyAndNothingChanges) {
@@ -182,7 +177,7 @@ TEST_F(LeaseBreak, AStoppedHolderMeansEbusyAndNothingChanges) {
   tell_child();
   EXPECT_EQ(from_child(), 'k');
   kill(pid, SIGKILL);
-  finish(pid);
+  testutil::wait_exit(pid);
   EXPECT_TRUE(v->truncate("/f", 0).is_ok()) << "a dead holder's pin is gone at once";
 }
 
@@ -220,7 +215,7 @@ TEST_F(LeaseBreak, ABreakableLeaseIsReleasedByItsCallbackOrNeverRevoked) {
       EXPECT_NE(s.message().find("never revoked"), std::string::npos) << s.message();
     }
     kill(pid, SIGKILL);
-    finish(pid);
+    testutil::wait_exit(pid);
   }
 }
 

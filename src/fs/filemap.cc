@@ -346,6 +346,11 @@ Status MapEditor::add_extent(const Extent& x) {
   PMEMFS_ASSIGN_OR_RETURN(auto next, find_ge(x.logical_block));
   if (prev && end_of(*prev) > x.logical_block) return bad_inode(wcore_, winode_, "new extent overlaps the previous one");
   if (next && next->logical_block < end_of(x)) return bad_inode(wcore_, winode_, "new extent overlaps the next one");
+  return write_merged(x, prev, next, /*in_tree=*/false);
+}
+
+Status MapEditor::write_merged(const Extent& x, const std::optional<Extent>& prev,
+                               const std::optional<Extent>& next, bool in_tree) {
   const bool merge_prev = prev && continues(*prev, x);
   bool merge_next = next && continues(x, *next);
   if (merge_prev && merge_next &&
@@ -354,19 +359,19 @@ Status MapEditor::add_extent(const Extent& x) {
   if (merge_prev) {
     Extent grown = *prev;
     grown.block_count += x.block_count;
+    if (in_tree) PMEMFS_TRY(raw_erase(x.logical_block));
     if (merge_next) {
       grown.block_count += next->block_count;
       PMEMFS_TRY(raw_erase(next->logical_block));
     }
     return raw_update(grown);
   }
+  Extent grown = x;
   if (merge_next) {
-    Extent grown = x;
     grown.block_count += next->block_count;
     PMEMFS_TRY(raw_erase(next->logical_block));
-    return raw_insert(grown);
   }
-  return raw_insert(x);
+  return in_tree ? raw_update(grown) : raw_insert(grown);
 }
 
 Status MapEditor::remove_piece(const Extent& e, std::uint64_t a, std::uint64_t b) {
@@ -609,27 +614,7 @@ Status MapEditor::flip_inside(std::uint64_t lb, std::uint64_t end, bool to_unwri
       PMEMFS_ASSIGN_OR_RETURN(prev, find_le(f.logical_block - 1));
     }
     PMEMFS_ASSIGN_OR_RETURN(auto next, find_ge(e_end));
-    const bool merge_prev = prev && continues(*prev, f);
-    bool merge_next = next && continues(f, *next);
-    if (merge_prev && merge_next &&
-        std::uint64_t{prev->block_count} + f.block_count + next->block_count > VolumeCore::kMaxExtentBlocks)
-      merge_next = false;
-    if (merge_prev) {
-      Extent grown = *prev;
-      grown.block_count += f.block_count;
-      PMEMFS_TRY(raw_erase(f.logical_block));
-      if (merge_next) {
-        grown.block_count += next->block_count;
-        PMEMFS_TRY(raw_erase(next->logical_block));
-      }
-      PMEMFS_TRY(raw_update(grown));
-    } else if (merge_next) {
-      f.block_count += next->block_count;
-      PMEMFS_TRY(raw_erase(next->logical_block));
-      PMEMFS_TRY(raw_update(f));
-    } else {
-      PMEMFS_TRY(raw_update(f));
-    }
+    PMEMFS_TRY(write_merged(f, prev, next, /*in_tree=*/true));
     cur = e_end;
     *done = cur;
   }

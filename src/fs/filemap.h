@@ -172,6 +172,12 @@ class MapEditor : public MapView {
 
   // Inserts x into a hole, merging with neighbours that continue it.
   Status add_extent(const format::Extent& x);
+  // Writes x merged with its neighbours prev and next where it continues them (while the
+  // merged extent stays within kMaxExtentBlocks). in_tree: an entry at x.logical_block
+  // already maps x's range (an extent flipped where it is): it is erased or updated, never
+  // inserted beside.
+  Status write_merged(const format::Extent& x, const std::optional<format::Extent>& prev,
+                      const std::optional<format::Extent>& next, bool in_tree);
   // Removes [a, b) from extent e (which covers it), keeping the parts outside.
   Status remove_piece(const format::Extent& e, std::uint64_t a, std::uint64_t b);
 

@@ -6,12 +6,12 @@
 // volume in /dev/shm, real SIGKILL.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <shared_mutex>
 #include <string>
@@ -29,6 +29,8 @@
 
 namespace pmemfs {
 namespace {
+
+using testutil::wait_exit;
 
 using format::kBlockBytes;
 
@@ -121,24 +123,8 @@ class IntentsShared : public ::testing::Test {
     return r.is_ok() ? *r : FsckReport{};
   }
   // A forked process with an instance of its own; exits 0 when body returns true.
-  template <typename F>
-  pid_t spawn(F body) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      OpenOptions oo;
-      oo.device.emulated_pmem = true;
-      auto v = Volume::open(path_, oo);
-      if (!v.is_ok()) _exit(2);
-      const bool ok = body(**v);
-      v->reset();
-      _exit(ok ? 0 : 1);
-    }
-    return pid;
-  }
-  static int wait_exit(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  pid_t spawn(const std::function<bool(Volume&)>& body) {
+    return testutil::spawn_with_volume(path_, body);
   }
   // The child tells the parent a 64-bit value (its session); the parent answers "go".
   bool tell(std::uint64_t value) { return write(up_[1], &value, sizeof value) == sizeof value; }

@@ -4,13 +4,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -27,6 +27,8 @@
 
 namespace pmemfs {
 namespace {
+
+using testutil::wait_exit;
 
 std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
@@ -94,24 +96,8 @@ class SharedVolume : public ::testing::Test {
   }
   // Runs `body` in a forked process that has its own instance of the volume; returns its
   // pid. The child exits 0 when body returns true.
-  template <typename F>
-  pid_t spawn(F body) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      OpenOptions oo;
-      oo.device.emulated_pmem = true;
-      auto v = Volume::open(path_, oo);
-      if (!v.is_ok()) _exit(2);
-      bool ok = body(**v);
-      v->reset();
-      _exit(ok ? 0 : 1);
-    }
-    return pid;
-  }
-  static int wait_exit(pid_t pid) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  pid_t spawn(const std::function<bool(Volume&)>& body) {
+    return testutil::spawn_with_volume(path_, body);
   }
 
   testutil::TempDir dir_{"/dev/shm"};

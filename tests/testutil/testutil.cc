@@ -12,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "pmemfs/volume.h"
+
 extern char** environ;
 
 namespace pmemfs::testutil {
@@ -122,6 +124,26 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+pid_t spawn_with_volume(const std::string& path, const std::function<bool(Volume&)>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    OpenOptions oo;
+    oo.device.emulated_pmem = true;
+    auto v = Volume::open(path, oo);
+    if (!v.is_ok()) _exit(2);
+    const bool ok = body(**v);
+    v->reset();
+    _exit(ok ? 0 : 1);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 }  // namespace pmemfs::testutil

@@ -1,10 +1,18 @@
 // Test helpers shared by every room's tests: scratch directories that clean up after
-// themselves, and a subprocess runner for end-to-end tests of the CLI.
+// themselves, a subprocess runner for end-to-end tests of the CLI, and forked children
+// with an instance of a volume of their own for the tests of several processes.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+namespace pmemfs {
+class Volume;
+}  // namespace pmemfs
 
 namespace pmemfs::testutil {
 
@@ -41,5 +49,12 @@ std::string cli_path();
 // Writes `size` bytes of `byte` to a new file.
 void write_file(const std::string& path, std::uint64_t size, char byte = 0);
 std::string read_file(const std::string& path);
+
+// Runs `body` in a forked process that opens an instance of its own of the volume at `path`
+// (emulated pmem); returns the child's pid. The child exits 0 when body returns true, 1
+// when it returns false, 2 when the volume does not open.
+pid_t spawn_with_volume(const std::string& path, const std::function<bool(Volume&)>& body);
+// Waits for the child `pid` to end: its exit code, or 128+signal when a signal killed it.
+int wait_exit(pid_t pid);
 
 }  // namespace pmemfs::testutil
