@@ -9,7 +9,7 @@
 //   dir.cc        directory entries in a B+tree keyed by name hash
 //   namespace.cc  path resolution and the Volume's namespace operations
 //   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
-//   file.cc       File: read/write/truncate/fallocate/seek
+//   file.cc       File: read/write/truncate/seek (fallocate's modes: fallocate.cc)
 //   seal.cc       sealing a block map (moving a fragmented file's data to one run)
 //   pin.cc        mappings, leases and extents: pins in the runtime's table
 //   volume.cc     format (mkfs), open (recovery), statfs, info

@@ -1,4 +1,5 @@
-// fs/file.cc — File: the data path of a volume (read, write, truncate, fallocate, seek).
+// fs/file.cc — File: the data path of a volume (read, write, truncate, seek; fallocate's
+// work is in fallocate.cc).
 //
 // Locks (core.h's order): the inode lock, then meta_lock, then the journal's.
 //   - pread: inode lock shared for the whole call; meta_lock shared only while mappings
@@ -27,8 +28,8 @@
 //     the uncovered bytes read as zeros (MapEditor::prepare_growth) in the same
 //     transaction that sets the new size.
 //   - truncate, fallocate: one transaction each when their work fits the journal budget;
-//     bigger ones are split into several, each leaving a valid file (see file_truncate and
-//     fallocate below for what a crash between them can leave).
+//     bigger ones are split into several, each leaving a valid file (see file_truncate
+//     below and fallocate_locked in fallocate.cc for what a crash between them can leave).
 // Writes hit by ENOSPC (or another error after some bytes) return the bytes written
 // before the failing block range (a short write, as POSIX); nothing is written past it
 // and the size covers only what was written. With nothing written they return the error.
@@ -45,19 +46,71 @@
 #include <utility>
 
 #include "fs/core.h"
+#include "fs/file_internal.h"
 #include "fs/filemap.h"
 #include "fs/namespace.h"
 
 namespace pmemfs {
 
 using fs::BlockRange;
+using fs::ceil_blocks;
+using fs::check_file_type;
+using fs::fallocate_locked;
+using fs::FallocKind;
+using fs::make_intent;
 using fs::MapEditor;
 using fs::MapView;
 using fs::MetaTx;
 using fs::NewBlocks;
+using fs::sealed_error;
 using fs::VolumeCore;
 using format::Inode;
 using format::kBlockBytes;
+
+// Shared with fallocate.cc (fs/file_internal.h).
+namespace fs {
+
+std::uint64_t ceil_blocks(std::uint64_t bytes) {
+  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
+}
+
+Status check_file_type(const Inode& inode) {
+  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("inode {} is a directory", inode.ino));
+  if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("inode {} is not a regular file", inode.ino));
+  return Status::ok();
+}
+
+Status sealed_error(const Inode& inode, std::string_view what) {
+  return Status::error(ETXTBSY, fmt::format("inode {} is sealed: {}", inode.ino, what));
+}
+
+format::IntentRecord make_intent(std::uint16_t kind, const Inode& inode, std::uint64_t first, std::uint64_t end) {
+  format::IntentRecord rec{};
+  rec.kind = kind;
+  rec.owner_ino = inode.ino;
+  rec.owner_generation = inode.generation;
+  rec.first_block = first;
+  rec.end_block = end;
+  return rec;
+}
+
+// After the first transaction of an operation recorded in the intent table committed, a
+// step of its remaining work failed (a failed persist or damage found: the instance is
+// poisoned by either; poisoned here in any case, so that nothing is built on a file whose
+// work is half done). The operation has happened: another process finishes it (its
+// runtime slot now says poisoned), or the next open. Reads in every instance show the
+// pending range of a punch or zero range (zero_blocks) as zeros meanwhile, as it will be
+// (the intent on media says so); and since this instance cannot finish it while holding
+// the file, the next change to the file from another process finishes it first.
+Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, bool zero_blocks) {
+  if (!core.journal->poisoned())
+    core.journal->poison(fmt::format("inode {}: an operation could not finish ({}); the next open finishes it", ino,
+                                     why.to_string()));
+  if (zero_blocks) core.runtime->seg().intents_abandoned.fetch_add(1, std::memory_order_acq_rel);
+  return Status::ok();
+}
+
+}  // namespace fs
 
 namespace {
 
@@ -95,34 +148,10 @@ std::int64_t coarse_now_ns() {
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-std::uint64_t ceil_blocks(std::uint64_t bytes) {
-  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
-}
-
 bool can_read(int flags) { return (flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_RDWR; }
 bool can_write(int flags) { return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR; }
 
 Status not_open() { return Status::error(EBADF, "file is closed"); }
-
-Status check_file_type(const Inode& inode) {
-  if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("inode {} is a directory", inode.ino));
-  if (!S_ISREG(inode.mode)) return Status::error(EINVAL, fmt::format("inode {} is not a regular file", inode.ino));
-  return Status::ok();
-}
-
-Status sealed_error(const Inode& inode, std::string_view what) {
-  return Status::error(ETXTBSY, fmt::format("inode {} is sealed: {}", inode.ino, what));
-}
-
-format::IntentRecord make_intent(std::uint16_t kind, const Inode& inode, std::uint64_t first, std::uint64_t end) {
-  format::IntentRecord rec{};
-  rec.kind = kind;
-  rec.owner_ino = inode.ino;
-  rec.owner_generation = inode.generation;
-  rec.first_block = first;
-  rec.end_block = end;
-  return rec;
-}
 
 // The kIntentPrealloc intent a write holds while blocks that its first transaction mapped
 // past the end of file (write_large) are not inside the file yet: a crash before the
@@ -817,230 +846,6 @@ Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<cons
   if (data.size() > format::kMaxFileBytes - offset) data = data.first(format::kMaxFileBytes - offset);
   PMEMFS_ASSIGN_OR_RETURN(std::size_t n, write_locked(core, ino, data, offset));
   return WriteResult{n, offset + n};
-}
-
-// ---------------------------------------------------------------------------- fallocate
-
-// Frees the ranges in `runs` again (undoing an allocation that failed part way), in as
-// many transactions as needed. Best effort: what stays allocated is unwritten and valid.
-void release_runs(VolumeCore& core, std::uint64_t ino, const std::vector<BlockRange>& runs) {
-  std::size_t i = 0;
-  std::uint64_t from = runs.empty() ? 0 : runs[0].logical;
-  while (i < runs.size()) {
-    MetaTx mtx(core);
-    auto inode = core.load_inode(mtx.tx(), ino);
-    if (!inode.is_ok()) return;
-    MapEditor ed(core, mtx.tx(), *inode, fs::edit_budget_bytes(core));
-    while (i < runs.size() && !ed.over_budget()) {
-      const std::uint64_t end = runs[i].logical + runs[i].count;
-      std::uint64_t done = from;
-      if (!ed.punch(from, end - from, &done).is_ok()) return;
-      if (done < end) {
-        from = done;
-        break;
-      }
-      if (++i < runs.size()) from = runs[i].logical;
-    }
-    if (!ed.finish().is_ok()) return;
-    core.store_inode(mtx.tx(), *inode);
-    if (!mtx.commit().is_ok()) return;
-  }
-}
-
-// The partial first and last blocks of [offset, end), clipped to the file's size: the
-// byte ranges an operation on whole blocks leaves to be zeroed.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> partial_edges(std::uint64_t offset, std::uint64_t end,
-                                                                   std::uint64_t size) {
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  end = std::min(end, size);
-  if (offset >= end) return out;
-  const std::uint64_t head_block_end = (offset / kBlockBytes + 1) * kBlockBytes;
-  if (offset % kBlockBytes != 0 || end < head_block_end) {
-    out.emplace_back(offset, std::min(end, head_block_end));
-    if (end <= head_block_end) return out;
-  }
-  if (end % kBlockBytes != 0) out.emplace_back(end - end % kBlockBytes, end);
-  return out;
-}
-
-enum class FallocKind { kAllocate, kPunch, kZero };
-
-// Frees an intent slot in a transaction of its own (an operation that failed before its
-// visible change rolls back). Best effort: if it fails, the next open rolls back.
-void release_intent(VolumeCore& core, std::uint32_t slot) {
-  MetaTx mtx(core);
-  core.clear_intent(mtx.tx(), slot);
-  (void)mtx.commit();
-}
-
-// After the first transaction of an operation recorded in the intent table committed, a
-// step of its remaining work failed (a failed persist or damage found: the instance is
-// poisoned by either; poisoned here in any case, so that nothing is built on a file whose
-// work is half done). The operation has happened: another process finishes it (its
-// runtime slot now says poisoned), or the next open. Reads in every instance show the
-// pending range of a punch or zero range (zero_blocks) as zeros meanwhile, as it will be
-// (the intent on media says so); and since this instance cannot finish it while holding
-// the file, the next change to the file from another process finishes it first.
-Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, bool zero_blocks) {
-  if (!core.journal->poisoned())
-    core.journal->poison(fmt::format("inode {}: an operation could not finish ({}); the next open finishes it", ino,
-                                     why.to_string()));
-  if (zero_blocks) core.runtime->seg().intents_abandoned.fetch_add(1, std::memory_order_acq_rel);
-  return Status::ok();
-}
-
-// One fallocate, with the inode lock held exclusively (no speculative blocks: trimmed
-// first). All or nothing across a crash, whatever its size (clause 1):
-//   - allocation (allocate modes, and a zero range's allocation of its holes) runs in
-//     budget-sized transactions; from the first that leaves work undone, a kIntentPrealloc
-//     intent makes a crash roll back what lies past the end of file (inside the file, the
-//     new unwritten blocks read as zeros: no content changes). An error undoes it
-//     (release_runs) and returns with the volume as it was;
-//   - the visible change of a punch or zero range is one transaction: the extents that
-//     straddle the range's edges are cut (the only steps that may need a tree node, so
-//     ENOSPC comes here, before anything is visible), the partial edge blocks zeroed
-//     through the journal, size and times set, and as much of the whole blocks inside
-//     punched or made unwritten as the budget allows; what is left is recorded as a
-//     kIntentPunch / kIntentZero intent in that same transaction, and the transactions
-//     that follow (which cannot fail for want of space) do it; a crash leaves it to the
-//     next open to complete. An error after that commit does not undo it: the call
-//     succeeds, the instance is poisoned and the next open completes it (unfinished).
-// A full intent table makes the transaction that needs a slot wait for one (it is
-// abandoned, nothing of it on media, and done again).
-Status fallocate_locked(VolumeCore& core, std::uint64_t ino, FallocKind kind, bool keep_size,
-                        std::uint64_t offset, std::uint64_t end, std::vector<runtime::PinRef>* to_break) {
-  core.settle_abandoned(ino);
-  const std::uint64_t alloc_first = offset / kBlockBytes;
-  const std::uint64_t alloc_end = ceil_blocks(end);
-  const std::uint64_t full_end = end / kBlockBytes;
-  const std::uint64_t full_lb = std::min(ceil_blocks(offset), full_end);
-  std::uint64_t alloc_lb = alloc_first;  // allocation done before this block
-  std::vector<BlockRange> allocated;     // by committed transactions of this call
-  std::optional<std::uint32_t> slot;     // the call's intent, on media
-  auto fail = [&](Status s) {
-    if (!allocated.empty()) release_runs(core, ino, allocated);
-    if (slot) release_intent(core, *slot);
-    return s;
-  };
-  std::uint64_t cur = full_lb;  // the inner work is done up to here (punch, zero range)
-  for (;;) {
-    bool need_slot = false, finished = false;
-    {
-      MetaTx mtx(core);
-      journal::Transaction& tx = mtx.tx();
-      if (Status w = core.check_writable(); !w.is_ok()) return fail(w);
-      auto loaded = core.load_inode(tx, ino);
-      if (!loaded.is_ok()) return fail(loaded.status());
-      Inode inode = *loaded;
-      if (Status t = check_file_type(inode); !t.is_ok()) return fail(t);
-      if (inode.flags & format::kInodeSealed) return fail(sealed_error(inode, "fallocate changes its block map"));
-      // Punch and zero range free or rewrite blocks (the edges through the journal): not
-      // under a mapping or lease.
-      if (kind != FallocKind::kAllocate) {
-        Status p = core.check_pins(inode, offset / kBlockBytes, ceil_blocks(end),
-                                   kind == FallocKind::kPunch ? "punch hole" : "zero range", to_break);
-        if (!p.is_ok()) return fail(p);
-      }
-      const std::uint64_t old_size = inode.size_bytes;
-      const bool grow = !keep_size && end > old_size && kind != FallocKind::kPunch;
-      MapEditor ed(core, tx, inode, fs::edit_budget_bytes(core));
-      bool complete = true;  // preparation and allocation are done
-      std::uint64_t next_alloc = alloc_lb, next_cur = cur;
-      std::vector<BlockRange> fresh;
-      Status st;
-      if (grow) st = ed.prepare_growth(old_size, end, end, &complete);
-      if (st.is_ok() && complete && kind != FallocKind::kPunch && next_alloc < alloc_end) {
-        st = ed.allocate(next_alloc, alloc_end - next_alloc, NewBlocks::kUnwritten, &next_alloc, &fresh);
-        complete = next_alloc >= alloc_end;
-      }
-      if (!st.is_ok()) return fail(st);
-      const std::int64_t now = fs::now_ns();
-      inode.ctime_ns = now;
-      std::optional<format::IntentRecord> want;  // the intent this transaction leaves
-      if (!complete) {
-        want = make_intent(format::kIntentPrealloc, inode, alloc_first, alloc_end);
-      } else if (kind == FallocKind::kAllocate) {
-        if (grow) {
-          inode.size_bytes = end;
-          inode.mtime_ns = now;
-        }
-        if (keep_size && alloc_end > ceil_blocks(inode.size_bytes)) inode.flags |= format::kInodeKeepsPastEnd;
-        finished = true;
-      } else {
-        // The visible change: edges, size, times, and as much of the inside as fits.
-        st = kind == FallocKind::kPunch ? ed.punch_edges(full_lb, full_end) : ed.convert_edges(full_lb, full_end, true);
-        for (const auto& [from, to] : partial_edges(offset, end, old_size)) {
-          if (st.is_ok()) st = ed.zero_logged(from, to - from);
-        }
-        if (st.is_ok() && next_cur < full_end) {
-          st = kind == FallocKind::kPunch ? ed.punch(next_cur, full_end - next_cur, &next_cur)
-                                          : ed.flip_inside(next_cur, full_end, true, &next_cur);
-        }
-        if (!st.is_ok()) return fail(st);
-        inode.mtime_ns = now;
-        if (grow) inode.size_bytes = end;
-        if (keep_size && kind == FallocKind::kZero && alloc_end > ceil_blocks(inode.size_bytes))
-          inode.flags |= format::kInodeKeepsPastEnd;
-        if (next_cur < full_end) {
-          want = make_intent(kind == FallocKind::kPunch ? format::kIntentPunch : format::kIntentZero, inode, next_cur,
-                             full_end);
-        } else {
-          finished = true;
-        }
-      }
-      if (Status f = ed.finish(); !f.is_ok()) return fail(f);
-      core.store_inode(tx, inode);
-      std::optional<std::uint32_t> new_slot = slot;
-      if (want) {
-        if (!new_slot) {
-          auto free_slot = core.find_free_intent(tx, 0);
-          if (!free_slot.is_ok()) return fail(free_slot.status());
-          if (!*free_slot) need_slot = true;  // abandon this transaction and wait for a slot
-          new_slot = *free_slot;
-        }
-        if (new_slot) core.store_intent(tx, *new_slot, *want);
-      } else if (slot) {
-        core.clear_intent(tx, *slot);
-        new_slot.reset();
-      }
-      if (!need_slot) {
-        if (Status c = mtx.commit(); !c.is_ok()) return fail(c);
-        slot = new_slot;
-        alloc_lb = next_alloc;
-        cur = next_cur;
-        allocated.insert(allocated.end(), fresh.begin(), fresh.end());
-        if (finished) return Status::ok();
-        if (complete && kind != FallocKind::kAllocate) break;  // the visible change committed
-      }
-    }
-    if (need_slot) {
-      if (Status w = core.wait_for_free_intent(ino); !w.is_ok()) return fail(w);
-    }
-  }
-  // The punch or zero range has happened (its intent is on media): the inside, a budget
-  // at a time. Nothing here needs space, so only a failed persist or damage can stop it.
-  const bool punch = kind == FallocKind::kPunch;
-  for (;;) {
-    MetaTx mtx(core);
-    journal::Transaction& tx = mtx.tx();
-    if (Status w = core.check_writable(); !w.is_ok()) return unfinished(core, ino, w, true);
-    auto inode = core.load_inode(tx, ino);
-    if (!inode.is_ok()) return unfinished(core, ino, inode.status(), true);
-    MapEditor ed(core, tx, *inode, fs::edit_budget_bytes(core));
-    std::uint64_t done = cur;
-    Status st = punch ? ed.punch(cur, full_end - cur, &done) : ed.flip_inside(cur, full_end, true, &done);
-    if (st.is_ok()) st = ed.finish();
-    if (!st.is_ok()) return unfinished(core, ino, st, true);
-    core.store_inode(tx, *inode);
-    if (done >= full_end) {
-      core.clear_intent(tx, *slot);
-    } else {
-      core.store_intent(tx, *slot, make_intent(punch ? format::kIntentPunch : format::kIntentZero, *inode, done, full_end));
-    }
-    if (Status c = mtx.commit(); !c.is_ok()) return unfinished(core, ino, c, true);
-    cur = done;
-    if (cur >= full_end) return Status::ok();
-  }
 }
 
 }  // namespace
