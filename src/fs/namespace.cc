@@ -332,7 +332,8 @@ Status Volume::rmdir(std::string_view path) {
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
   Resolver res(core, mtx.tx());
-  PMEMFS_ASSIGN_OR_RETURN(auto p, res.parent(path));
+  Resolver::Parent p{};
+  PMEMFS_ASSIGN_OR_RETURN(p, res.parent(path));
   if (p.name == ".") return Status::error(EINVAL, fmt::format("rmdir {}: '.' cannot be removed", std::string(path)));
   if (p.name == "..") return Status::error(ENOTEMPTY, fmt::format("rmdir {}: '..' is not empty", std::string(path)));
   if (!p.exists) return Status::error(ENOENT, fmt::format("rmdir {}: no such directory", std::string(path)));
