@@ -357,7 +357,10 @@ Status Volume::rmdir_at(InodeRef dir, std::string_view name) {
   auto& core = *core_;
   MetaTx mtx(core);
   PMEMFS_TRY(core.check_writable());
-  PMEMFS_ASSIGN_OR_RETURN(auto p, child_of(core, mtx.tx(), dir, name, false));
+  // Declared value-initialised: GCC 12 warns (-Wmaybe-uninitialized, a false positive) on
+  // p.name when p is declared by the macro.
+  Resolver::Parent p{};
+  PMEMFS_ASSIGN_OR_RETURN(p, child_of(core, mtx.tx(), dir, name, false));
   if (p.name == ".") return Status::error(EINVAL, fmt::format("rmdir {}: '.' cannot be removed", fs::where(p)));
   if (p.name == "..") return Status::error(ENOTEMPTY, fmt::format("rmdir {}: '..' is not empty", fs::where(p)));
   if (!p.exists) return Status::error(ENOENT, fmt::format("rmdir {}: no such directory", fs::where(p)));
