@@ -6,7 +6,7 @@
 // level. Leaves are slotted: a sorted array of 2-byte slots after the header, entries
 // (key, length, value) in a heap growing down from the node's end, so an insert changes a
 // few cache lines rather than half a node (the journal logs dirty lines only). The byte
-// layout is in btree.cc's opening comment and docs/format.md.
+// layout is in btree_node.h's opening comment and docs/format.md.
 //
 // Every node read is verified (checksum, magic, self block, owner, kind, level, count,
 // slot bounds, key order within the node, keys within the range its parent gives it)

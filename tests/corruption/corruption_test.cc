@@ -374,7 +374,7 @@ const Template& orphan_template() {
 
 // ------------------------------------------------------------------------ damage tools
 
-// A 4 KiB B+tree node, edited as bytes (btree.cc's layout: NodeHeader, then internal
+// A 4 KiB B+tree node, edited as bytes (btree_node.h's layout: NodeHeader, then internal
 // entries {key, child} of 16 bytes, or leaf slots of 2 bytes pointing at {key u64,
 // length u16, value}).
 struct Node {
