@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -290,6 +291,10 @@ Result<KillReport> run_kill_driver(const KillOptions& o) {
     if (!why.empty()) return Status::error(EUCLEAN, "kill driver: before the first kill, " + why);
   }
   std::uint64_t next_op = 0;
+  // How long a child takes from fork to "store open", as last seen: early kills land at a
+  // random moment inside it. A fixed window would be all opening on a slow machine and
+  // all running on a fast one (a child opens in well under a millisecond there).
+  std::uint64_t open_us = 2000;
 
   for (std::uint64_t round = 0; round < o.kills; ++round) {
     int fds[2];
@@ -315,9 +320,13 @@ Result<KillReport> run_kill_driver(const KillOptions& o) {
     const auto forked = Clock::now();
     Round r;
     if (mode == Mode::kEarly) {
-      wait_reading(fds[0], r, forked + std::chrono::microseconds(timing.below(2000)), [] { return false; });
+      wait_reading(fds[0], r, forked + std::chrono::microseconds(timing.below(open_us)), [] { return false; });
     } else {
       wait_reading(fds[0], r, forked + kOpenTimeout, [&] { return r.ready || !r.error.empty(); });
+      if (r.ready)
+        open_us = std::max<std::uint64_t>(
+            1, static_cast<std::uint64_t>(
+                   std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - forked).count()));
       if (mode == Mode::kRunning) {
         wait_reading(fds[0], r, Clock::now() + std::chrono::microseconds(timing.below(o.max_run_us + 1)),
                      [] { return false; });
