@@ -36,6 +36,10 @@ static_assert(std::endian::native == std::endian::little, "pmemfs's format is li
 // ---------------------------------------------------------------------------- constants
 
 inline constexpr std::uint32_t kBlockBytes = 4096;
+// Blocks that hold `bytes` bytes (a partial last block counts).
+inline constexpr std::uint64_t ceil_blocks(std::uint64_t bytes) {
+  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
+}
 inline constexpr std::uint32_t kBlockShift = 12;
 inline constexpr std::uint32_t kGroupBlocks = 512;  // 2 MiB of 4 KiB blocks
 inline constexpr std::uint64_t kGroupBytes = std::uint64_t{kGroupBlocks} * kBlockBytes;

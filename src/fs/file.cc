@@ -53,7 +53,7 @@
 namespace pmemfs {
 
 using fs::BlockRange;
-using fs::ceil_blocks;
+using format::ceil_blocks;
 using fs::check_file_type;
 using fs::fallocate_locked;
 using fs::FallocKind;
@@ -69,10 +69,6 @@ using format::kBlockBytes;
 
 // Shared with fallocate.cc (fs/file_internal.h).
 namespace fs {
-
-std::uint64_t ceil_blocks(std::uint64_t bytes) {
-  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
-}
 
 Status check_file_type(const Inode& inode) {
   if (S_ISDIR(inode.mode)) return Status::error(EISDIR, fmt::format("inode {} is a directory", inode.ino));

@@ -9,10 +9,10 @@
 
 namespace pmemfs::fs {
 
+using format::ceil_blocks;
+
 // file.cc.
 
-// `bytes` rounded up to whole blocks.
-std::uint64_t ceil_blocks(std::uint64_t bytes);
 // EISDIR or EINVAL unless `inode` is a regular file.
 Status check_file_type(const format::Inode& inode);
 // ETXTBSY: `inode` is sealed, and `what` says what that forbids.

@@ -62,9 +62,7 @@ std::span<const std::byte> bytes_of(const ExtentValue& v) {
   return std::as_bytes(std::span<const ExtentValue, 1>(&v, 1));
 }
 
-std::uint64_t ceil_blocks(std::uint64_t bytes) {
-  return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0);
-}
+using format::ceil_blocks;
 
 Status bad_inode(const VolumeCore& core, const Inode& n, std::string_view what) {
   return core.note_corruption(Status::error(kErrCorrupt, fmt::format("inode {} at offset {}: block map: {}", n.ino,

@@ -59,7 +59,7 @@ std::uint64_t intent_checksum(const IntentRecord& rec, std::uint64_t seed, std::
 constexpr std::uint64_t kAllSlots =
     format::kIntentSlots == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << format::kIntentSlots) - 1;
 
-std::uint64_t ceil_blocks(std::uint64_t bytes) { return bytes / kBlockBytes + (bytes % kBlockBytes != 0 ? 1 : 0); }
+using format::ceil_blocks;
 
 const char* kind_name(std::uint16_t kind) {
   switch (kind) {

@@ -18,9 +18,7 @@ std::uint64_t slot_offset(std::uint32_t slot) {
   return format::kIntentTableOffset + std::uint64_t{slot} * format::kIntentRecordBytes;
 }
 
-std::uint64_t ceil_blocks(std::uint64_t bytes) {
-  return bytes / format::kBlockBytes + (bytes % format::kBlockBytes != 0 ? 1 : 0);
-}
+using format::ceil_blocks;
 
 void problem(FsckReport& report, std::string structure, std::uint64_t offset, std::string message) {
   report.problems.push_back(FsckProblem{std::move(structure), offset, std::move(message), false});
