@@ -11,10 +11,12 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fs/core.h"
@@ -98,6 +100,24 @@ class SharedVolume : public ::testing::Test {
   // pid. The child exits 0 when body returns true.
   pid_t spawn(const std::function<bool(Volume&)>& body) {
     return testutil::spawn_with_volume(path_, body);
+  }
+  // Runs `body` in such a process, which then holds its instance (and whatever body took)
+  // until it is killed; returns its pid once body has run, and whether body succeeded
+  // ('y' or 'n'; 0 when the child ended without saying).
+  std::pair<pid_t, char> spawn_holding(const std::function<bool(Volume&)>& body) {
+    int ready[2];
+    if (pipe(ready) != 0) return {-1, 0};
+    const pid_t pid = spawn([&](Volume& v) {
+      const char c = body(v) ? 'y' : 'n';
+      if (write(ready[1], &c, 1) != 1) return false;
+      pause();
+      return true;
+    });
+    close(ready[1]);
+    char c = 0;
+    if (read(ready[0], &c, 1) != 1) c = 0;
+    close(ready[0]);
+    return {pid, c};
   }
 
   testutil::TempDir dir_{"/dev/shm"};
@@ -207,24 +227,16 @@ TEST_F(SharedVolume, ProcessesCreateWriteAndRemoveAtOnce) {
 }
 
 TEST_F(SharedVolume, AProcessKilledHoldingTheMetadataLockLeavesItToTheOthers) {
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t pid = spawn([&](Volume& v) {
+  const auto [pid, c] = spawn_holding([](Volume& v) {
     // Takes the metadata lock and sits on it until killed.
     fs::core_of(v).meta_lock.lock();
-    char c = 'y';
-    if (write(ready[1], &c, 1) != 1) return false;
-    pause();
     return true;
   });
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ASSERT_NE(c, 0);
   kill(pid, SIGKILL);
   EXPECT_EQ(wait_exit(pid), 128 + SIGKILL);
   ASSERT_TRUE(a_->mkdir("/after").is_ok()) << "the lock was not taken over";
   EXPECT_TRUE(b_->stat("/after").is_ok());
-  close(ready[0]);
-  close(ready[1]);
 }
 
 // A process killed at the journal's fault points: after the ring's fence (committed, not
@@ -261,17 +273,14 @@ INSTANTIATE_TEST_SUITE_P(Points, KilledMidCommit, ::testing::Values(0, 1),
 TEST_F(SharedVolume, OrphansOnlyADeadProcessHeldAreFreed) {
   ASSERT_TRUE(write_file(*a_, "/big", std::string(4 << 20, 'b')).is_ok());
   const std::uint64_t with = free_blocks(*a_);
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t pid = spawn([&](Volume& v) {
+  // The child's File stays open until it is killed.
+  std::optional<File> held;
+  const auto [pid, c] = spawn_holding([&](Volume& v) {
     auto f = v.open_file("/big", O_RDONLY);
-    char c = f.is_ok() ? 'y' : 'n';
-    if (write(ready[1], &c, 1) != 1) return false;
-    pause();
+    if (!f.is_ok()) return false;
+    held.emplace(std::move(*f));
     return true;
   });
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
   ASSERT_EQ(c, 'y');
   ASSERT_TRUE(a_->unlink("/big").is_ok());
   const std::uint64_t after_unlink = free_blocks(*a_);
@@ -282,8 +291,6 @@ TEST_F(SharedVolume, OrphansOnlyADeadProcessHeldAreFreed) {
   const std::uint64_t freed = after_unlink + (4 << 20) / 4096;
   for (int i = 0; i < 50 && free_blocks(*a_) != freed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(free_blocks(*a_), freed);
-  close(ready[0]);
-  close(ready[1]);
 }
 
 // A read-only open decides between the live state and a private replay by whether a
@@ -454,16 +461,7 @@ TEST_F(SharedVolume, FreezeStopsChangesInEveryInstanceUntilThaw) {
 TEST_F(SharedVolume, AFreezerThatDiesLeavesTheVolumeThawed) {
   for (int round = 0; round < 10; ++round) {
     SCOPED_TRACE(fmt::format("round {}", round));
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t pid = spawn([&](Volume& v) {
-      char c = v.freeze().is_ok() ? 'y' : 'n';
-      if (write(ready[1], &c, 1) != 1) return false;
-      pause();
-      return true;
-    });
-    char c;
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    const auto [pid, c] = spawn_holding([](Volume& v) { return v.freeze().is_ok(); });
     ASSERT_EQ(c, 'y');
     EXPECT_TRUE(a_->frozen());
     kill(pid, SIGKILL);
@@ -471,8 +469,6 @@ TEST_F(SharedVolume, AFreezerThatDiesLeavesTheVolumeThawed) {
     const Status after = a_->mkdir(fmt::format("/after{}", round));
     ASSERT_TRUE(after.is_ok()) << "still frozen by a dead process: " << after.to_string();
     EXPECT_FALSE(b_->frozen());
-    close(ready[0]);
-    close(ready[1]);
   }
 }
 
