@@ -10,7 +10,7 @@
 // partly used groups first, so small files do not eat whole 2 MiB groups. Known bad blocks
 // (groups flagged kGroupFlagBadBlocks) are skipped for data.
 //
-// In detail (alloc.cc): large requests scan descriptors circularly from the goal's group
+// In detail (block_alloc.cc): large requests scan descriptors circularly from the goal's group
 // (else a hint past the last large run) for consecutive wholly free groups, taking the
 // first run of ceil(want / 512) groups, else the longest seen within 8192 further groups;
 // the run starts at its first group's block 0 and may end inside its last group. Small

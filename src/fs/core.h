@@ -9,7 +9,8 @@
 //   dir.cc        directory entries in a B+tree keyed by name hash
 //   namespace.cc  path resolution and the Volume's namespace operations
 //   filemap.cc    a file's block map: inline extents, extent tree, allocation, punching
-//   file.cc       File: read/write/truncate/seek (fallocate's modes: fallocate.cc)
+//   file.cc       File: the handle, read/truncate/seek (fallocate's modes: fallocate.cc)
+//   write.cc      a file's write path: in place, small, large; speculative preallocation
 //   seal.cc       sealing a block map (moving a fragmented file's data to one run)
 //   pin.cc        mappings, leases and extents: pins in the runtime's table
 //   volume.cc     format (mkfs), open (recovery), statfs, info
@@ -272,9 +273,9 @@ struct VolumeCore {
   std::unique_ptr<alloc::InodeAllocator> ialloc;
   btree::Context bctx;
   btree::VerifiedNodes verified_nodes;  // bctx.verified points here
-  // Speculative preallocation (file.cc): per inode, the block range [first, end) this
+  // Speculative preallocation (write.cc): per inode, the block range [first, end) this
   // process mapped unwritten past the end of a file being appended to, and the intent
-  // slot (kIntentSpeculative) that records it on media; trimmed at close.
+  // slot (kIntentSpeculative) that records it on media; trimmed at close (file.cc).
   bool speculative_enabled = true;  // PMEMFS_NO_SPECULATIVE=1 at open turns it off
   struct SpeculativeRange {
     std::uint64_t first = 0, end = 0;

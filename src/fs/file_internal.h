@@ -1,7 +1,11 @@
-// fs/file_internal.h — what file.cc and fallocate.cc share (internal to src/fs/).
+// fs/file_internal.h — what file.cc, write.cc and fallocate.cc share (internal to src/fs/).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <shared_mutex>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -23,6 +27,57 @@ format::IntentRecord make_intent(std::uint16_t kind, const format::Inode& inode,
 // The remaining work of an operation already recorded on media failed: poisons the
 // instance and returns ok (the operation has happened; see file.cc).
 Status unfinished(VolumeCore& core, std::uint64_t ino, const Status& why, bool zero_blocks);
+
+// file.cc and write.cc: the data path's lookups, inline (they are on the path of every read
+// and write).
+
+// Mappings looked up per hold of the shared meta_lock.
+inline constexpr std::size_t kMapBatch = 32;
+
+// The byte address of file offset `pos` inside mapping m (m must map pos's block).
+inline std::byte* media_at(VolumeCore& core, const VolumeCore::Mapping& m, std::uint64_t pos) {
+  return core.base() + m.physical * format::kBlockBytes + (pos - m.logical * format::kBlockBytes);
+}
+
+// Byte offset of the end of mapping m.
+inline std::uint64_t end_bytes(const VolumeCore::Mapping& m) {
+  return (m.logical + m.count) * format::kBlockBytes;
+}
+
+inline Result<format::Inode> load_shared(VolumeCore& core, std::uint64_t ino) {
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
+  auto r = core.media();
+  return core.load_inode(r, ino);
+}
+
+// The mappings covering [pos, end) from pos on, at most kMapBatch, looked up under one
+// hold of the shared meta_lock (the caller holds the inode lock, so they stay valid).
+inline Result<std::size_t> gather(VolumeCore& core, const format::Inode& inode, std::uint64_t pos,
+                                  std::uint64_t end,
+                                  std::array<VolumeCore::Mapping, kMapBatch>& out) {
+  std::shared_lock<fs::MetaLock> ml(core.meta_lock);
+  auto r = core.media();
+  std::size_t n = 0;
+  while (n < kMapBatch && pos < end) {
+    PMEMFS_ASSIGN_OR_RETURN(VolumeCore::Mapping m,
+                            core.map_lookup(r, inode, pos / format::kBlockBytes));
+    out[n++] = m;
+    pos = end_bytes(m);
+  }
+  return n;
+}
+
+// write.cc.
+
+struct WriteResult {
+  std::size_t bytes = 0;
+  std::uint64_t end_offset = 0;  // offset after the last byte written
+};
+
+// One write (File::pwrite, File::write) of `data` at `offset`, or at the end of file when
+// `append`; a short count after an error (see the top of write.cc).
+Result<WriteResult> write_at(VolumeCore& core, std::uint64_t ino, std::span<const std::byte> data,
+                             std::uint64_t offset, bool append);
 
 // fallocate.cc.
 

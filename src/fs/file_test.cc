@@ -411,7 +411,7 @@ TEST_F(FileTest, AppendsStayOneExtent) {
   EXPECT_TRUE(get_all(r) == all);
 }
 
-// Speculative preallocation (file.cc): appends past 64 KiB map unwritten blocks ahead,
+// Speculative preallocation (write.cc): appends past 64 KiB map unwritten blocks ahead,
 // invisible to reads and stat's size, and a close gives them back; an explicit
 // fallocate is never taken back; a nearly full volume gets none.
 TEST_F(FileTest, SpeculativePreallocationIsInvisibleAndTrimmedAtClose) {
