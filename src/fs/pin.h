@@ -49,6 +49,11 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
 // shipped library (common/hooks_shipped.cc).
 struct SealingBugs {
   bool swap_before_copy = false;  // relocation publishes the new map before copying into it
+  // A growth through a mapping (device-dax units) zeroes and re-writes the tail of the unit
+  // that held the old end of file in a transaction of its own after the growth's, instead
+  // of in the growth's last one: a crash between them leaves that unit part data, part
+  // unwritten blocks.
+  bool tail_fill_after_growth = false;
 };
 SealingBugs& sealing_bugs();
 const SealingBugs& active_sealing_bugs();

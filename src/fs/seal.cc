@@ -111,6 +111,44 @@ Status trim_from(VolumeCore& core, std::uint64_t ino, std::uint64_t from) {
   }
 }
 
+// Zeroes the unwritten pieces of file blocks [from, to) on media (the caller drains
+// before it turns them written); *zeroed tells whether there were any.
+Status zero_unwritten(VolumeCore& core, MapEditor& ed, std::uint64_t ino, std::uint64_t from, std::uint64_t to,
+                      bool* zeroed) {
+  for (std::uint64_t cur = from; cur < to;) {
+    PMEMFS_ASSIGN_OR_RETURN(auto m, ed.lookup(cur));
+    const std::uint64_t k = std::min(m.count, to - cur);
+    if (m.physical != 0 && m.unwritten) {
+      PMEMFS_TRY(core.journal->prepare_inplace(m.physical * kBlockBytes, k * kBlockBytes));
+      if (core.persister().memset_nodrain(core.base() + m.physical * kBlockBytes, 0, k * kBlockBytes) != 0)
+        return Status::error(EIO, fmt::format("inode {}: zeroing unwritten blocks failed", ino));
+      *zeroed = true;
+    }
+    cur += k;
+  }
+  return Status::ok();
+}
+
+// Planted bug tail_fill_after_growth (tests only): the unit tail zeroed and turned
+// written in a transaction of its own, after the growth's last one has committed.
+Status fill_tail_alone(VolumeCore& core, std::uint64_t ino, std::uint64_t tail_first, std::uint64_t tail_end) {
+  MetaTx mtx(core);
+  journal::Transaction& tx = mtx.tx();
+  PMEMFS_TRY(core.check_writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode inode, core.load_inode(tx, ino));
+  MapEditor ed(core, tx, inode, edit_budget_bytes(core));
+  bool zeroed = false;
+  PMEMFS_TRY(zero_unwritten(core, ed, ino, tail_first, tail_end, &zeroed));
+  if (zeroed) {
+    core.persister().drain();
+    std::uint64_t converted = tail_first;
+    PMEMFS_TRY(ed.convert(tail_first, tail_end - tail_first, false, &converted));
+  }
+  PMEMFS_TRY(ed.finish());
+  core.store_inode(tx, inode);
+  return mtx.commit();
+}
+
 }  // namespace
 
 // Step 4 (and step 2), and a writable mapping's allocation (pin.cc).
@@ -126,6 +164,7 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
   // mapping's or the seal's unit: kInodeKeepsPastEnd, or the seal flag).
   std::optional<std::uint32_t> slot;
   bool wait_slot = false;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> tail_alone;  // planted bug only
   for (;;) {
     if (wait_slot) PMEMFS_TRY(core.wait_for_free_intent(ino));
     wait_slot = false;
@@ -146,25 +185,9 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
       grown = complete;
     }
     if (complete && lb < end) PMEMFS_TRY(ed.allocate(lb, end - lb, NewBlocks::kZeroed, &done, nullptr));
-    // Zeroes the unwritten pieces of [from, to) on media (drained by the caller before
-    // they are turned written).
-    bool zeroed = false;
-    auto zero_unwritten = [&](std::uint64_t from, std::uint64_t to) -> Status {
-      for (std::uint64_t cur = from; cur < to;) {
-        PMEMFS_ASSIGN_OR_RETURN(auto m, ed.lookup(cur));
-        const std::uint64_t k = std::min(m.count, to - cur);
-        if (m.physical != 0 && m.unwritten) {
-          PMEMFS_TRY(core.journal->prepare_inplace(m.physical * kBlockBytes, k * kBlockBytes));
-          if (core.persister().memset_nodrain(core.base() + m.physical * kBlockBytes, 0, k * kBlockBytes) != 0)
-            return Status::error(EIO, fmt::format("inode {}: zeroing unwritten blocks failed", ino));
-          zeroed = true;
-        }
-        cur += k;
-      }
-      return Status::ok();
-    };
     // The allocated prefix [lb, done): zero its unwritten pieces and turn them written.
-    PMEMFS_TRY(zero_unwritten(lb, done));
+    bool zeroed = false;
+    PMEMFS_TRY(zero_unwritten(core, ed, ino, lb, done, &zeroed));
     // Device-dax maps whole units. Growing the size turned the blocks past the old end of
     // file unwritten (prepare_growth), among them those an earlier mapping's allocation
     // kept to fill the unit that holds the old end; left so, that unit would be part data,
@@ -174,8 +197,10 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
     const std::uint64_t unit = core.map_unit_blocks();
     const std::uint64_t tail_first = eof_block;
     const std::uint64_t tail_end = std::min(first, ceil_div(eof_block, unit) * unit);
-    const bool fill_tail = complete && done >= end && grow_to > inode.size_bytes && unit > 1 && tail_first < tail_end;
-    if (fill_tail) PMEMFS_TRY(zero_unwritten(tail_first, tail_end));
+    const bool wants_tail = complete && done >= end && grow_to > inode.size_bytes && unit > 1 && tail_first < tail_end;
+    const bool tail_later = wants_tail && active_sealing_bugs().tail_fill_after_growth;
+    const bool fill_tail = wants_tail && !tail_later;
+    if (fill_tail) PMEMFS_TRY(zero_unwritten(core, ed, ino, tail_first, tail_end, &zeroed));
     if (zeroed) {
       core.persister().drain();
       std::uint64_t converted = lb;
@@ -222,8 +247,13 @@ Status fill_range(VolumeCore& core, std::uint64_t ino, std::uint64_t first, std:
       reported = (lb - first) * kBlockBytes;
       options->progress(std::min(reported, total), total);
     }
-    if (complete) return Status::ok();
+    if (complete) {
+      tail_alone = tail_later ? std::optional(std::pair(tail_first, tail_end)) : std::nullopt;
+      break;
+    }
   }
+  if (tail_alone) PMEMFS_TRY(fill_tail_alone(core, ino, tail_alone->first, tail_alone->second));
+  return Status::ok();
 }
 
 namespace {
